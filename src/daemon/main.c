@@ -1,0 +1,5 @@
+/* main.c — placeholder for powermeterd. */
+int main(void)
+{
+	return 1;
+}

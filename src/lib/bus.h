@@ -1,0 +1,1 @@
+/* bus.h — placeholder, being written. */

@@ -1,0 +1,24 @@
+/* devstate.h — what the daemon knows about each module's health: kept by its
+ * poller, shown in the snapshot, STATUS= and the logs. */
+#ifndef PM_DEVSTATE_H
+#define PM_DEVSTATE_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+struct pm_device_state {
+	bool up;			/* the last read succeeded */
+	int64_t last_success_ms;	/* Unix ms, 0: never */
+	int64_t last_attempt_ms;	/* Unix ms, 0: never */
+	unsigned consecutive_failures;
+	int last_error;			/* 0 or a negative pm/errno code */
+	uint64_t reads;			/* successful reads */
+	uint64_t failures;		/* failed reads, all kinds */
+	uint64_t timeouts;		/* -ETIMEDOUT */
+	uint64_t crc_errors;		/* -PM_ECRC */
+	uint64_t frame_errors;		/* -PM_EFRAME, -PM_EUNIT */
+	uint64_t exceptions;		/* -PM_EEXCEPTION */
+	uint64_t io_errors;		/* port missing, unplugged, busy, ... */
+};
+
+#endif

@@ -1,0 +1,1 @@
+/* drivers.c — placeholder, being written. */

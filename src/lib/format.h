@@ -1,0 +1,1 @@
+/* format.h — placeholder, being written. */

@@ -1,0 +1,1 @@
+/* hdhk.c — placeholder, being written. */

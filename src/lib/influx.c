@@ -1,0 +1,1 @@
+/* influx.c — placeholder, being written. */

@@ -1,0 +1,1 @@
+/* influx.h — placeholder, being written. */

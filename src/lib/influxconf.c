@@ -1,0 +1,1 @@
+/* influxconf.c — placeholder, being written. */

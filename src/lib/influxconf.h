@@ -1,0 +1,1 @@
+/* influxconf.h — placeholder, being written. */

@@ -1,0 +1,1 @@
+/* lineproto.c — placeholder, being written. */

@@ -1,0 +1,1 @@
+/* lineproto.h — placeholder, being written. */

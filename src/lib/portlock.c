@@ -1,0 +1,1 @@
+/* portlock.c — placeholder, being written. */

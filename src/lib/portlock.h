@@ -1,0 +1,1 @@
+/* portlock.h — placeholder, being written. */

@@ -1,0 +1,1 @@
+/* sink_influx.c — placeholder, being written. */

@@ -1,0 +1,1 @@
+/* sink_snapshot.c — placeholder, being written. */

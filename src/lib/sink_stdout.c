@@ -1,0 +1,1 @@
+/* sink_stdout.c — placeholder, being written. */

@@ -1,0 +1,1 @@
+/* sinks.c — placeholder, being written. */

@@ -1,0 +1,1 @@
+/* snapshot.h — placeholder, being written. */

@@ -1,0 +1,1 @@
+/* spool.c — placeholder, being written. */

@@ -1,0 +1,1 @@
+/* spool.h — placeholder, being written. */

@@ -1,0 +1,5 @@
+/* main.c — placeholder for hdhk-sim. */
+int main(void)
+{
+	return 1;
+}
