@@ -1,12 +1,165 @@
-/* cmd_read.c — placeholder, being written. */
+/* cmd_read.c — `powermeter read`: reads the modules over the bus and prints
+ * the seed's JSON, a table or line protocol. A device that fails is left out
+ * with one warning on stderr; the others are still printed. */
+#include <errno.h>
+#include <getopt.h>
 #include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <powermeter/powermeter.h>
 
 #include "cli.h"
+#include "config.h"
+#include "log.h"
+
+static void read_usage(FILE *f)
+{
+	fprintf(f,
+		"usage: powermeter read [-c CONFIG] [-f json|table|influx] [-d ID]\n"
+		"  -c, --config PATH   config file (default %s)\n"
+		"  -f, --format FMT    json (the seed's output, default), table,\n"
+		"                      or influx (InfluxDB line protocol)\n"
+		"  -d, --device ID     read only the device with this id\n",
+		PM_DEFAULT_CONFIG);
+}
+
+static int parse_format(const char *s, enum pm_format *format)
+{
+	if (!strcmp(s, "json"))
+		*format = PM_FORMAT_JSON;
+	else if (!strcmp(s, "table"))
+		*format = PM_FORMAT_TABLE;
+	else if (!strcmp(s, "influx"))
+		*format = PM_FORMAT_INFLUX;
+	else
+		return -EINVAL;
+	return 0;
+}
+
+/* Loads the config, printing why it is bad. 0, or the exit status. */
+int cli_load_config(const char *path, struct pm_config **cfg)
+{
+	char *errors = NULL;
+	int r = pm_config_load(cfg, path, &errors);
+
+	if (r == -PM_ECONFIG) {
+		fputs(errors ? errors : "invalid configuration\n", stderr);
+		if (errors && *errors && errors[strlen(errors) - 1] != '\n')
+			fputc('\n', stderr);
+		free(errors);
+		return PM_EXIT_CONFIG;
+	}
+	if (r < 0) {
+		log_err("%s: %s", path ? path : PM_DEFAULT_CONFIG, pm_strerror(r));
+		return PM_EXIT_CONFIG;
+	}
+	return 0;
+}
+
+/* Parses a device id option. 0 or -EINVAL. */
+int cli_parse_device_id(const char *s, int *id)
+{
+	char *end;
+	long v;
+
+	errno = 0;
+	v = strtol(s, &end, 10);
+	if (errno || end == s || *end || v < 0 || v > 0x7fffffff)
+		return -EINVAL;
+	*id = (int)v;
+	return 0;
+}
 
 int cmd_read(int argc, char **argv)
 {
-	(void)argc;
-	(void)argv;
-	fprintf(stderr, "powermeter: 'read' is not implemented yet\n");
-	return 2;
+	static const struct option options[] = {
+		{ "config", required_argument, NULL, 'c' },
+		{ "format", required_argument, NULL, 'f' },
+		{ "device", required_argument, NULL, 'd' },
+		{ "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 },
+	};
+	enum pm_format format = PM_FORMAT_JSON;
+	const char *path = NULL, *measurement = NULL;
+	struct pm_config *cfg = NULL;
+	pm_readings *r = NULL;
+	int device_id = -1, c, err, status;
+	char *text = NULL;
+
+	optind = 1;
+	while ((c = getopt_long(argc, argv, "c:f:d:h", options, NULL)) != -1) {
+		switch (c) {
+		case 'c':
+			path = optarg;
+			break;
+		case 'f':
+			if (parse_format(optarg, &format) < 0) {
+				log_err("unknown format '%s' (json, table, influx)",
+					optarg);
+				return 2;
+			}
+			break;
+		case 'd':
+			if (cli_parse_device_id(optarg, &device_id) < 0) {
+				log_err("invalid device id '%s'", optarg);
+				return 2;
+			}
+			break;
+		case 'h':
+			read_usage(stdout);
+			return 0;
+		default:
+			read_usage(stderr);
+			return 2;
+		}
+	}
+	if (optind != argc) {
+		read_usage(stderr);
+		return 2;
+	}
+
+	status = cli_load_config(path, &cfg);
+	if (status)
+		return status;
+	if (cfg->influx && cfg->influx->measurement)
+		measurement = cfg->influx->measurement;
+
+	err = pm_read(cfg, device_id, PM_SOURCE_BUS, &r);
+	if (err == -ENOENT) {
+		log_err("%s: no device with id %d", cfg->path, device_id);
+		status = 2;
+		goto out;
+	}
+	if (err < 0) {
+		log_err("reading failed: %s", pm_strerror(err));
+		status = 1;
+		goto out;
+	}
+	for (size_t d = 0; d < cfg->n_devices; d++) {
+		const char *why = pm_readings_error(r, cfg->devices[d].id);
+
+		if (why)
+			log_warning("%s", why);
+	}
+	err = pm_readings_format(r, format, measurement, &text);
+	if (err < 0) {
+		log_err("formatting failed: %s", pm_strerror(err));
+		status = 1;
+		goto out;
+	}
+	fputs(text, stdout);
+	if (format == PM_FORMAT_JSON)
+		fputc('\n', stdout);	/* the seed print()ed its json.dumps() */
+	if (fflush(stdout) != 0) {
+		log_err("writing the output: %s", strerror(errno));
+		status = 1;
+		goto out;
+	}
+	status = pm_readings_failed(r) ? 1 : 0;
+out:
+	free(text);
+	pm_readings_free(r);
+	pm_config_free(cfg);
+	return status;
 }

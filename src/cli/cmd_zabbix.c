@@ -1,12 +1,267 @@
-/* cmd_zabbix.c — placeholder, being written. */
+/* cmd_zabbix.c — `powermeter zabbix discovery|status`: low-level discovery
+ * of the configured inputs and modules, and each module's health for
+ * triggers. Neither touches a serial port: discovery comes from the config,
+ * status from powermeterd's snapshot. */
+#include <errno.h>
+#include <getopt.h>
 #include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
 
+#include <powermeter/powermeter.h>
+
+#include "buf.h"
 #include "cli.h"
+#include "config.h"
+#include "format.h"
+#include "log.h"
+#include "snapshot.h"
+#include "timeutil.h"
+
+#define ZABBIX_TEXT_MAX (64u * 1024 * 1024)
+
+static void zabbix_usage(FILE *f)
+{
+	fprintf(f,
+		"usage: powermeter zabbix discovery [-c CONFIG]\n"
+		"       powermeter zabbix status [-c CONFIG]\n"
+		"  discovery  Zabbix LLD JSON of the configured inputs\n"
+		"             ({#ID}, {#DEVICE_ID}, {#INPUT}, {#NAME}, {#KEY}, ...)\n"
+		"  status     powermeterd's snapshot age and every module's health\n"
+		"  -c, --config PATH   config file (default %s)\n",
+		PM_DEFAULT_CONFIG);
+}
+
+/* {#KEY} is "<device id>.<input letter>": it stays with the circuit when
+ * devices or inputs are added to the config, unlike {#ID}. */
+static int discovery_format(const struct pm_config *cfg, struct pm_buf *b)
+{
+	size_t n = 0;
+	int r;
+
+	r = pm_buf_adds(b, "[");
+	for (size_t d = 0; d < cfg->n_devices && !r; d++) {
+		const struct pm_device *dev = &cfg->devices[d];
+
+		for (size_t i = 0; i < dev->n_inputs && !r; i++) {
+			const struct pm_input *in = &dev->inputs[i];
+			char letter = pm_channel_letter(in->channel);
+
+			r = pm_buf_printf(b, "%s\n    {\"{#ID}\": %d, "
+					  "\"{#DEVICE_ID}\": %d, \"{#INPUT}\": "
+					  "\"%c\", \"{#NAME}\": ", n++ ? "," : "",
+					  in->id, dev->id, letter);
+			if (!r)
+				r = pm_json_string(b, in->name ? in->name : "");
+			if (!r)
+				r = pm_buf_printf(b, ", \"{#KEY}\": \"%d.%c\", "
+						  "\"{#PORT}\": ", dev->id, letter);
+			if (!r)
+				r = pm_json_string(b, dev->port);
+			if (!r)
+				r = pm_buf_printf(b, ", \"{#ADDRESS}\": %d}",
+						  dev->address);
+		}
+	}
+	if (!r)
+		r = pm_buf_adds(b, n ? "\n]\n" : "]\n");
+	return r;
+}
+
+static int add_seconds(struct pm_buf *b, int64_t ms)
+{
+	char num[PM_DOUBLE_LEN];
+
+	(void)pm_fmt_double(num, (double)ms / 1000.0);
+	return pm_buf_adds(b, num);
+}
+
+/* One module's health. Without a fresh snapshot nothing is known to be
+ * up: "up" is 0 and "error" says why, while "age" keeps growing from the
+ * last success the daemon recorded (-1: none known). */
+static int status_device(struct pm_buf *b, const struct pm_device *dev,
+			 const struct pm_snapshot_device *sd, bool fresh,
+			 const char *why_not, int64_t now_ms)
+{
+	const struct pm_device_state *st = sd ? &sd->state : NULL;
+	const char *error;
+	int r;
+
+	r = pm_buf_printf(b, "        {\"device_id\": %d, \"port\": ", dev->id);
+	if (!r)
+		r = pm_json_string(b, dev->port);
+	if (!r)
+		r = pm_buf_printf(b, ", \"address\": %d, \"up\": %d, \"age\": ",
+				  dev->address, fresh && st && st->up ? 1 : 0);
+	if (!r)
+		r = st && st->last_success_ms > 0
+			? add_seconds(b, now_ms - st->last_success_ms)
+			: pm_buf_adds(b, "-1");
+	if (!r)
+		r = pm_buf_printf(b, ", \"consecutive_failures\": %u, "
+				  "\"reads\": %llu, \"failures\": %llu, "
+				  "\"timeouts\": %llu, \"crc_errors\": %llu, "
+				  "\"frame_errors\": %llu, \"exceptions\": %llu, "
+				  "\"io_errors\": %llu, \"error\": ",
+				  st ? st->consecutive_failures : 0,
+				  (unsigned long long)(st ? st->reads : 0),
+				  (unsigned long long)(st ? st->failures : 0),
+				  (unsigned long long)(st ? st->timeouts : 0),
+				  (unsigned long long)(st ? st->crc_errors : 0),
+				  (unsigned long long)(st ? st->frame_errors : 0),
+				  (unsigned long long)(st ? st->exceptions : 0),
+				  (unsigned long long)(st ? st->io_errors : 0));
+	if (r)
+		return r;
+	if (!fresh)
+		error = why_not;
+	else if (st && !st->up)
+		error = sd->error[0] ? sd->error : pm_strerror(st->last_error);
+	else if (st && !st->last_attempt_ms)
+		error = "not read yet by powermeterd";
+	else
+		error = "";
+	r = pm_json_string(b, error);
+	if (!r)
+		r = pm_buf_adds(b, "}");
+	return r;
+}
+
+/* {"snapshot": {...}, "devices": [...]}: the daemon's freshness first, so
+ * that one trigger can say "powermeterd is not running" and the module
+ * triggers depend on it. */
+static int status_format(const struct pm_config *cfg, struct pm_buf *b,
+			 int64_t now_ms)
+{
+	struct pm_snapshot_info info = { 0 };
+	int64_t limit = (int64_t)(PM_SNAPSHOT_STALE_INTERVALS * cfg->interval *
+				  1000.0);
+	const char *why_not = NULL;
+	bool fresh = false;
+	int err, r;
+
+	err = pm_snapshot_info_load(cfg, &info);
+	if (err == 0) {
+		int64_t age = now_ms - info.written_at_ms;
+
+		fresh = age < limit && age > -limit;
+		if (!fresh)
+			why_not = "powermeterd's snapshot is older than 3 "
+				  "intervals (daemon stopped or stuck?)";
+	} else if (err == -PM_ENOSNAPSHOT) {
+		why_not = "no snapshot of this configuration from powermeterd "
+			  "(not running, or another config?)";
+	} else if (err == -ENOMEM) {
+		return err;
+	} else {
+		why_not = "powermeterd's snapshot cannot be read";
+	}
+	r = pm_buf_printf(b, "{\n    \"snapshot\": {\"path\": ");
+	if (!r)
+		r = pm_json_string(b, cfg->snapshot ? cfg->snapshot : "");
+	if (!r)
+		r = pm_buf_printf(b, ", \"fresh\": %d, \"pid\": %ld, \"age\": ",
+				  fresh ? 1 : 0, err ? 0L : (long)info.pid);
+	if (!r)
+		r = err ? pm_buf_adds(b, "-1")
+			: add_seconds(b, now_ms - info.written_at_ms);
+	if (!r)
+		r = pm_buf_adds(b, ", \"error\": ");
+	if (!r)
+		r = pm_json_string(b, why_not ? why_not : "");
+	if (!r)
+		r = pm_buf_adds(b, "},\n    \"devices\": [");
+	for (size_t d = 0; d < cfg->n_devices && !r; d++) {
+		r = pm_buf_adds(b, d ? ",\n" : "\n");
+		if (!r)
+			r = status_device(b, &cfg->devices[d],
+					  err ? NULL : &info.devices[d], fresh,
+					  why_not, now_ms);
+	}
+	if (!r)
+		r = pm_buf_adds(b, cfg->n_devices ? "\n    ]\n}\n" : "]\n}\n");
+	if (!err)
+		pm_snapshot_info_free(&info);
+	return r;
+}
 
 int cmd_zabbix(int argc, char **argv)
 {
-	(void)argc;
-	(void)argv;
-	fprintf(stderr, "powermeter: 'zabbix' is not implemented yet\n");
-	return 2;
+	static const struct option options[] = {
+		{ "config", required_argument, NULL, 'c' },
+		{ "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 },
+	};
+	struct pm_config *cfg = NULL;
+	const char *path = NULL, *what;
+	struct pm_buf out;
+	int c, err, status;
+
+	optind = 1;
+	/* '+': options before the subcommand; those after it are parsed
+	 * again below. */
+	while ((c = getopt_long(argc, argv, "+c:h", options, NULL)) != -1) {
+		switch (c) {
+		case 'c':
+			path = optarg;
+			break;
+		case 'h':
+			zabbix_usage(stdout);
+			return 0;
+		default:
+			zabbix_usage(stderr);
+			return 2;
+		}
+	}
+	if (optind >= argc) {
+		zabbix_usage(stderr);
+		return 2;
+	}
+	what = argv[optind];
+	if (strcmp(what, "discovery") && strcmp(what, "status")) {
+		log_err("unknown zabbix command '%s' (discovery, status)", what);
+		return 2;
+	}
+	argc -= optind;
+	argv += optind;
+	optind = 1;
+	while ((c = getopt_long(argc, argv, "c:h", options, NULL)) != -1) {
+		switch (c) {
+		case 'c':
+			path = optarg;
+			break;
+		case 'h':
+			zabbix_usage(stdout);
+			return 0;
+		default:
+			zabbix_usage(stderr);
+			return 2;
+		}
+	}
+	if (optind != argc) {
+		zabbix_usage(stderr);
+		return 2;
+	}
+	status = cli_load_config(path, &cfg);
+	if (status)
+		return status;
+	pm_buf_init(&out, ZABBIX_TEXT_MAX);
+	if (!strcmp(what, "discovery"))
+		err = discovery_format(cfg, &out);
+	else
+		err = status_format(cfg, &out, pm_now_ms());
+	if (err) {
+		log_err("%s: %s", what, pm_strerror(err));
+		status = 1;
+		goto out;
+	}
+	if (fwrite(out.data, 1, out.len, stdout) != out.len ||
+	    fflush(stdout) != 0) {
+		log_err("writing the output: %s", strerror(errno));
+		status = 1;
+	}
+out:
+	pm_buf_free(&out);
+	pm_config_free(cfg);
+	return status;
 }

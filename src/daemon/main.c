@@ -1,4 +1,4 @@
-/* main.c — placeholder for powermeterd. */
+/* main.c — placeholder while config.c is being written. */
 int main(void)
 {
 	return 1;

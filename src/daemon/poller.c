@@ -1,1 +1,468 @@
-/* poller.c — placeholder. */
+/* poller.c — the poller threads: one per serial port, owning its pm_bus,
+ * reading the port's modules in turn on ticks of absolute CLOCK_MONOTONIC
+ * time, keeping each module's health and reopening a converter that went
+ * away. Stop is a flag under the group's lock with a condvar broadcast. */
+#include <errno.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "bus.h"
+#include "complain.h"
+#include "log.h"
+#include "poller.h"
+#include "timeutil.h"
+
+#define NS_PER_MS 1000000LL
+#define NS_PER_S 1000000000LL
+
+/* A converter that cannot be opened is retried after 250 ms, doubling up to
+ * 5 s: cheap (open() fails at once) but keeps a replugged converter's gap
+ * short. */
+#define REOPEN_FIRST_NS (250 * NS_PER_MS)
+#define REOPEN_MAX_NS (5 * NS_PER_S)
+
+struct poll_dev {
+	size_t index;			/* into cfg->devices */
+	const struct pm_device *dev;
+	struct pm_device_state st;	/* written under the group lock */
+	struct pm_complaint complaint;
+};
+
+struct poller {
+	struct pm_pollers *group;
+	const char *port;
+	pthread_t thread;
+	bool running;
+	/* owned by the thread */
+	struct pm_bus *bus;
+	int open_err;			/* 0, or why the port is closed */
+	struct pm_bus_fault open_fault;
+	unsigned open_failures;
+	int64_t reopen_ns;
+	struct pm_complaint port_complaint;
+	struct pm_complaint overrun_complaint;
+	size_t n_devs;
+	struct poll_dev *devs;
+	int64_t budget_ns;		/* what a tick may take: timeouts */
+	/* under group->lock */
+	bool is_open;
+	uint64_t ticks;
+	uint64_t missed;
+	int64_t last_tick_ns;
+};
+
+struct pm_pollers {
+	const struct pm_config *cfg;
+	const struct pm_sinkset *sinks;
+	pthread_mutex_t lock;
+	pthread_cond_t wake;		/* CLOCK_MONOTONIC */
+	bool stop;
+	int64_t interval_ns;
+	int64_t first_ns;
+	size_t n;
+	struct poller *pollers;
+};
+
+int64_t pm_tick_next(int64_t deadline_ns, int64_t interval_ns, int64_t now_ns,
+		     uint64_t *missed)
+{
+	int64_t next = deadline_ns + interval_ns;
+
+	if (now_ns >= next) {
+		int64_t late = (now_ns - next) / interval_ns + 1;
+
+		*missed += (uint64_t)late;
+		next += late * interval_ns;
+	}
+	return next;
+}
+
+int64_t pm_tick_first(int64_t interval_ns, int64_t real_ns, int64_t mono_ns)
+{
+	int64_t first_real = (real_ns / interval_ns + 1) * interval_ns;
+
+	return mono_ns + (first_real - real_ns);
+}
+
+static bool group_stopping(struct pm_pollers *g)
+{
+	bool stop;
+
+	pthread_mutex_lock(&g->lock);
+	stop = g->stop;
+	pthread_mutex_unlock(&g->lock);
+	return stop;
+}
+
+/* Sleeps until 'deadline_ns' or the stop flag; false when stopping. */
+static bool group_wait_until(struct pm_pollers *g, int64_t deadline_ns)
+{
+	struct timespec ts = pm_mono_timespec(deadline_ns);
+	bool stop;
+
+	pthread_mutex_lock(&g->lock);
+	while (!g->stop && pm_mono_ns() < deadline_ns)
+		if (pthread_cond_timedwait(&g->wake, &g->lock, &ts) == ETIMEDOUT)
+			break;
+	stop = g->stop;
+	pthread_mutex_unlock(&g->lock);
+	return !stop;
+}
+
+static void poller_set_open(struct poller *p, bool is_open)
+{
+	pthread_mutex_lock(&p->group->lock);
+	p->is_open = is_open;
+	pthread_mutex_unlock(&p->group->lock);
+}
+
+/* 0 when the port is open, else why not (retrying with backoff). */
+static int poller_open(struct poller *p, struct pm_bus_fault *fault)
+{
+	struct pm_bus_fault f = { 0 };
+	struct pm_bus *bus;
+	int64_t now = pm_mono_ns(), delay;
+	unsigned failures, shift;
+	int64_t spell_ns;
+	int r;
+
+	if (p->bus)
+		return 0;
+	if (p->open_err && now < p->reopen_ns) {
+		*fault = p->open_fault;
+		return p->open_err;
+	}
+	r = pm_bus_open_fault(&bus, p->port, &p->devs[0].dev->line, &f);
+	if (r == 0) {
+		if (pm_complain_success(&p->port_complaint, now, &failures,
+					&spell_ns)) {
+			char dur[32];
+
+			pm_complain_duration(dur, sizeof(dur), spell_ns);
+			log_notice("port %s: open again after %s", p->port, dur);
+		}
+		p->bus = bus;
+		p->open_err = 0;
+		p->open_failures = 0;
+		poller_set_open(p, true);
+		return 0;
+	}
+	f.err = r;
+	p->open_err = r;
+	p->open_fault = f;
+	if (p->open_failures < UINT32_MAX)
+		p->open_failures++;
+	shift = p->open_failures - 1 < 5 ? p->open_failures - 1 : 5;
+	delay = REOPEN_FIRST_NS << shift;
+	p->reopen_ns = now + (delay < REOPEN_MAX_NS ? delay : REOPEN_MAX_NS);
+	/* Each module logs the failure in its own words; this only starts
+	 * the port's spell so that reopening is reported. */
+	(void)pm_complain_failure(&p->port_complaint, now);
+	*fault = f;
+	return r;
+}
+
+/* The converter went away (unplugged, simulator gone): close it and try to
+ * reopen it from the next read on. */
+static void poller_lost(struct poller *p, int err)
+{
+	if (pm_complain_failure(&p->port_complaint, pm_mono_ns()))
+		log_warning("port %s: the converter stopped answering (%s); "
+			    "closing it and reopening it when it is back",
+			    p->port, pm_strerror(err));
+	pm_bus_close(p->bus);
+	p->bus = NULL;
+	p->open_err = 0;
+	p->reopen_ns = 0;
+	poller_set_open(p, false);
+}
+
+static void state_count_failure(struct pm_device_state *st, int err)
+{
+	st->failures++;
+	switch (err) {
+	case -ETIMEDOUT:
+		st->timeouts++;
+		break;
+	case -PM_ECRC:
+		st->crc_errors++;
+		break;
+	case -PM_EFRAME:
+	case -PM_EUNIT:
+		st->frame_errors++;
+		break;
+	case -PM_EEXCEPTION:
+		st->exceptions++;
+		break;
+	default:
+		st->io_errors++;
+		break;
+	}
+}
+
+static void poller_log_result(struct poller *p, struct poll_dev *d, int err,
+			      const struct pm_bus_fault *fault)
+{
+	int64_t now = pm_mono_ns(), spell_ns;
+	unsigned failures;
+	char text[512], dur[32];
+
+	if (err == 0) {
+		if (pm_complain_success(&d->complaint, now, &failures,
+					&spell_ns)) {
+			pm_complain_duration(dur, sizeof(dur), spell_ns);
+			log_notice("device %d on %s address %d: answering again "
+				   "after %u failures (%s)", d->dev->id, p->port,
+				   d->dev->address, failures, dur);
+		}
+		return;
+	}
+	if (!pm_complain_failure(&d->complaint, now))
+		return;
+	pm_describe_failure(text, sizeof(text), d->dev, err, fault);
+	if (d->complaint.failures == 1) {
+		log_warning("%s", text);
+	} else {
+		pm_complain_duration(dur, sizeof(dur), now - d->complaint.first_ns);
+		log_warning("%s (still failing: %u reads in a row for %s)", text,
+			    d->complaint.failures, dur);
+	}
+}
+
+static void poller_record(struct poller *p, struct poll_dev *d, int err,
+			  const struct pm_sample *s,
+			  const struct pm_bus_fault *fault)
+{
+	struct pm_device_state st = d->st;
+
+	st.last_attempt_ms = pm_now_ms();
+	if (err == 0) {
+		st.up = true;
+		st.reads++;
+		st.last_success_ms = s->time_ms;
+		st.consecutive_failures = 0;
+		st.last_error = 0;
+	} else {
+		st.up = false;
+		st.consecutive_failures++;
+		st.last_error = err;
+		state_count_failure(&st, err);
+	}
+	pthread_mutex_lock(&p->group->lock);
+	d->st = st;
+	pthread_mutex_unlock(&p->group->lock);
+
+	poller_log_result(p, d, err, fault);
+	pm_sinkset_emit(p->group->sinks, d->index, err == 0 ? s : NULL, &st);
+}
+
+static void poller_tick(struct poller *p)
+{
+	for (size_t i = 0; i < p->n_devs; i++) {
+		struct poll_dev *d = &p->devs[i];
+		struct pm_bus_fault fault = { 0 };
+		struct pm_sample s;
+		int err;
+
+		/* Each read may take a module's whole timeout: stop between
+		 * them rather than after the tick. */
+		if (i > 0 && group_stopping(p->group))
+			break;
+		err = poller_open(p, &fault);
+		if (err == 0) {
+			err = pm_bus_read(p->bus, d->dev, d->index, &s);
+			if (err < 0) {
+				fault = *pm_bus_last_fault(p->bus);
+				if (pm_bus_broken(p->bus))
+					poller_lost(p, err);
+			}
+		}
+		if (err == 0)
+			log_debug("device %d on %s address %d: read", d->dev->id,
+				  p->port, d->dev->address);
+		poller_record(p, d, err, &s, &fault);
+	}
+	pm_sinkset_tick_done(p->group->sinks);
+}
+
+static void *poller_main(void *arg)
+{
+	struct poller *p = arg;
+	struct pm_pollers *g = p->group;
+	int64_t deadline = g->first_ns;
+
+	while (group_wait_until(g, deadline)) {
+		uint64_t missed = 0;
+		int64_t started = pm_mono_ns(), now;
+
+		poller_tick(p);
+		now = pm_mono_ns();
+		deadline = pm_tick_next(deadline, g->interval_ns, now, &missed);
+		pthread_mutex_lock(&g->lock);
+		p->ticks++;
+		p->missed += missed;
+		p->last_tick_ns = now;
+		pthread_mutex_unlock(&g->lock);
+		if (missed == 0) {
+			(void)pm_complain_success(&p->overrun_complaint, now,
+						  NULL, NULL);
+		} else if (pm_complain_failure(&p->overrun_complaint, now)) {
+			log_warning("port %s: reading its modules took %lld ms, "
+				    "longer than the interval; %llu tick(s) "
+				    "skipped", p->port,
+				    (long long)((now - started) / NS_PER_MS),
+				    (unsigned long long)missed);
+		}
+	}
+	pm_bus_close(p->bus);
+	p->bus = NULL;
+	return NULL;
+}
+
+static void pollers_free(struct pm_pollers *g)
+{
+	for (size_t i = 0; i < g->n; i++)
+		free(g->pollers[i].devs);
+	free(g->pollers);
+	pthread_cond_destroy(&g->wake);
+	pthread_mutex_destroy(&g->lock);
+	free(g);
+}
+
+/* Groups the devices by port, in config order. */
+static int pollers_layout(struct pm_pollers *g)
+{
+	const struct pm_config *cfg = g->cfg;
+
+	g->pollers = calloc(cfg->n_devices ? cfg->n_devices : 1,
+			    sizeof(*g->pollers));
+	if (!g->pollers)
+		return -ENOMEM;
+	for (size_t i = 0; i < cfg->n_devices; i++) {
+		const struct pm_device *dev = &cfg->devices[i];
+		struct poller *p = NULL;
+
+		for (size_t j = 0; j < g->n; j++)
+			if (strcmp(g->pollers[j].port, dev->port) == 0)
+				p = &g->pollers[j];
+		if (!p) {
+			p = &g->pollers[g->n++];
+			p->group = g;
+			p->port = dev->port;
+			p->devs = calloc(cfg->n_devices, sizeof(*p->devs));
+			if (!p->devs)
+				return -ENOMEM;
+		}
+		p->devs[p->n_devs].index = i;
+		p->devs[p->n_devs].dev = dev;
+		p->n_devs++;
+		p->budget_ns += (int64_t)(dev->timeout * 2 * NS_PER_S);
+	}
+	return 0;
+}
+
+static void thread_name(pthread_t t, const char *port)
+{
+	const char *base = strrchr(port, '/');
+	char name[16];
+
+	snprintf(name, sizeof(name), "poll %s", base ? base + 1 : port);
+	(void)pthread_setname_np(t, name);
+}
+
+int pm_pollers_start(struct pm_pollers **pp, const struct pm_config *cfg,
+		     const struct pm_sinkset *sinks)
+{
+	struct pm_pollers *g;
+	pthread_condattr_t ca;
+	int r;
+
+	g = calloc(1, sizeof(*g));
+	if (!g)
+		return -ENOMEM;
+	g->cfg = cfg;
+	g->sinks = sinks;
+	g->interval_ns = (int64_t)(cfg->interval * NS_PER_S + 0.5);
+	if (g->interval_ns < NS_PER_MS)
+		g->interval_ns = NS_PER_MS;
+	pthread_mutex_init(&g->lock, NULL);
+	pthread_condattr_init(&ca);
+	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+	pthread_cond_init(&g->wake, &ca);
+	pthread_condattr_destroy(&ca);
+
+	r = pollers_layout(g);
+	if (r < 0) {
+		pollers_free(g);
+		return r;
+	}
+	{
+		struct timespec real;
+		int64_t mono = pm_mono_ns();
+
+		clock_gettime(CLOCK_REALTIME, &real);
+		g->first_ns = pm_tick_first(g->interval_ns,
+					    (int64_t)real.tv_sec * NS_PER_S +
+					    real.tv_nsec, mono);
+	}
+	for (size_t i = 0; i < g->n; i++) {
+		struct poller *p = &g->pollers[i];
+
+		p->last_tick_ns = g->first_ns;
+		r = -pthread_create(&p->thread, NULL, poller_main, p);
+		if (r < 0) {
+			log_err("cannot start the poller of %s: %s", p->port,
+				strerror(-r));
+			pm_pollers_stop(g);
+			return r;
+		}
+		p->running = true;
+		thread_name(p->thread, p->port);
+	}
+	log_info("polling %zu module(s) on %zu port(s) every %g s",
+		 cfg->n_devices, g->n, cfg->interval);
+	*pp = g;
+	return 0;
+}
+
+void pm_pollers_stop(struct pm_pollers *g)
+{
+	if (!g)
+		return;
+	pthread_mutex_lock(&g->lock);
+	g->stop = true;
+	pthread_cond_broadcast(&g->wake);
+	pthread_mutex_unlock(&g->lock);
+	for (size_t i = 0; i < g->n; i++) {
+		if (!g->pollers[i].running)
+			continue;
+		pthread_join(g->pollers[i].thread, NULL);
+		g->pollers[i].running = false;
+	}
+	pollers_free(g);
+}
+
+void pm_pollers_health(struct pm_pollers *g, int64_t now_ns,
+		       struct pm_pollers_health *h)
+{
+	*h = (struct pm_pollers_health){ .ports = g->n, .all_recent = true };
+	pthread_mutex_lock(&g->lock);
+	for (size_t i = 0; i < g->n; i++) {
+		const struct poller *p = &g->pollers[i];
+		int64_t limit = 2 * g->interval_ns + p->budget_ns + 5 * NS_PER_S;
+
+		h->ports_open += p->is_open;
+		h->ticks += p->ticks;
+		h->missed_ticks += p->missed;
+		if (now_ns - p->last_tick_ns > limit)
+			h->all_recent = false;
+		for (size_t j = 0; j < p->n_devs; j++) {
+			h->modules++;
+			h->modules_up += p->devs[j].st.up;
+		}
+	}
+	pthread_mutex_unlock(&g->lock);
+}

@@ -29,5 +29,7 @@ int pm_ring_take(struct pm_ring *r, struct pm_chunk *c, int timeout_ms);
 void pm_ring_close(struct pm_ring *r);
 void pm_ring_stats(struct pm_ring *r, size_t *queued_lines,
 		   uint64_t *dropped_lines);
+/* Chunks and bytes queued now (for memory accounting and tests). */
+void pm_ring_usage(struct pm_ring *r, size_t *chunks, size_t *bytes);
 
 #endif

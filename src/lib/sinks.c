@@ -1,1 +1,12 @@
-/* sinks.c — placeholder, being written. */
+/* sinks.c — the registry of outputs (sink.h). A new output is one file with
+ * a 'struct pm_sink_ops' and one line here. */
+#include <stddef.h>
+
+#include "sink.h"
+
+extern const struct pm_sink_ops pm_sink_stdout;
+
+const struct pm_sink_ops *const pm_sinks[] = {
+	&pm_sink_stdout,
+	NULL
+};

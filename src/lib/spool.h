@@ -1,1 +1,93 @@
-/* spool.h — placeholder, being written. */
+/* spool.h — the on-disk queue of line-protocol batches the database has not
+ * taken yet: append-only segment files of checksummed records under one
+ * directory, read oldest first, with the read position kept in a file that
+ * is replaced atomically. Single owner (the InfluxDB writer thread); a lock
+ * file keeps a second process or sink off the same directory.
+ *
+ * Layout of <dir>:
+ *   lock                   flock(2)ed while open
+ *   progress               where reading resumes: segment number, offset
+ *   <16 hex digits>.seg    segments, numbered in write order
+ * A record is a 16-byte header and the payload (the batch's text as it was
+ * formatted, original timestamps included):
+ *   magic "PMS1" | payload length | line count | CRC-32 of (line count,
+ *   payload)     — all u32 little-endian.
+ *
+ * Durability: each append is fdatasync(2)ed before it returns (one small
+ * write per flush interval, about 1/s, is cheap even on an SD card), and the
+ * progress file is written to a temporary name, synced and renamed. After a
+ * crash a torn last record is cut off, a record whose checksum fails is
+ * skipped; both are counted. A crash between the database's answer and the
+ * commit resends that batch once (InfluxDB overwrites identical points). */
+#ifndef PM_SPOOL_H
+#define PM_SPOOL_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+/* A record's payload is never larger than this (a batch is 1 MiB by
+ * default); a larger length in a header means the header is garbage. */
+#define PM_SPOOL_RECORD_MAX (64u * 1024 * 1024)
+#define PM_SPOOL_HEADER_SIZE 16
+/* Smallest accepted size bound. */
+#define PM_SPOOL_MIN_BYTES (16u * 1024)
+
+/* pm_spool_open() flags */
+#define PM_SPOOL_NOSYNC 0x1	/* no fsync: for benchmarks and tests only */
+
+struct pm_spool;
+
+struct pm_spool_stats {
+	uint64_t bytes;		/* on disk, all segments */
+	uint64_t segments;
+	uint64_t records;	/* not yet committed */
+	uint64_t lines;		/* not yet committed */
+	uint64_t dropped_records;	/* size bound: oldest segments removed */
+	uint64_t dropped_lines;
+	uint64_t corrupt_records;	/* bad magic/length/CRC, skipped */
+	uint64_t corrupt_lines;		/* as far as their header said */
+	uint64_t torn_records;		/* cut off at open (crash mid-append) */
+	int progress_lost;	/* progress file unreadable: replaying all */
+};
+
+/* Consecutive records from the oldest, as one text. */
+struct pm_spool_batch {
+	char *text;		/* malloc'd, NUL-terminated, lines end in \n */
+	size_t len;
+	size_t lines;
+	size_t records;
+	uint64_t seq, off;	/* where it starts */
+	uint64_t end_off;	/* where it ends, in the same segment */
+};
+
+/* Opens (creating 'dir' 0750 as needed) the spool, bounded to 'max_bytes'
+ * on disk. Returns 0, -EBUSY (another process has it open), -EINVAL
+ * (max_bytes below PM_SPOOL_MIN_BYTES) or -errno. Scans the segment headers
+ * (not the payloads): torn tails are truncated here. */
+int pm_spool_open(struct pm_spool **sp, const char *dir, uint64_t max_bytes,
+		  unsigned flags);
+/* Closes; everything not committed stays for the next open. NULL ignored. */
+void pm_spool_close(struct pm_spool *sp);
+
+/* Appends one record of 'lines' lines. When the bound would be exceeded,
+ * the oldest segments are removed first and their uncommitted lines added
+ * to *dropped_lines (may be NULL). Returns 0, -PM_ETOOBIG (the record alone
+ * exceeds the bound or PM_SPOOL_RECORD_MAX), -EINVAL (empty) or -errno (the
+ * spool is unchanged then). */
+int pm_spool_append(struct pm_spool *sp, const char *text, size_t len,
+		    size_t lines, uint64_t *dropped_lines);
+
+/* Reads the oldest uncommitted records, as many as fit in max_bytes and
+ * max_lines (at least one), into *b. Corrupt records met first are skipped
+ * and counted. Returns 0, -ENOENT (nothing to read), or -errno. */
+int pm_spool_peek_oldest(struct pm_spool *sp, size_t max_bytes,
+			 size_t max_lines, struct pm_spool_batch *b);
+/* Marks what 'b' (the latest peek) holds as delivered; persists the read
+ * position and removes segments read to their end. Returns 0, -ESTALE ('b'
+ * does not start at the read position) or -errno. */
+int pm_spool_commit_oldest(struct pm_spool *sp, const struct pm_spool_batch *b);
+void pm_spool_batch_free(struct pm_spool_batch *b);
+
+void pm_spool_stats(const struct pm_spool *sp, struct pm_spool_stats *st);
+
+#endif

@@ -124,12 +124,15 @@ struct sim_bus {
 	bool stop;
 	int64_t disconnect_ns;	/* requested outage; 0 = none */
 	bool disconnected;
+	uint64_t outages;	/* disconnects so far */
 	uint64_t requests, discarded;	/* discarded: garbage bytes */
 	int wake_fd;		/* eventfd: stop or disconnect requested */
 	/* owned by the bus thread once it runs */
+	char slave_name[64];	/* /dev/pts/N */
 	int master_fd;
 	int slave_fd;		/* kept open: the master never sees EIO */
-	int inotify_fd;		/* opens of the slave flush its input */
+	int inotify_fd;		/* the clients' opens and closes of the slave */
+	int clients;		/* how many have it open */
 	uint64_t rng;		/* garbage bytes */
 };
 

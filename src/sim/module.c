@@ -1,0 +1,257 @@
+/* module.c — one simulated HDHK module: its register file (datasheet
+ * registers 0..55), reads, writes, and the line settings of register 3. */
+#include <errno.h>
+#include <math.h>
+#include <string.h>
+#include <strings.h>
+#include <termios.h>
+
+#include "sim.h"
+
+/* Register 3, high byte, low nibble: baud codes 0..8 (0 and 4 both 9600). */
+static const int baud_by_code[] = { 9600, 1200, 2400, 4800, 9600, 19200, 38400, 57600, 115200 };
+#define NBAUD_CODES ((int)(sizeof(baud_by_code) / sizeof(baud_by_code[0])))
+static const char *const framing_names[] = { "N81", "E81", "O81", "N82" };
+
+int sim_baud_code(int baud)
+{
+	/* 9600 is code 0: the datasheet's default register 3 reads 0x0001 */
+	for (int i = 0; i < NBAUD_CODES; i++)
+		if (baud_by_code[i] == baud)
+			return i;
+	return -EINVAL;
+}
+
+int sim_baud_from_code(int code)
+{
+	if (code < 0 || code >= NBAUD_CODES)
+		return -EINVAL;
+	return baud_by_code[code];
+}
+
+int sim_framing_parse(const char *s)
+{
+	for (int i = 0; i < 4; i++)
+		if (strcasecmp(s, framing_names[i]) == 0)
+			return i;
+	return -EINVAL;
+}
+
+const char *sim_framing_name(enum sim_framing f)
+{
+	return framing_names[f & 3];
+}
+
+/* One character on the wire: start bit, 8 data bits, parity, stop bits. */
+int64_t sim_char_ns(const struct sim_line *line)
+{
+	int bits = 1 + 8 + (line->framing == SIM_E81 || line->framing == SIM_O81 ? 1 : 0) +
+		   (line->framing == SIM_N82 ? 2 : 1);
+
+	return (int64_t)bits * 1000000000 / line->baud;
+}
+
+int sim_default_raw(int address, int channel)
+{
+	/* distinct per module and channel; wraps above address 65 */
+	return (address * 1000 + (channel + 1) * 10) & 0xFFFF;
+}
+
+void sim_gen_const(struct sim_gen *g, int value)
+{
+	memset(g, 0, sizeof(*g));
+	g->kind = SIM_GEN_CONST;
+	g->value = value;
+}
+
+static uint16_t clamp_reg(double v)
+{
+	if (v < 0)
+		return 0;
+	if (v > 65535)
+		return 65535;
+	return (uint16_t)lround(v);
+}
+
+/* The channel's value at t_s seconds after start; a walk moves one step
+ * per read of its register ('advance'). */
+uint16_t sim_gen_value(struct sim_gen *g, double t_s, bool advance)
+{
+	switch (g->kind) {
+	case SIM_GEN_SINE:
+		return clamp_reg(g->mean + g->amplitude * sin(2 * M_PI * t_s / g->period));
+	case SIM_GEN_WALK:
+		if (advance && g->step > 0) {
+			long span = 2L * g->step + 1;
+			long delta = (long)(sim_rand(&g->rng) % (uint64_t)span) - g->step;
+			long v = g->value + delta;
+
+			g->value = (int)(v < g->min ? g->min : v > g->max ? g->max : v);
+		}
+		return (uint16_t)g->value;
+	case SIM_GEN_CONST:
+	default:
+		return (uint16_t)g->value;
+	}
+}
+
+static uint16_t line_reg_value(int address, const struct sim_line *line)
+{
+	int code = sim_baud_code(line->baud);
+
+	if (code < 0)
+		code = 0;
+	return (uint16_t)(((int)line->framing << 12) | (code << 8) | (address & 0xFF));
+}
+
+void sim_module_init(struct sim_module *m, int address, const struct sim_line *line)
+{
+	memset(m, 0, sizeof(*m));
+	m->line_reg = line_reg_value(address, line);
+	m->pending_line = -1;
+	m->version = HDHK_DEFAULT_VERSION;
+	m->range_ah = HDHK_DEFAULT_RANGE;
+	m->range_ip = HDHK_DEFAULT_RANGE;
+	m->date = HDHK_DEFAULT_DATE;
+	m->division = HDHK_DEFAULT_DIVISION;
+	m->selection = HDHK_DEFAULT_SELECTION;
+	for (int i = 0; i < HDHK_NCHANNELS; i++) {
+		sim_gen_const(&m->current[i], sim_default_raw(address, i));
+		sim_gen_const(&m->frequency[i], HDHK_DEFAULT_FREQUENCY);
+		m->ratio[i] = HDHK_DEFAULT_RATIO;
+	}
+}
+
+int sim_module_address(const struct sim_module *m)
+{
+	return m->line_reg & 0xFF;
+}
+
+void sim_module_line(const struct sim_module *m, struct sim_line *line)
+{
+	line->baud = sim_baud_from_code((m->line_reg >> 8) & 0x0F);
+	line->framing = (enum sim_framing)((m->line_reg >> 12) & 0x0F);
+}
+
+static uint16_t module_reg(struct sim_module *m, int reg, double t_s)
+{
+	switch (reg) {
+	case HDHK_REG_VERSION:	return m->version;
+	case HDHK_REG_RANGE_AH:	return m->range_ah;
+	case HDHK_REG_RANGE_IP:	return m->range_ip;
+	case HDHK_REG_LINE:	return m->line_reg;
+	case HDHK_REG_DATE:	return m->date;
+	case HDHK_REG_RESERVED:	return m->reserved;
+	case HDHK_REG_DIVISION:	return m->division;
+	case HDHK_REG_SELECTION: return m->selection;
+	default:
+		break;
+	}
+	if (reg < HDHK_REG_FREQUENCY)
+		return sim_gen_value(&m->current[reg - HDHK_REG_CURRENT], t_s, true);
+	if (reg < HDHK_REG_RATIO)
+		return sim_gen_value(&m->frequency[reg - HDHK_REG_FREQUENCY], t_s, true);
+	return m->ratio[reg - HDHK_REG_RATIO];
+}
+
+/* FC 0x03. Returns 0 or the Modbus exception code. */
+int sim_module_read(struct sim_module *m, int start, int count, uint16_t *out, double t_s)
+{
+	if (count < 1 || count > MB_MAX_READ)
+		return MB_EX_ILLEGAL_VALUE;
+	if (start < 0 || start + count > HDHK_NREGS)
+		return MB_EX_ILLEGAL_ADDRESS;
+	for (int i = 0; i < count; i++)
+		out[i] = module_reg(m, start + i, t_s);
+	return 0;
+}
+
+static bool reg_writable(int reg)
+{
+	/* datasheet: 3 (line settings), 6, 7 and the CT ratios 40..55 */
+	return reg == HDHK_REG_LINE || reg == HDHK_REG_DIVISION || reg == HDHK_REG_SELECTION ||
+	       (reg >= HDHK_REG_RATIO && reg < HDHK_NREGS);
+}
+
+static bool reg_value_ok(int reg, uint16_t v)
+{
+	if (reg == HDHK_REG_LINE)
+		return (v & 0xFF) != MB_BROADCAST && sim_baud_from_code((v >> 8) & 0x0F) > 0 &&
+		       (v >> 12) <= SIM_N82;
+	if (reg == HDHK_REG_DIVISION)
+		return v >= 1 && v <= 5;
+	return true;
+}
+
+/*
+ * FC 0x06 / 0x10: all registers or none. A new register 3 takes effect
+ * after the answer went out with the old settings ('defer_line').
+ * Returns 0 or the Modbus exception code.
+ */
+int sim_module_write(struct sim_module *m, int start, int count, const uint16_t *values,
+		     bool defer_line)
+{
+	if (count < 1 || count > MB_MAX_WRITE)
+		return MB_EX_ILLEGAL_VALUE;
+	for (int i = 0; i < count; i++)
+		if (!reg_writable(start + i))
+			return MB_EX_ILLEGAL_ADDRESS;
+	for (int i = 0; i < count; i++)
+		if (!reg_value_ok(start + i, values[i]))
+			return MB_EX_ILLEGAL_VALUE;
+	for (int i = 0; i < count; i++) {
+		int reg = start + i;
+
+		if (reg == HDHK_REG_LINE) {
+			if (defer_line)
+				m->pending_line = values[i];
+			else
+				m->line_reg = values[i];
+		} else if (reg == HDHK_REG_DIVISION) {
+			m->division = values[i];
+		} else if (reg == HDHK_REG_SELECTION) {
+			m->selection = values[i];
+		} else {
+			m->ratio[reg - HDHK_REG_RATIO] = values[i];
+		}
+	}
+	return 0;
+}
+
+void sim_module_apply_pending(struct sim_module *m)
+{
+	if (m->pending_line >= 0)
+		m->line_reg = (uint16_t)m->pending_line;
+	m->pending_line = -1;
+}
+
+/* The control socket's 'setreg': any register, currents and frequencies
+ * become constants. */
+int sim_module_setreg(struct sim_module *m, int reg, int value)
+{
+	if (reg < 0 || reg >= HDHK_NREGS || value < 0 || value > 0xFFFF)
+		return -EINVAL;
+	switch (reg) {
+	case HDHK_REG_VERSION:	m->version = (uint16_t)value; return 0;
+	case HDHK_REG_RANGE_AH:	m->range_ah = (uint16_t)value; return 0;
+	case HDHK_REG_RANGE_IP:	m->range_ip = (uint16_t)value; return 0;
+	case HDHK_REG_LINE:
+		if (!reg_value_ok(reg, (uint16_t)value))
+			return -EINVAL;
+		m->line_reg = (uint16_t)value;
+		return 0;
+	case HDHK_REG_DATE:	m->date = (uint16_t)value; return 0;
+	case HDHK_REG_RESERVED:	m->reserved = (uint16_t)value; return 0;
+	case HDHK_REG_DIVISION:	m->division = (uint16_t)value; return 0;
+	case HDHK_REG_SELECTION: m->selection = (uint16_t)value; return 0;
+	default:
+		break;
+	}
+	if (reg < HDHK_REG_FREQUENCY)
+		sim_gen_const(&m->current[reg - HDHK_REG_CURRENT], value);
+	else if (reg < HDHK_REG_RATIO)
+		sim_gen_const(&m->frequency[reg - HDHK_REG_FREQUENCY], value);
+	else
+		m->ratio[reg - HDHK_REG_RATIO] = (uint16_t)value;
+	return 0;
+}

@@ -1,0 +1,585 @@
+/* scenario.c — what the simulator serves: SIM.json (buses, modules, channel
+ * generators) or the quick command-line form, parsed strictly. */
+#include <errno.h>
+#include <fcntl.h>
+#include <json-c/json.h>
+#include <limits.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "log.h"
+#include "sim.h"
+
+#define SIM_CONFIG_MAX		(1024 * 1024)	/* bytes of SIM.json */
+#define SIM_MAX_BUSES		64
+#define SIM_MAX_MODULES		247		/* Modbus unit ids on one bus */
+#define JPATH_MAX		128
+
+struct parse {
+	const char *file;
+	int errors;
+};
+
+static void perr(struct parse *p, const char *path, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+
+static void jpath(char dst[JPATH_MAX], const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+
+/* A JSON path for messages; a very deep one is cut short, harmlessly. */
+static void jpath(char dst[JPATH_MAX], const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(dst, JPATH_MAX, fmt, ap);
+	va_end(ap);
+}
+
+static void perr(struct parse *p, const char *path, const char *fmt, ...)
+{
+	char msg[256];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	log_err("%s: %s: %s", p->file, path, msg);
+	p->errors++;
+}
+
+static const char *jtype(json_object *o)
+{
+	return json_type_to_name(json_object_get_type(o));
+}
+
+/* An integral JSON number within [min, max]. */
+static int get_int(struct parse *p, json_object *o, const char *path, long min, long max,
+		   int *out)
+{
+	double d;
+
+	if (!json_object_is_type(o, json_type_int) && !json_object_is_type(o, json_type_double)) {
+		perr(p, path, "expected an integer, got %s", jtype(o));
+		return -EINVAL;
+	}
+	d = json_object_get_double(o);
+	if (d != floor(d) || d < (double)min || d > (double)max) {
+		perr(p, path, "expected an integer in %ld..%ld, got %s", min, max,
+		     json_object_to_json_string(o));
+		return -EINVAL;
+	}
+	*out = (int)d;
+	return 0;
+}
+
+static int get_double(struct parse *p, json_object *o, const char *path, double *out)
+{
+	if (!json_object_is_type(o, json_type_int) && !json_object_is_type(o, json_type_double)) {
+		perr(p, path, "expected a number, got %s", jtype(o));
+		return -EINVAL;
+	}
+	*out = json_object_get_double(o);
+	return 0;
+}
+
+static int get_string(struct parse *p, json_object *o, const char *path, char **out)
+{
+	char *s;
+
+	if (!json_object_is_type(o, json_type_string)) {
+		perr(p, path, "expected a string, got %s", jtype(o));
+		return -EINVAL;
+	}
+	s = strdup(json_object_get_string(o));
+	if (!s)
+		return -ENOMEM;
+	free(*out);
+	*out = s;
+	return 0;
+}
+
+static bool expect_type(struct parse *p, json_object *o, const char *path, json_type t)
+{
+	if (json_object_is_type(o, t))
+		return true;
+	perr(p, path, "expected %s, got %s", json_type_to_name(t), jtype(o));
+	return false;
+}
+
+/* {"mean", "amplitude", "period"} */
+static void parse_sine(struct parse *p, json_object *o, const char *path, struct sim_gen *g)
+{
+	char sub[JPATH_MAX];
+	bool have_period = false;
+
+	memset(g, 0, sizeof(*g));
+	g->kind = SIM_GEN_SINE;
+	if (!expect_type(p, o, path, json_type_object))
+		return;
+	json_object_object_foreach(o, key, val) {
+		jpath(sub, "%s.%s", path, key);
+		if (strcmp(key, "mean") == 0) {
+			(void)get_double(p, val, sub, &g->mean);
+		} else if (strcmp(key, "amplitude") == 0) {
+			(void)get_double(p, val, sub, &g->amplitude);
+		} else if (strcmp(key, "period") == 0) {
+			if (get_double(p, val, sub, &g->period) == 0) {
+				have_period = true;
+				if (!(g->period > 0))
+					perr(p, sub, "must be > 0 seconds");
+			}
+		} else {
+			perr(p, sub, "unknown key");
+		}
+	}
+	if (!have_period)
+		perr(p, path, "missing \"period\"");
+}
+
+/* {"start", "step", "min", "max", "seed"} */
+static void parse_walk(struct parse *p, json_object *o, const char *path, struct sim_gen *g)
+{
+	char sub[JPATH_MAX];
+	int seed = 1;
+
+	memset(g, 0, sizeof(*g));
+	g->kind = SIM_GEN_WALK;
+	g->max = 0xFFFF;
+	g->step = 1;
+	if (!expect_type(p, o, path, json_type_object))
+		return;
+	json_object_object_foreach(o, key, val) {
+		jpath(sub, "%s.%s", path, key);
+		if (strcmp(key, "start") == 0)
+			(void)get_int(p, val, sub, 0, 0xFFFF, &g->value);
+		else if (strcmp(key, "step") == 0)
+			(void)get_int(p, val, sub, 0, 0xFFFF, &g->step);
+		else if (strcmp(key, "min") == 0)
+			(void)get_int(p, val, sub, 0, 0xFFFF, &g->min);
+		else if (strcmp(key, "max") == 0)
+			(void)get_int(p, val, sub, 0, 0xFFFF, &g->max);
+		else if (strcmp(key, "seed") == 0)
+			(void)get_int(p, val, sub, 0, INT_MAX, &seed);
+		else
+			perr(p, sub, "unknown key");
+	}
+	if (g->min > g->max || g->value < g->min || g->value > g->max)
+		perr(p, path, "needs min <= start <= max");
+	g->rng = (uint64_t)seed;
+}
+
+/* A number (constant) or {"const": N} | {"sine": {...}} | {"walk": {...}}. */
+static void parse_gen(struct parse *p, json_object *o, const char *path, struct sim_gen *g)
+{
+	char sub[JPATH_MAX];
+	int v;
+
+	if (!json_object_is_type(o, json_type_object)) {
+		if (get_int(p, o, path, 0, 0xFFFF, &v) == 0)
+			sim_gen_const(g, v);
+		return;
+	}
+	if (json_object_object_length(o) != 1) {
+		perr(p, path, "expected one of \"const\", \"sine\", \"walk\"");
+		return;
+	}
+	json_object_object_foreach(o, key, val) {
+		jpath(sub, "%s.%s", path, key);
+		if (strcmp(key, "const") == 0) {
+			if (get_int(p, val, sub, 0, 0xFFFF, &v) == 0)
+				sim_gen_const(g, v);
+		} else if (strcmp(key, "sine") == 0) {
+			parse_sine(p, val, sub, g);
+		} else if (strcmp(key, "walk") == 0) {
+			parse_walk(p, val, sub, g);
+		} else {
+			perr(p, sub, "unknown generator (const, sine, walk)");
+		}
+	}
+}
+
+static void parse_gen_array(struct parse *p, json_object *o, const char *path, struct sim_gen *gens)
+{
+	char sub[JPATH_MAX];
+	size_t n;
+
+	if (!expect_type(p, o, path, json_type_array))
+		return;
+	n = json_object_array_length(o);
+	if (n > HDHK_NCHANNELS) {
+		perr(p, path, "at most %d channels", HDHK_NCHANNELS);
+		return;
+	}
+	for (size_t i = 0; i < n; i++) {
+		jpath(sub, "%s[%zu]", path, i);
+		parse_gen(p, json_object_array_get_idx(o, i), sub, &gens[i]);
+	}
+}
+
+/* [a, b]: two integers 0..255 packed as a<<8|b, or two registers. */
+static int parse_pair(struct parse *p, json_object *o, const char *path, int max, int *a, int *b)
+{
+	char sub[JPATH_MAX];
+
+	if (!expect_type(p, o, path, json_type_array))
+		return -EINVAL;
+	if (json_object_array_length(o) != 2) {
+		perr(p, path, "expected 2 numbers");
+		return -EINVAL;
+	}
+	jpath(sub, "%s[0]", path);
+	if (get_int(p, json_object_array_get_idx(o, 0), sub, 0, max, a) < 0)
+		return -EINVAL;
+	jpath(sub, "%s[1]", path);
+	return get_int(p, json_object_array_get_idx(o, 1), sub, 0, max, b);
+}
+
+static void parse_module(struct parse *p, json_object *o, const char *path,
+			 struct sim_module *m, const struct sim_line *line)
+{
+	char sub[JPATH_MAX];
+	json_object *val;
+	int address = 1, v, a, b;
+
+	if (!expect_type(p, o, path, json_type_object))
+		return;
+	/* the address first: the default channel values depend on it */
+	if (json_object_object_get_ex(o, "address", &val)) {
+		jpath(sub, "%s.address", path);
+		(void)get_int(p, val, sub, 1, 255, &address);
+	}
+	sim_module_init(m, address, line);
+	json_object_object_foreach(o, key, jv) {
+		jpath(sub, "%s.%s", path, key);
+		if (strcmp(key, "address") == 0) {
+			continue;
+		} else if (strcmp(key, "version") == 0) {
+			if (get_int(p, jv, sub, 0, 0xFFFF, &v) == 0)
+				m->version = (uint16_t)v;
+		} else if (strcmp(key, "ranges") == 0) {
+			if (parse_pair(p, jv, sub, 0xFFFF, &a, &b) == 0) {
+				m->range_ah = (uint16_t)a;
+				m->range_ip = (uint16_t)b;
+			}
+		} else if (strcmp(key, "date") == 0) {
+			if (parse_pair(p, jv, sub, 0xFF, &a, &b) == 0)
+				m->date = (uint16_t)(a << 8 | b);
+		} else if (strcmp(key, "division") == 0) {
+			if (get_int(p, jv, sub, 1, 5, &v) == 0)
+				m->division = (uint16_t)v;
+		} else if (strcmp(key, "selection") == 0) {
+			if (get_int(p, jv, sub, 0, 0xFF, &v) == 0)
+				m->selection = (uint16_t)((m->selection & 0xFF00) | v);
+		} else if (strcmp(key, "threshold") == 0) {
+			if (get_int(p, jv, sub, 0, 0xFF, &v) == 0)
+				m->selection = (uint16_t)((m->selection & 0x00FF) | v << 8);
+		} else if (strcmp(key, "channels") == 0) {
+			parse_gen_array(p, jv, sub, m->current);
+		} else if (strcmp(key, "frequency") == 0) {
+			struct sim_gen g;
+
+			sim_gen_const(&g, HDHK_DEFAULT_FREQUENCY);
+			parse_gen(p, jv, sub, &g);
+			for (int i = 0; i < HDHK_NCHANNELS; i++)
+				m->frequency[i] = g;
+		} else if (strcmp(key, "frequencies") == 0) {
+			parse_gen_array(p, jv, sub, m->frequency);
+		} else if (strcmp(key, "ratios") == 0) {
+			if (!expect_type(p, jv, sub, json_type_array))
+				continue;
+			if (json_object_array_length(jv) > HDHK_NCHANNELS) {
+				perr(p, sub, "at most %d channels", HDHK_NCHANNELS);
+				continue;
+			}
+			for (size_t i = 0; i < json_object_array_length(jv); i++) {
+				char el[JPATH_MAX];
+
+				jpath(el, "%s[%zu]", sub, i);
+				json_object *ratio = json_object_array_get_idx(jv, i);
+
+				if (get_int(p, ratio, el, 0, 0xFFFF, &v) == 0)
+					m->ratio[i] = (uint16_t)v;
+			}
+		} else {
+			perr(p, sub, "unknown key");
+		}
+	}
+}
+
+static int parse_bus(struct parse *p, json_object *o, const char *path, struct sim_bus *b)
+{
+	char sub[JPATH_MAX];
+	json_object *mods = NULL;
+	int v;
+
+	b->line.baud = 9600;
+	b->line.framing = SIM_N81;
+	b->wire_time = true;
+	if (!expect_type(p, o, path, json_type_object))
+		return 0;
+	json_object_object_foreach(o, key, val) {
+		jpath(sub, "%s.%s", path, key);
+		if (strcmp(key, "path") == 0) {
+			if (get_string(p, val, sub, &b->path) == -ENOMEM)
+				return -ENOMEM;
+		} else if (strcmp(key, "baud") == 0) {
+			if (get_int(p, val, sub, 1, 115200, &v) == 0) {
+				if (sim_baud_code(v) < 0)
+					perr(p, sub, "not a baud rate of the datasheet: %d", v);
+				else
+					b->line.baud = v;
+			}
+		} else if (strcmp(key, "framing") == 0) {
+			if (!expect_type(p, val, sub, json_type_string))
+				continue;
+			v = sim_framing_parse(json_object_get_string(val));
+			if (v < 0)
+				perr(p, sub, "expected N81, E81, O81 or N82");
+			else
+				b->line.framing = (enum sim_framing)v;
+		} else if (strcmp(key, "wire_time") == 0) {
+			if (expect_type(p, val, sub, json_type_boolean))
+				b->wire_time = json_object_get_boolean(val);
+		} else if (strcmp(key, "modules") == 0) {
+			mods = val;
+		} else {
+			perr(p, sub, "unknown key");
+		}
+	}
+	if (!b->path)
+		perr(p, path, "missing \"path\"");
+	if (!mods) {
+		perr(p, path, "missing \"modules\"");
+		return 0;
+	}
+	jpath(sub, "%s.modules", path);
+	if (!expect_type(p, mods, sub, json_type_array))
+		return 0;
+	b->nmodules = json_object_array_length(mods);
+	if (b->nmodules < 1 || b->nmodules > SIM_MAX_MODULES) {
+		b->nmodules = 0;
+		perr(p, sub, "expected 1..%d modules", SIM_MAX_MODULES);
+		return 0;
+	}
+	b->modules = calloc(b->nmodules, sizeof(*b->modules));
+	if (!b->modules)
+		return -ENOMEM;
+	for (size_t i = 0; i < b->nmodules; i++) {
+		jpath(sub, "%s.modules[%zu]", path, i);
+		parse_module(p, json_object_array_get_idx(mods, i), sub, &b->modules[i], &b->line);
+		for (size_t j = 0; j < i; j++)
+			if (sim_module_address(&b->modules[j]) ==
+			    sim_module_address(&b->modules[i]))
+				perr(p, sub, "address %d is already used on this bus",
+				     sim_module_address(&b->modules[i]));
+	}
+	return 0;
+}
+
+static int sim_alloc_buses(struct sim *sim, size_t n)
+{
+	sim->buses = calloc(n, sizeof(*sim->buses));
+	if (!sim->buses)
+		return -ENOMEM;
+	sim->nbuses = n;
+	for (size_t i = 0; i < n; i++) {
+		sim->buses[i].index = (int)i;
+		sim->buses[i].sim = sim;
+		sim->buses[i].master_fd = -1;
+		sim->buses[i].slave_fd = -1;
+		sim->buses[i].inotify_fd = -1;
+		sim->buses[i].wake_fd = -1;
+		sim->buses[i].rng = 0x5EED0000u + i;
+	}
+	return 0;
+}
+
+static int parse_top(struct parse *p, json_object *root, struct sim *sim)
+{
+	json_object *buses = NULL;
+	char sub[JPATH_MAX];
+	int r;
+
+	if (!expect_type(p, root, "$", json_type_object))
+		return 0;
+	json_object_object_foreach(root, key, val) {
+		if (strcmp(key, "log") == 0) {
+			if (get_string(p, val, key, &sim->log_path) == -ENOMEM)
+				return -ENOMEM;
+		} else if (strcmp(key, "control") == 0) {
+			if (get_string(p, val, key, &sim->control_path) == -ENOMEM)
+				return -ENOMEM;
+		} else if (strcmp(key, "buses") == 0) {
+			buses = val;
+		} else {
+			perr(p, key, "unknown key");
+		}
+	}
+	if (!buses) {
+		perr(p, "$", "missing \"buses\"");
+		return 0;
+	}
+	if (!expect_type(p, buses, "buses", json_type_array))
+		return 0;
+	if (json_object_array_length(buses) < 1 ||
+	    json_object_array_length(buses) > SIM_MAX_BUSES) {
+		perr(p, "buses", "expected 1..%d buses", SIM_MAX_BUSES);
+		return 0;
+	}
+	r = sim_alloc_buses(sim, json_object_array_length(buses));
+	if (r < 0)
+		return r;
+	for (size_t i = 0; i < sim->nbuses; i++) {
+		jpath(sub, "buses[%zu]", i);
+		r = parse_bus(p, json_object_array_get_idx(buses, i), sub, &sim->buses[i]);
+		if (r < 0)
+			return r;
+		for (size_t j = 0; j < i; j++)
+			if (sim->buses[i].path && sim->buses[j].path &&
+			    strcmp(sim->buses[i].path, sim->buses[j].path) == 0)
+				perr(p, sub, "path %s is already used", sim->buses[i].path);
+	}
+	return 0;
+}
+
+static int read_capped(const char *file, char **out)
+{
+	char *text = NULL;
+	size_t len = 0;
+	int fd, r = 0;
+
+	fd = open(file, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return -errno;
+	text = malloc(SIM_CONFIG_MAX + 1);
+	if (!text) {
+		r = -ENOMEM;
+		goto out;
+	}
+	for (;;) {
+		ssize_t n = read(fd, text + len, SIM_CONFIG_MAX + 1 - len);
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0) {
+			r = -errno;
+			goto out;
+		}
+		if (n == 0)
+			break;
+		len += (size_t)n;
+		if (len > SIM_CONFIG_MAX) {
+			r = -EFBIG;
+			goto out;
+		}
+	}
+	text[len] = '\0';
+	*out = text;
+	text = NULL;
+out:
+	free(text);
+	close(fd);
+	return r;
+}
+
+/* Returns 0, -EINVAL (errors logged) or another -errno. */
+int sim_config_load(struct sim *sim, const char *file)
+{
+	struct parse p = { .file = file };
+	enum json_tokener_error jerr;
+	json_object *root;
+	char *text = NULL;
+	int r;
+
+	r = read_capped(file, &text);
+	if (r < 0) {
+		log_err("%s: %s", file, strerror(-r));
+		return r;
+	}
+	root = json_tokener_parse_verbose(text, &jerr);
+	free(text);
+	if (!root) {
+		log_err("%s: invalid JSON: %s", file, json_tokener_error_desc(jerr));
+		return -EINVAL;
+	}
+	r = parse_top(&p, root, sim);
+	json_object_put(root);
+	if (r < 0)
+		return r;
+	return p.errors ? -EINVAL : 0;
+}
+
+/* hdhk-sim --pty PATH [--baud B] [--framing F] [--address 1,2,...] */
+int sim_config_quick(struct sim *sim, const char *path, int baud, const char *framing,
+		     const char *addresses, bool wire_time)
+{
+	struct sim_bus *b;
+	int addrs[SIM_MAX_MODULES];
+	size_t n = 0;
+	const char *s;
+	int f, r;
+
+	if (sim_baud_code(baud) < 0) {
+		log_err("--baud: not a baud rate of the datasheet: %d", baud);
+		return -EINVAL;
+	}
+	f = sim_framing_parse(framing);
+	if (f < 0) {
+		log_err("--framing: expected N81, E81, O81 or N82, got %s", framing);
+		return -EINVAL;
+	}
+	for (s = addresses; *s; ) {
+		char *end;
+		long a = strtol(s, &end, 10);
+
+		if (end == s || a < 1 || a > 255 || (*end && *end != ',') || n == SIM_MAX_MODULES) {
+			log_err("--address: expected addresses 1..255, got %s", addresses);
+			return -EINVAL;
+		}
+		for (size_t i = 0; i < n; i++)
+			if (addrs[i] == a) {
+				log_err("--address: %ld is listed twice", a);
+				return -EINVAL;
+			}
+		addrs[n++] = (int)a;
+		s = *end ? end + 1 : end;
+	}
+	if (n == 0) {
+		log_err("--address: no address given");
+		return -EINVAL;
+	}
+	r = sim_alloc_buses(sim, 1);
+	if (r < 0)
+		return r;
+	b = &sim->buses[0];
+	b->path = strdup(path);
+	b->modules = calloc(n, sizeof(*b->modules));
+	if (!b->path || !b->modules)
+		return -ENOMEM;
+	b->nmodules = n;
+	b->line.baud = baud;
+	b->line.framing = (enum sim_framing)f;
+	b->wire_time = wire_time;
+	for (size_t i = 0; i < n; i++)
+		sim_module_init(&b->modules[i], addrs[i], &b->line);
+	return 0;
+}
+
+void sim_config_free(struct sim *sim)
+{
+	for (size_t i = 0; i < sim->nbuses; i++) {
+		free(sim->buses[i].path);
+		free(sim->buses[i].modules);
+	}
+	free(sim->buses);
+	free(sim->log_path);
+	free(sim->control_path);
+	sim->buses = NULL;
+	sim->nbuses = 0;
+	sim->log_path = NULL;
+	sim->control_path = NULL;
+}

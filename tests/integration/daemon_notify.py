@@ -1,0 +1,53 @@
+#!/usr/bin/env python3
+"""sd_notify on a test NOTIFY_SOCKET: READY=1 with a STATUS=, STATUS=
+refreshed while running, WATCHDOG=1 every WatchdogSec/2 when WATCHDOG_USEC
+is set and WATCHDOG_PID names the daemon (never otherwise), STOPPING=1."""
+import time
+import unittest
+
+import common
+import daemonlib
+from sim import Sim
+
+
+class Notify(unittest.TestCase):
+    def test_ready_status_watchdog_stopping(self):
+        sim = Sim(self, [{"baud": 19200, "modules": [1, 2]}]).start()
+        cfg = daemonlib.daemon_config(self, sim, interval=0.25)
+        d = daemonlib.Daemon(self, cfg, watchdog_usec=1000000).start()
+        ready = d.notify.wait("READY", "1")
+        self.assertIn("STATUS", ready[0][1])
+        self.assertIn("modules", ready[0][1]["STATUS"])
+        pings = d.notify.wait("WATCHDOG", "1", count=5, timeout=10)
+        gaps = [b[0] - a[0] for a, b in zip(pings, pings[1:])]
+        for g in gaps:
+            self.assertLess(g, 0.9, gaps)   # WatchdogSec/2 = 0.5 s
+        status = d.notify.wait("STATUS", count=2, timeout=15)
+        self.assertRegex(status[-1][1]["STATUS"], r"^2/2 modules up")
+        self.assertEqual(d.stop(), 0)
+        stopping = d.notify.all("STOPPING")
+        self.assertTrue(stopping, "no STOPPING=1")
+        self.assertGreater(stopping[0][0], pings[-1][0])
+
+    def test_no_watchdog_for_another_pid(self):
+        sim = Sim(self, [{"baud": 19200, "modules": [1]}]).start()
+        cfg = daemonlib.daemon_config(self, sim, interval=0.25)
+        d = daemonlib.Daemon(self, cfg, watchdog_usec=400000, watchdog_pid=1).start()
+        time.sleep(1.5)
+        self.assertEqual(d.notify.all("WATCHDOG"), [])
+        self.assertEqual(d.stop(), 0)
+
+    def test_status_counts_a_dead_module(self):
+        sim = Sim(self, [{"baud": 19200, "modules": [1, 2]}]).start()
+        sim.fault(0, 2, "noanswer")
+        cfg = daemonlib.daemon_config(self, sim, interval=0.25, timeout=0.1)
+        d = daemonlib.Daemon(self, cfg).start()
+
+        def one_down():
+            return [m for t, m in d.notify.all("STATUS") if m["STATUS"].startswith("1/2 modules up")]
+        common.wait_for(one_down, 15, what="STATUS=1/2 modules up")
+        self.assertEqual(d.stop(), 0)
+
+
+if __name__ == "__main__":
+    common.main()

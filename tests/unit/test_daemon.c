@@ -1,0 +1,266 @@
+/* test_daemon.c — the daemon's pure logic: tick arithmetic (no drift, skipped
+ * ticks counted, never bunched up), the complaint rate limits, and the
+ * pollers against a port that does not exist, through a recording sink. */
+#include <errno.h>
+#include <pthread.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "../../src/daemon/complain.c"
+#include "../../src/daemon/sinkset.c"
+#include "../../src/daemon/poller.c"
+
+#define MS (1000000LL)
+#define SEC (1000000000LL)
+
+static void tick_next_on_time(void **unused)
+{
+	uint64_t missed = 0;
+
+	(void)unused;
+	/* finished early: the next slot, nothing missed */
+	assert_int_equal(pm_tick_next(10 * SEC, SEC, 10 * SEC + 300 * MS, &missed),
+			 11 * SEC);
+	assert_int_equal(missed, 0);
+	/* 1000 ticks later the schedule has not drifted by a nanosecond */
+	int64_t d = 5 * SEC;
+
+	for (int i = 0; i < 1000; i++)
+		d = pm_tick_next(d, 250 * MS, d + 7 * MS, &missed);
+	assert_int_equal(d, 5 * SEC + 1000 * 250 * MS);
+	assert_int_equal(missed, 0);
+}
+
+static void tick_next_overrun_skips(void **unused)
+{
+	uint64_t missed = 0;
+	int64_t next;
+
+	(void)unused;
+	/* a tick that took 2.5 intervals: slots 11 and 12 are gone */
+	next = pm_tick_next(10 * SEC, SEC, 12 * SEC + 500 * MS, &missed);
+	assert_int_equal(next, 13 * SEC);
+	assert_int_equal(missed, 2);
+	/* exactly on the next slot: that slot has started, it is missed */
+	missed = 0;
+	next = pm_tick_next(10 * SEC, SEC, 11 * SEC, &missed);
+	assert_int_equal(next, 12 * SEC);
+	assert_int_equal(missed, 1);
+	/* never a deadline in the past, whatever the delay */
+	for (int64_t late = 0; late < 10 * SEC; late += 37 * MS) {
+		int64_t now = 10 * SEC + late;
+
+		missed = 0;
+		next = pm_tick_next(10 * SEC, 300 * MS, now, &missed);
+		assert_true(next > now);
+		assert_true(next - now <= 300 * MS);
+		assert_int_equal((next - 10 * SEC) / (300 * MS) - 1, missed);
+	}
+}
+
+static void tick_first_aligned(void **unused)
+{
+	(void)unused;
+	/* wall clock at x.3 s: the first tick is 0.7 s ahead, at a whole
+	 * second of the wall clock */
+	assert_int_equal(pm_tick_first(SEC, 1700000000 * SEC + 300 * MS, 50 * SEC),
+			 50 * SEC + 700 * MS);
+	assert_int_equal(pm_tick_first(250 * MS, 1700000000 * SEC + 300 * MS, 50 * SEC),
+			 50 * SEC + 200 * MS);
+	/* exactly on a slot: the next one, not now */
+	assert_int_equal(pm_tick_first(SEC, 1700000000 * SEC, 50 * SEC), 51 * SEC);
+}
+
+static void complain_backs_off(void **unused)
+{
+	struct pm_complaint c = { 0 };
+	unsigned logged[16], n = 0, failures;
+	int64_t dur;
+
+	(void)unused;
+	for (unsigned i = 1; i <= 100; i++)
+		if (pm_complain_failure(&c, (int64_t)i * SEC)) {
+			assert_true(n < 16);
+			logged[n++] = i;
+		}
+	assert_int_equal(n, 7);
+	for (unsigned i = 0; i < n; i++)
+		assert_int_equal(logged[i], 1u << i);	/* 1 2 4 ... 64 */
+	assert_true(pm_complain_success(&c, 101 * SEC, &failures, &dur));
+	assert_int_equal(failures, 100);
+	assert_int_equal(dur, 100 * SEC);
+	/* nothing to say after a success without failures */
+	assert_false(pm_complain_success(&c, 102 * SEC, &failures, &dur));
+	/* a new spell starts with a line of its own */
+	assert_true(pm_complain_failure(&c, 103 * SEC));
+}
+
+static void complain_hourly_at_least(void **unused)
+{
+	struct pm_complaint c = { 0 };
+	int64_t t = 0;
+	unsigned n = 0;
+
+	(void)unused;
+	/* one failure every 10 min for a day: logs at 1, 2, 4, 8, 16 and then
+	 * at least once an hour */
+	for (unsigned i = 0; i < 144; i++, t += 600 * SEC)
+		n += pm_complain_failure(&c, t);
+	assert_true(n >= 24);
+	assert_true(n <= 30);
+}
+
+static void complain_durations(void **unused)
+{
+	char b[32];
+
+	(void)unused;
+	pm_complain_duration(b, sizeof(b), 37 * SEC);
+	assert_string_equal(b, "37 s");
+	pm_complain_duration(b, sizeof(b), 12 * 60 * SEC + 5 * SEC);
+	assert_string_equal(b, "12 min");
+	pm_complain_duration(b, sizeof(b), (3 * 3600 + 5 * 60) * SEC);
+	assert_string_equal(b, "3 h 5 min");
+	pm_complain_duration(b, sizeof(b), (2 * 86400 + 3600) * SEC);
+	assert_string_equal(b, "2 d 1 h");
+}
+
+/* ---- pollers against a missing port, through a recording sink ---------- */
+
+struct record {
+	pthread_mutex_t lock;
+	unsigned emits[2], samples, ticks;
+	int last_error[2];
+	unsigned consecutive[2];
+};
+
+static bool rec_wanted(const struct pm_config *cfg)
+{
+	(void)cfg;
+	return true;
+}
+
+static void rec_emit(void *state, const struct pm_config *cfg, size_t device,
+		     const struct pm_sample *s, const struct pm_device_state *st)
+{
+	struct record *r = state;
+
+	(void)cfg;
+	pthread_mutex_lock(&r->lock);
+	r->emits[device]++;
+	r->samples += s != NULL;
+	r->last_error[device] = st->last_error;
+	r->consecutive[device] = st->consecutive_failures;
+	pthread_mutex_unlock(&r->lock);
+}
+
+static void rec_tick_done(void *state, const struct pm_config *cfg)
+{
+	struct record *r = state;
+
+	(void)cfg;
+	pthread_mutex_lock(&r->lock);
+	r->ticks++;
+	pthread_mutex_unlock(&r->lock);
+}
+
+static void pollers_missing_port(void **unused)
+{
+	static const struct pm_sink_ops rec_ops = {
+		.name = "record",
+		.wanted = rec_wanted,
+		.emit = rec_emit,
+		.tick_done = rec_tick_done,
+	};
+	struct pm_input in = { .channel = 0, .ratio = 0.01, .name = (char *)"a" };
+	struct pm_device devs[2] = {
+		{ .id = 1, .port = (char *)"/nonexistent/ttyUSB9", .address = 1,
+		  .line = { 9600, 'N', 8, 1 }, .timeout = 0.1, .n_inputs = 1,
+		  .inputs = &in },
+		{ .id = 2, .port = (char *)"/nonexistent/ttyUSB9", .address = 2,
+		  .line = { 9600, 'N', 8, 1 }, .timeout = 0.1, .n_inputs = 1,
+		  .inputs = &in },
+	};
+	struct pm_config cfg = { .interval = 0.02, .n_devices = 2, .devices = devs,
+				 .n_inputs = 2 };
+	struct record rec = { .lock = PTHREAD_MUTEX_INITIALIZER };
+	struct pm_sinkset set = { .cfg = &cfg, .n = 1, .ops = { &rec_ops },
+				  .state = { &rec } };
+	struct pm_pollers *p = NULL;
+	struct pm_pollers_health h;
+	unsigned ticks = 0;
+	int64_t t0;
+
+	(void)unused;
+	assert_int_equal(pm_pollers_start(&p, &cfg, &set), 0);
+	for (int i = 0; i < 500 && ticks < 10; i++) {
+		usleep(10000);
+		pthread_mutex_lock(&rec.lock);
+		ticks = rec.ticks;
+		pthread_mutex_unlock(&rec.lock);
+	}
+	assert_true(ticks >= 10);
+	pm_pollers_health(p, pm_mono_ns(), &h);
+	assert_int_equal(h.ports, 1);
+	assert_int_equal(h.ports_open, 0);
+	assert_int_equal(h.modules, 2);
+	assert_int_equal(h.modules_up, 0);
+	assert_true(h.all_recent);
+	/* one poller for the shared port: stopping it is immediate */
+	t0 = pm_mono_ns();
+	pm_pollers_stop(p);
+	assert_true(pm_mono_ns() - t0 < 200 * MS);
+
+	pthread_mutex_lock(&rec.lock);
+	assert_int_equal(rec.samples, 0);
+	/* both modules tried at every tick, the failure counted */
+	assert_true(rec.emits[0] >= rec.ticks - 1 && rec.emits[1] >= rec.ticks - 1);
+	assert_int_equal(rec.last_error[0], -ENOENT);
+	assert_int_equal(rec.last_error[1], -ENOENT);
+	assert_int_equal(rec.consecutive[0], rec.emits[0]);
+	pthread_mutex_unlock(&rec.lock);
+}
+
+static void health_notices_a_stuck_poller(void **unused)
+{
+	struct pm_input in = { .channel = 0, .ratio = 0.01, .name = (char *)"a" };
+	struct pm_device dev = { .id = 1, .port = (char *)"/nonexistent/x",
+				 .address = 1, .line = { 9600, 'N', 8, 1 },
+				 .timeout = 0.5, .n_inputs = 1, .inputs = &in };
+	struct pm_config cfg = { .interval = 1, .n_devices = 1, .devices = &dev };
+	struct pm_sinkset set = { .cfg = &cfg };
+	struct pm_pollers *p = NULL;
+	struct pm_pollers_health h;
+
+	(void)unused;
+	assert_int_equal(pm_pollers_start(&p, &cfg, &set), 0);
+	/* limit: 2 intervals + 2 x timeout + 5 s */
+	pm_pollers_health(p, pm_mono_ns(), &h);
+	assert_true(h.all_recent);
+	pm_pollers_health(p, pm_mono_ns() + 10 * SEC, &h);
+	assert_false(h.all_recent);
+	pm_pollers_stop(p);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(tick_next_on_time),
+		cmocka_unit_test(tick_next_overrun_skips),
+		cmocka_unit_test(tick_first_aligned),
+		cmocka_unit_test(complain_backs_off),
+		cmocka_unit_test(complain_hourly_at_least),
+		cmocka_unit_test(complain_durations),
+		cmocka_unit_test(pollers_missing_port),
+		cmocka_unit_test(health_notices_a_stuck_poller),
+	};
+
+	pm_log_set_level(LOG_ERR);	/* the failures are expected */
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
