@@ -13,10 +13,11 @@
  * caller's, to be released with the matching pm_*_free() or free(3);
  * pointers returned by getters borrow from the object they came from.
  *
- * Threads: the library keeps no global state and never writes to stdout or
- * stderr. Objects are never changed after they are built, so one pm_config
- * or pm_readings may be read by several threads at once; freeing it must
- * wait until they are done. The library does not install signal handlers.
+ * Threads: these functions keep no global state, never write to stdout or
+ * stderr and install no signal handlers. Objects are never changed after
+ * they are built, so one pm_config or pm_readings may be read by several
+ * threads at once; freeing it must wait until they are done.
+ * pm_config_load() reads the environment, so it must not race setenv(3).
  */
 #ifndef POWERMETER_H
 #define POWERMETER_H
@@ -52,8 +53,9 @@ enum pm_error {
 
 /* A short English text for an error code, negative (as returned) or
  * positive: "CRC error in the answer", "Connection timed out", ...
- * Unknown codes give a generic text. Returns static storage: never NULL,
- * never to be freed. Thread-safe. */
+ * Unknown codes give a generic text. Never NULL, never to be freed:
+ * static storage, or for an errno the C library does not know, its
+ * per-thread buffer that the thread's next call may reuse. Thread-safe. */
 const char *pm_strerror(int err);
 
 /* The library's version as text, e.g. "0.1.0": the version of the package
@@ -146,8 +148,10 @@ enum pm_source {
  * device read was attempted, even if some failed: check each value's
  * status, pm_readings_failed() and pm_readings_error(). Otherwise *out is
  * untouched and the result is -ENOENT (no device has that id), -EINVAL
- * (bad 'source'), -PM_ENOSNAPSHOT or -PM_ESTALE (PM_SOURCE_SNAPSHOT and no
- * fresh snapshot), or -ENOMEM. 'cfg' is only read: several threads may
+ * (bad 'source'), -ENOMEM, or with PM_SOURCE_SNAPSHOT: -PM_ENOSNAPSHOT (no
+ * snapshot for this config: no daemon runs), -PM_ESTALE (the daemon has
+ * not written it for 3 intervals), -PM_EFRAME (the file is not a
+ * snapshot) or -errno reading it. 'cfg' is only read: several threads may
  * read with one config at once, but reads of the same port from two
  * threads or processes exclude each other (-EBUSY). */
 int pm_read(const pm_config *cfg, int device_id, enum pm_source source,

@@ -1,12 +1,123 @@
-/* cmd_check.c — placeholder, being written. */
+/* cmd_check.c — `powermeter check [-c PATH | PATH]`: validates the config
+ * (with its secrets and the seed's influx.conf) and prints a one-line
+ * summary, or every problem found. */
+#include <errno.h>
+#include <getopt.h>
 #include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <powermeter/powermeter.h>
 
 #include "cli.h"
+#include "config.h"
+
+static void usage(FILE *f)
+{
+	fprintf(f,
+		"usage: powermeter check [-c CONFIG | CONFIG]\n"
+		"\n"
+		"Validates the configuration (default %s) and prints a summary.\n"
+		"Exit status 0 when valid, 78 when not, 2 on a usage error.\n",
+		PM_DEFAULT_CONFIG);
+}
+
+static size_t count_ports(const struct pm_config *cfg)
+{
+	size_t n = 0;
+
+	for (size_t i = 0; i < cfg->n_devices; i++) {
+		size_t j;
+
+		for (j = 0; j < i; j++)
+			if (!strcmp(cfg->devices[i].port, cfg->devices[j].port))
+				break;
+		if (j == i)
+			n++;
+	}
+	return n;
+}
+
+static void print_summary(const struct pm_config *cfg)
+{
+	const struct pm_influx *in = cfg->influx;
+	size_t ports = count_ports(cfg);
+
+	printf("%s: OK \xe2\x80\x94 %zu device%s on %zu port%s, %zu input%s, interval %g s",
+	       cfg->path, cfg->n_devices, cfg->n_devices == 1 ? "" : "s",
+	       ports, ports == 1 ? "" : "s", cfg->n_inputs,
+	       cfg->n_inputs == 1 ? "" : "s", cfg->interval);
+	if (!in) {
+		printf(", no InfluxDB\n");
+		return;
+	}
+	/* Never the token or the password: only whether there is one. */
+	if (in->api == PM_INFLUX_V2)
+		printf(", InfluxDB v2 %s (bucket %s%s", in->url, in->bucket,
+		       in->token ? "" : ", no token");
+	else
+		printf(", InfluxDB v1 %s (database %s%s%s", in->url,
+		       in->database, in->username ? ", user " : "",
+		       in->username ? in->username : "");
+	if (cfg->influx_conf)
+		printf(", with %s", cfg->influx_conf);
+	printf("), spool %s (%llu MB)\n", cfg->spool_dir,
+	       (unsigned long long)(cfg->spool_max_bytes / (1024 * 1024)));
+}
 
 int cmd_check(int argc, char **argv)
 {
-	(void)argc;
-	(void)argv;
-	fprintf(stderr, "powermeter: 'check' is not implemented yet\n");
-	return 2;
+	static const struct option options[] = {
+		{ "config", required_argument, NULL, 'c' },
+		{ "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 },
+	};
+	const char *path = NULL;
+	struct pm_config *cfg = NULL;
+	char *errors = NULL;
+	int c, r;
+
+	optind = 0;
+	while ((c = getopt_long(argc, argv, "+c:h", options, NULL)) != -1) {
+		switch (c) {
+		case 'c':
+			path = optarg;
+			break;
+		case 'h':
+			usage(stdout);
+			return 0;
+		default:
+			usage(stderr);
+			return 2;
+		}
+	}
+	/* The seed's scripts took the config as their first argument. */
+	if (optind < argc) {
+		if (path || optind + 1 < argc) {
+			fprintf(stderr, "powermeter check: give one config file\n");
+			usage(stderr);
+			return 2;
+		}
+		path = argv[optind];
+	}
+
+	r = pm_config_load(&cfg, path, &errors);
+	if (r == -PM_ECONFIG) {
+		fputs(errors ? errors : "invalid configuration\n", stderr);
+		free(errors);
+		return PM_EXIT_CONFIG;
+	}
+	if (r == -ENOENT && !path) {
+		fprintf(stderr, "powermeter: cannot open %s (nor %s): %s\n",
+			PM_DEFAULT_CONFIG, PM_SEED_CONFIG, strerror(ENOENT));
+		return PM_EXIT_CONFIG;
+	}
+	if (r < 0) {
+		fprintf(stderr, "powermeter: cannot open %s: %s\n",
+			path ? path : PM_DEFAULT_CONFIG, pm_strerror(r));
+		return r == -ENOMEM ? 1 : PM_EXIT_CONFIG;
+	}
+	print_summary(cfg);
+	pm_config_free(cfg);
+	return 0;
 }

@@ -61,6 +61,19 @@ static int parse_framing(const char *s, struct pm_line *line)
 	return 0;
 }
 
+/* Datasheet register 0x0003: the baud rates a module can be set to. */
+static bool baud_valid(long baud)
+{
+	static const long bauds[] = {
+		1200, 2400, 4800, 9600, 19200, 38400, 57600, 115200,
+	};
+
+	for (size_t i = 0; i < sizeof(bauds) / sizeof(bauds[0]); i++)
+		if (baud == bauds[i])
+			return true;
+	return false;
+}
+
 static int parse_long(const char *s, long min, long max, long *v)
 {
 	char *end;
@@ -177,8 +190,9 @@ int cmd_info(int argc, char **argv)
 			module_options = true;
 			break;
 		case 'b':
-			if (parse_long(optarg, 1, 10000000, &v) < 0) {
-				log_err("invalid baud rate '%s'", optarg);
+			if (parse_long(optarg, 1, 115200, &v) < 0 || !baud_valid(v)) {
+				log_err("invalid baud rate '%s' (1200, 2400, 4800, "
+					"9600, 19200, 38400, 57600, 115200)", optarg);
 				return 2;
 			}
 			manual.line.baud = (int)v;

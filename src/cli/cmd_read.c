@@ -37,11 +37,13 @@ static int parse_format(const char *s, enum pm_format *format)
 	return 0;
 }
 
-/* Loads the config, printing why it is bad. 0, or the exit status. */
+/* Loads the config, printing why it is bad. 0, or the exit status. Reading
+ * never writes to InfluxDB: its secrets are not needed (nor readable by the
+ * Zabbix agent's user). */
 int cli_load_config(const char *path, struct pm_config **cfg)
 {
 	char *errors = NULL;
-	int r = pm_config_load(cfg, path, &errors);
+	int r = pm_config_load_flags(cfg, path, PM_CONFIG_NO_SECRETS, &errors);
 
 	if (r == -PM_ECONFIG) {
 		fputs(errors ? errors : "invalid configuration\n", stderr);

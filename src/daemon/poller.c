@@ -4,7 +4,6 @@
  * away. Stop is a flag under the group's lock with a condvar broadcast. */
 #include <errno.h>
 #include <pthread.h>
-#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -48,7 +47,7 @@ struct poller {
 	struct poll_dev *devs;
 	int64_t budget_ns;		/* what a tick may take: timeouts */
 	/* under group->lock */
-	bool is_open;
+	bool port_down;			/* open failed, or lost */
 	uint64_t ticks;
 	uint64_t missed;
 	int64_t last_tick_ns;
@@ -112,10 +111,10 @@ static bool group_wait_until(struct pm_pollers *g, int64_t deadline_ns)
 	return !stop;
 }
 
-static void poller_set_open(struct poller *p, bool is_open)
+static void poller_set_down(struct poller *p, bool down)
 {
 	pthread_mutex_lock(&p->group->lock);
-	p->is_open = is_open;
+	p->port_down = down;
 	pthread_mutex_unlock(&p->group->lock);
 }
 
@@ -147,7 +146,7 @@ static int poller_open(struct poller *p, struct pm_bus_fault *fault)
 		p->bus = bus;
 		p->open_err = 0;
 		p->open_failures = 0;
-		poller_set_open(p, true);
+		poller_set_down(p, false);
 		return 0;
 	}
 	f.err = r;
@@ -161,6 +160,7 @@ static int poller_open(struct poller *p, struct pm_bus_fault *fault)
 	/* Each module logs the failure in its own words; this only starts
 	 * the port's spell so that reopening is reported. */
 	(void)pm_complain_failure(&p->port_complaint, now);
+	poller_set_down(p, true);
 	*fault = f;
 	return r;
 }
@@ -177,7 +177,7 @@ static void poller_lost(struct poller *p, int err)
 	p->bus = NULL;
 	p->open_err = 0;
 	p->reopen_ns = 0;
-	poller_set_open(p, false);
+	poller_set_down(p, true);
 }
 
 static void state_count_failure(struct pm_device_state *st, int err)
@@ -454,7 +454,7 @@ void pm_pollers_health(struct pm_pollers *g, int64_t now_ns,
 		const struct poller *p = &g->pollers[i];
 		int64_t limit = 2 * g->interval_ns + p->budget_ns + 5 * NS_PER_S;
 
-		h->ports_open += p->is_open;
+		h->ports_down += p->port_down;
 		h->ticks += p->ticks;
 		h->missed_ticks += p->missed;
 		if (now_ns - p->last_tick_ns > limit)

@@ -15,7 +15,7 @@ struct pm_pollers;
 /* What the main thread learns about the pollers (STATUS=, watchdog). */
 struct pm_pollers_health {
 	size_t ports;
-	size_t ports_open;
+	size_t ports_down;	/* cannot be opened, or went away */
 	size_t modules;
 	size_t modules_up;
 	uint64_t ticks;		/* completed, all pollers */

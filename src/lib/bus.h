@@ -37,7 +37,10 @@ int pm_bus_open_fault(struct pm_bus **bus, const char *port,
  * when dev->frequency, its frequency registers — in one FC 0x03 request when
  * they are adjacent (8..39). Sets the unit id and dev->timeout, discards
  * stale input first so a late answer to an earlier request is never taken
- * for this one, and stamps out->time_ms when the answer arrived.
+ * for this one, and stamps out->time_ms when the answer arrived. After a
+ * request to a unit went unanswered, the following ones ask for 1..7 more
+ * registers (one more each time) until one is answered: a late answer to
+ * the earlier request then has the wrong length and is discarded.
  * Returns 0, or -ETIMEDOUT (no answer), -PM_ECRC, -PM_EFRAME (short or
  * malformed answer), -PM_EUNIT (answer from another unit id),
  * -PM_EEXCEPTION, -EIO/-ENODEV (the port went away: see pm_bus_broken).

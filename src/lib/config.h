@@ -93,6 +93,7 @@ struct pm_config {
 	char *spool_dir;	/* default <state_dir>/spool */
 	uint64_t spool_max_bytes;	/* default 100 MB */
 	char *snapshot;		/* default <runtime_dir>/values.json */
+	char *influx_conf;	/* the seed's influx.conf merged in, or NULL */
 };
 
 /* Loads 'path' (NULL: PM_DEFAULT_CONFIG, falling back to PM_SEED_CONFIG),
@@ -100,6 +101,17 @@ struct pm_config {
  * with every problem in *errors (one per line, "file: path: message"), or
  * -errno. Environment read: STATE_DIRECTORY, RUNTIME_DIRECTORY,
  * CREDENTIALS_DIRECTORY. (Declared in powermeter.h as pm_config_load.) */
+
+/* pm_config_load_flags(): don't read token_file, password_file or
+ * $CREDENTIALS_DIRECTORY, and skip an influx.conf this user may not read.
+ * For programs that never write to InfluxDB (read, json, zabbix), so the
+ * Zabbix agent's user can load a config whose secrets it cannot see. The
+ * secrets in the result are then NULL unless given inline. */
+#define PM_CONFIG_NO_SECRETS 0x1
+
+/* pm_config_load() with flags (PM_CONFIG_*). */
+int pm_config_load_flags(struct pm_config **cfg, const char *path,
+			 unsigned flags, char **errors);
 
 /* Looks a device up by its id; NULL when absent. */
 const struct pm_device *pm_config_device(const struct pm_config *cfg, int id);

@@ -121,37 +121,39 @@ static void unknown_key(struct pm_errlist *errs, const char *path,
 			       path, line, ECHO_MAX, key);
 }
 
-/* Checks the values once every line is in; messages point at their line. */
+/* Checks the values once every line is in; messages point at their line.
+ * A bad value is dropped, so what remains can still be checked. */
 static void check_values(struct pm_influxconf *ic, struct pm_errlist *errs)
 {
 	for (int i = 0; i < PM_IC_NKEYS; i++) {
 		const char *v = ic->value[i];
+		bool bad = true;
 
 		if (!v)
 			continue;
-		if (!*v) {
+		if (!*v)
 			pm_errlist_add(errs, "%s:%u: %s: the value is empty",
 				       ic->path, ic->line[i],
 				       pm_influxconf_keys[i]);
-			continue;
-		}
-		if (has_control(v)) {
+		else if (has_control(v))
 			pm_errlist_add(errs, "%s:%u: %s: contains a control character",
 				       ic->path, ic->line[i],
 				       pm_influxconf_keys[i]);
-			continue;
-		}
-		if (i == PM_IC_VERIFY_SSL && parse_bool(v, &ic->verify_ssl))
+		else if (i == PM_IC_VERIFY_SSL && parse_bool(v, &ic->verify_ssl))
 			pm_errlist_add(errs, "%s:%u: verify_ssl: expected True or False, got \"%.*s\"",
 				       ic->path, ic->line[i], ECHO_MAX, v);
-		if (i == PM_IC_INTERVAL) {
-			if (parse_seconds(v, &ic->interval))
-				pm_errlist_add(errs, "%s:%u: interval: expected seconds, got \"%.*s\"",
-					       ic->path, ic->line[i], ECHO_MAX, v);
-			else if (ic->interval < PM_INTERVAL_MIN ||
-				 ic->interval > PM_INTERVAL_MAX)
-				pm_errlist_add(errs, "%s:%u: interval: %s is out of range (0.1..3600 seconds)",
-					       ic->path, ic->line[i], v);
+		else if (i == PM_IC_INTERVAL && parse_seconds(v, &ic->interval))
+			pm_errlist_add(errs, "%s:%u: interval: expected seconds, got \"%.*s\"",
+				       ic->path, ic->line[i], ECHO_MAX, v);
+		else if (i == PM_IC_INTERVAL && (ic->interval < PM_INTERVAL_MIN ||
+						 ic->interval > PM_INTERVAL_MAX))
+			pm_errlist_add(errs, "%s:%u: interval: %s is out of range (0.1..3600 seconds)",
+				       ic->path, ic->line[i], v);
+		else
+			bad = false;
+		if (bad) {
+			free(ic->value[i]);
+			ic->value[i] = NULL;
 		}
 	}
 }
@@ -263,13 +265,9 @@ int pm_influxconf_load(struct pm_influxconf *ic, const char *path,
 	if (!influx_line)
 		pm_errlist_add(errs, "%s: no [influx] section", path);
 	check_values(&n, errs);
-	if (errs->count != before) {
-		r = -PM_ECONFIG;
-		goto out;
-	}
 	*ic = n;
 	memset(&n, 0, sizeof(n));
-	r = 0;
+	r = errs->count != before ? -PM_ECONFIG : 0;
 out:
 	pm_influxconf_free(&n);
 	free(data);

@@ -65,9 +65,10 @@ char *pm_influxconf_path_beside(const char *json_path);
  * configparser's getboolean (1/yes/true/on, 0/no/false/off). Unknown keys and
  * sections, keys given twice, bad booleans and numbers are errors, appended
  * to 'errs' as "path:LINE: message"; a value is never echoed for "token".
- * Returns 0; -ENOENT when there is no such file (*ic untouched); -PM_ECONFIG
- * when errors were added; other -errno when it cannot be read. On success
- * the caller owns *ic and frees it with pm_influxconf_free(). */
+ * Returns 0; -PM_ECONFIG when errors were added (*ic then holds the values
+ * that were fine, so the caller can check the rest); -ENOENT when there is no
+ * such file; other -errno when it cannot be read (*ic untouched for these).
+ * After 0 or -PM_ECONFIG the caller frees *ic with pm_influxconf_free(). */
 int pm_influxconf_load(struct pm_influxconf *ic, const char *path,
 		       struct pm_errlist *errs);
 void pm_influxconf_free(struct pm_influxconf *ic);

@@ -25,14 +25,19 @@ static bool is_control(unsigned char c)
 
 static char plain(char c)
 {
-	return is_control((unsigned char)c) ? ' ' : c;
+	return c && is_control((unsigned char)c) ? ' ' : c;
 }
 
-/* A backslash is written as it is (InfluxDB 1.x keeps backslashes
- * literally), except where a parser would take it as an escape: before a
- * character that gets escaped, before another backslash, or at the end of
- * the element. There it is doubled, which InfluxDB 2 and VictoriaMetrics
- * read back as one backslash (InfluxDB 1.x keeps both). */
+/* InfluxDB's parser (1.x and 2.x alike) takes a backslash and the character
+ * after it as a pair when it looks for the end of an element, and then
+ * replaces only "\," "\=" "\ " by the character. So a run of backslashes is
+ * written as it is, and read back as it is, when a plain character follows.
+ * Before an escaped character the run must have even length to leave that
+ * character's own backslash paired with it: an odd run gets one more (read
+ * back one longer — the only case that is not exact). A run at the very end
+ * is left out: InfluxDB refuses an element that ends in a backslash, and
+ * would reject the whole write. (VictoriaMetrics reads "\\" as one
+ * backslash.) */
 static int lp_escaped(struct pm_buf *b, const char *s, const char *special)
 {
 	size_t start = b->len;
@@ -42,12 +47,15 @@ static int lp_escaped(struct pm_buf *b, const char *s, const char *special)
 		char c = plain(*p);
 
 		if (c == '\\') {
-			char next = plain(p[1]);
+			size_t run = strspn(p, "\\");
+			char next = plain(p[run]);
 
-			if (!next || next == '\\' || strchr(special, next))
-				r = pm_buf_adds(b, "\\\\");
-			else
+			if (!next)
+				break;
+			r = pm_buf_add(b, p, run);
+			if (r == 0 && strchr(special, next) && run % 2)
 				r = pm_buf_addc(b, '\\');
+			p += run - 1;
 		} else if (strchr(special, c)) {
 			char esc[2] = { '\\', c };
 
@@ -64,9 +72,15 @@ static int lp_escaped(struct pm_buf *b, const char *s, const char *special)
 int pm_lp_measurement(struct pm_buf *b, const char *s)
 {
 	/* A line starting with '#' is a comment. */
-	if (!*s || *s == '#')
+	size_t start = b->len;
+	int r;
+
+	if (*s == '#')
 		return -EINVAL;
-	return lp_escaped(b, s, ESC_MEASUREMENT);
+	r = lp_escaped(b, s, ESC_MEASUREMENT);
+	if (r == 0 && b->len == start)
+		r = -EINVAL;	/* nothing left of it */
+	return r;
 }
 
 int pm_lp_tag(struct pm_buf *b, const char *s)
@@ -102,17 +116,19 @@ int pm_lp_string_value(struct pm_buf *b, const char *s)
 /* ",key=value", left out when the value is empty (InfluxDB refuses it). */
 static int lp_tag_pair(struct pm_buf *b, const char *key, const char *value)
 {
+	size_t start = b->len, value_at;
 	int r;
 
-	if (!*value)
-		return 0;
 	r = pm_buf_addc(b, ',');
 	if (r == 0)
 		r = pm_lp_tag(b, key);
 	if (r == 0)
 		r = pm_buf_addc(b, '=');
+	value_at = b->len;
 	if (r == 0)
 		r = pm_lp_tag(b, value);
+	if (r < 0 || b->len == value_at)
+		pm_buf_truncate(b, b->len - start);
 	return r;
 }
 

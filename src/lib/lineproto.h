@@ -8,9 +8,13 @@
  *   field key          comma, equals sign, space
  *   string field value double quote, backslash
  * A line feed or any other control character cannot be represented in a
- * tag; it is written as a space. An empty tag value is left out (InfluxDB
- * rejects it). Numbers are written in the shortest form that reads back to
- * the same double. */
+ * tag; it is written as a space. Backslashes are written so that InfluxDB
+ * (1.x and 2.x) reads them back as they were, except a backslash at the end
+ * of an element (left out: InfluxDB rejects it) and an odd run of them right
+ * before a space, comma or equals sign (read back one longer). An empty tag
+ * value is left out (InfluxDB rejects it). Numbers are written in the
+ * shortest form that reads back to the same double.
+ */
 #ifndef PM_LINEPROTO_H
 #define PM_LINEPROTO_H
 

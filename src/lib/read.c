@@ -22,10 +22,6 @@
 #define READINGS_TEXT_MAX (64u * 1024 * 1024)
 #define FAILURE_TEXT_MAX 512
 
-/* TEMPORARY until snapshot.c is written: a weak reference, so the library
- * links meanwhile (NULL: no snapshot). */
-#pragma weak pm_snapshot_read
-
 static const struct pm_device *device_by_id(const struct pm_config *cfg,
 					    int id)
 {
@@ -329,8 +325,7 @@ int pm_read(const pm_config *cfg, int device_id, enum pm_source source,
 	if (!r)
 		return -ENOMEM;
 	if (source != PM_SOURCE_BUS) {
-		if (pm_snapshot_read)
-			snapshot_err = pm_snapshot_read(cfg, r, pm_now_ms());
+		snapshot_err = pm_snapshot_read(cfg, r, pm_now_ms());
 		if (snapshot_err == 0) {
 			*out = r;
 			return 0;

@@ -677,8 +677,9 @@ static int device_result(const struct pm_config *cfg, size_t index,
 	r = device_parse(jdev, &sd);
 	if (r)
 		return r;
+	/* Not -ENODATA: that means "not asked for" in the readings. */
 	if (!sd.has_sample && !sd.state.last_attempt_ms) {
-		res->err = -ENODATA;
+		res->err = -EAGAIN;
 		(void)snprintf(res->message, sizeof(res->message),
 			       "device %d on %s address %d: not read yet by "
 			       "powermeterd", dev->id, dev->port, dev->address);

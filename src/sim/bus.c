@@ -149,9 +149,13 @@ static int pty_open(struct sim_bus *b)
 	b->master_fd = posix_openpt(O_RDWR | O_NOCTTY | O_CLOEXEC | O_NONBLOCK);
 	if (b->master_fd < 0)
 		return -errno;
-	if (grantpt(b->master_fd) < 0 || unlockpt(b->master_fd) < 0 ||
-	    ptsname_r(b->master_fd, b->slave_name, sizeof(b->slave_name)) != 0) {
+	if (grantpt(b->master_fd) < 0 || unlockpt(b->master_fd) < 0) {
 		r = -errno;
+		goto fail;
+	}
+	r = ptsname_r(b->master_fd, b->slave_name, sizeof(b->slave_name));
+	if (r != 0) {
+		r = -r;
 		goto fail;
 	}
 	b->slave_fd = open(b->slave_name, O_RDWR | O_NOCTTY | O_CLOEXEC);
@@ -389,9 +393,16 @@ static void request_handle(struct sim_bus *b, const uint8_t *frame, size_t len, 
 	pthread_mutex_unlock(&b->lock);
 
 	/* t0 + (request + answer) characters + the 3.5-character turnaround */
-	if (b->wire_time)
-		pm_sleep_until_ns(t0 + (int64_t)(len + rlen) * char_ns + char_ns * 7 / 2);
-	frame_write(b, resp, rlen);
+	if (b->wire_time) {
+		int64_t due = t0 + (int64_t)(len + rlen) * char_ns + char_ns * 7 / 2;
+
+		pm_sleep_until_ns(due);
+		frame_write(b, resp, rlen);
+		log_debug("%s: answer written %lld us after its wire-time instant", b->path,
+			  (long long)((pm_mono_ns() - due) / 1000));
+	} else {
+		frame_write(b, resp, rlen);
+	}
 	e.exception = ex;
 	e.values = values;
 	e.nvalues = nvalues;

@@ -8,7 +8,7 @@ import common
 import daemonlib
 from servers import Victoria
 from sim import Sim
-from daemon_outage_vm import vm_rows
+from daemon_outage_vm import vm_settled
 
 
 class DaemonV2(unittest.TestCase):
@@ -24,7 +24,8 @@ class DaemonV2(unittest.TestCase):
         common.wait_for(lambda: len(daemonlib.ok_reads(sim)) >= 16, 20, what="reads")
         self.assertEqual(d.stop(), 0, d.stderr())
         expected = daemonlib.expected_points(sim, daemonlib.ok_reads(sim))
-        daemonlib.match_points(self, expected, vm_rows(vm), exact_once=True)
+        rows = vm_settled(vm, len(expected))
+        daemonlib.match_points(self, expected, rows, exact_once=True)
         self.assertNotIn("cr3d-t0ken", d.stderr())
 
 

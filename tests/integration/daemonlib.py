@@ -197,11 +197,11 @@ class Daemon:
     def running(self):
         return self.proc is not None and self.proc.poll() is None
 
-    def signal(self, sig):
+    def send(self, sig):
         self.proc.send_signal(sig)
 
     def hup(self):
-        self.signal(signal.SIGHUP)
+        self.send(signal.SIGHUP)
 
     def stop(self, sig=signal.SIGTERM, timeout=20.0):
         """Sends 'sig' and waits; returns the exit status."""

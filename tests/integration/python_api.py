@@ -158,6 +158,25 @@ class GetValues(unittest.TestCase):
         # what the seed printed is what the library's own JSON prints
         self.assertEqual(json.dumps(values, indent=4), library_json(path))
 
+    def test_current_is_rounded_as_pythons_round(self):
+        # ratios whose products are not 2-decimal numbers: 0.015 is a
+        # little below 0.015 as a double, so round() gives 0.01 where
+        # rounding the decimal text half-up would give 0.02
+        raws = [1, 3, 5, 7, 9, 11, 13, 15, 101, 1001, 12345, 65535, 0, 2, 4, 6]
+        ratios = [0.005] * 8 + [0.0245] * 8
+        sim = Sim.single(self)
+        for ch, raw in enumerate(raws):
+            sim.set(0, 1, ch, raw)
+        cfg = seed_config([sim.path()])
+        for inp, ratio in zip(cfg[0]["inputs"], ratios):
+            inp["ratio"] = ratio
+        path = write_json(self, cfg)
+        values = powermeter.get_values(path)
+        self.assertEqual([v["current"] for v in values],
+                         [round(raw * ratio, 2) for raw, ratio in zip(raws, ratios)])
+        self.assertEqual(values[1]["current"], 0.01)
+        self.assertEqual(json.dumps(values, indent=4), library_json(path))
+
     def test_failed_device_is_skipped_with_a_warning(self):
         sim = two_bus_sim(self)
         sim.fault(0, 1, "noanswer")
@@ -320,6 +339,49 @@ class Read(unittest.TestCase):
             powermeter.read(path, source="serial")
         # "auto" falls back to the bus when there is no snapshot
         self.assertTrue(all(r.ok for r in powermeter.read(path, source="auto")))
+
+
+class Daemon(unittest.TestCase):
+    def test_values_come_from_the_daemons_snapshot_while_it_holds_the_port(self):
+        sim = Sim.single(self, n_modules=2)
+        devices = [{"id": a, "port": sim.path(), "address": a, "timeout": 0.5,
+                    "inputs": [{"input": c, "ratio": 0.01, "name": "Input %s" % c}
+                               for c in "abc"]} for a in (1, 2)]
+        path = object_config(self, devices)
+        with open(path) as f:
+            cfg = json.load(f)
+        cfg["interval"] = 0.2
+        with open(path, "w") as f:
+            json.dump(cfg, f)
+        log = open(os.path.join(os.path.dirname(path), "daemon.log"), "w+")
+        self.addCleanup(log.close)
+        daemon = subprocess.Popen([common.POWERMETERD, "-c", path], stdin=subprocess.DEVNULL,
+                                  stdout=log, stderr=subprocess.STDOUT)
+
+        def stop():
+            daemon.terminate()
+            daemon.wait(15)
+        self.addCleanup(stop)
+        snapshot = cfg["snapshot"]
+        common.wait_for(lambda: os.path.exists(snapshot) or daemon.poll() is not None,
+                        timeout=15, what="the daemon's snapshot")
+        self.assertIsNone(daemon.poll(), "powermeterd exited")
+
+        values = powermeter.get_values(path)
+        want = [{"id": i * 3 + ch, "device_id": a, "input": "abc"[ch],
+                 "name": "Input %s" % "abc"[ch],
+                 "current": round(Sim.default_raw(a, ch) * 0.01, 2)}
+                for i, a in enumerate((1, 2)) for ch in range(3)]
+        self.assertEqual(values, want)
+        # the bus itself is the daemon's: a direct read is refused at once
+        started = time.monotonic()
+        direct = powermeter.read(path, source="bus")
+        self.assertLess(time.monotonic() - started, 0.5)
+        self.assertEqual({r.status for r in direct}, {-errno.EBUSY})
+        self.assertIn("busy", direct[0].error)
+        via_snapshot = powermeter.read(path, source="snapshot")
+        self.assertTrue(all(r.ok for r in via_snapshot))
+        self.assertLess(time.time() - via_snapshot[0].time_ms / 1000, 3 * 0.2 + 1)
 
 
 class Library(unittest.TestCase):

@@ -41,7 +41,8 @@ def read_request(addr, start, count, fc=3):
 
 
 def wire_time_s(request_len, response_len, baud, bits=10):
-    """hdhk-sim(1): (request + response + 3.5) characters."""
+    """hdhk-sim(1): (request + response + 3.5) characters, computed here
+    independently of Sim.wire_time, which is checked against it."""
     return (request_len + response_len + 3.5) * bits / baud
 
 
@@ -428,6 +429,11 @@ class WireTime(SimTest):
         start = time.monotonic()
         self.assertEqual(len(port.transact(read_request(1, 0, 56), 117, timeout=3)), 117)
         self.assertGreaterEqual(time.monotonic() - start, wire_time_s(8, 117, 1200, bits=11) - 0.001)
+
+    def test_wire_time_helper(self):
+        self.assertAlmostEqual(Sim.wire_time(8, 37), 0.050521, places=5)
+        self.assertAlmostEqual(Sim.wire_time(8, 117, 1200, "E81"), wire_time_s(8, 117, 1200, 11))
+        self.assertAlmostEqual(Sim.wire_time(8, 37, 19200, "N82"), wire_time_s(8, 37, 19200, 11))
 
     def test_mbpoll_whole_process(self):
         sim = Sim.single(self)

@@ -69,6 +69,14 @@ class Sim:
         return (addr * 1000 + (channel + 1) * 10) & 0xFFFF
 
     @staticmethod
+    def wire_time(request_bytes, response_bytes, baud=9600, framing="N81"):
+        """Seconds from a request's first byte to its complete answer, as
+        hdhk-sim emulates it (hdhk-sim(1), WIRE TIME): (request + response
+        + 3.5) characters of 1 start, 8 data, parity and stop bits."""
+        bits = 1 + 8 + (1 if framing[0] in "EO" else 0) + int(framing[2])
+        return (request_bytes + response_bytes + 3.5) * bits / baud
+
+    @staticmethod
     def default_raws(addr):
         return [Sim.default_raw(addr, ch) for ch in range(16)]
 
@@ -96,21 +104,26 @@ class Sim:
             left = deadline - time.monotonic()
             ready, _, _ = select.select([self.proc.stdout], [], [], max(left, 0))
             if not ready:
-                self.stop()
-                raise AssertionError("hdhk-sim not ready after %.0fs: %s"
-                                     % (self.READY_TIMEOUT, self.stderr()))
+                self._fail("not ready after %.0fs" % self.READY_TIMEOUT)
             chunk = os.read(self.proc.stdout.fileno(), 64)
             if not chunk:
-                self.stop()
-                raise AssertionError("hdhk-sim exited (%s): %s" % (self.returncode, self.stderr()))
+                self._fail("exited before it was ready")
             line += chunk
         if line.strip() != b"ready":
-            self.stop()
-            raise AssertionError("hdhk-sim said %r: %s" % (line, self.stderr()))
+            self._fail("said %r instead of ready" % line)
         return self
 
+    def _fail(self, what):
+        try:
+            self.stop()
+        except AssertionError:
+            pass
+        raise AssertionError("hdhk-sim %s (status %s): %s" % (what, self.returncode, self.stderr()))
+
     def stop(self):
-        """SIGTERM, then waits; returns the exit status (None if never started)."""
+        """SIGTERM, then waits. Raises AssertionError unless the simulator
+        exits cleanly (status 0, no sanitizer report): so every test that
+        uses it also checks it for leaks and undefined behaviour."""
         if self.proc is None:
             return self.returncode
         if self.proc.poll() is None:
@@ -123,6 +136,9 @@ class Sim:
         self.proc.stdout.close()
         self.returncode = self.proc.returncode
         self.proc = None
+        err = self.stderr()
+        if self.returncode != 0 or "runtime error:" in err or "Sanitizer" in err:
+            raise AssertionError("hdhk-sim exited with %s: %s" % (self.returncode, err))
         return self.returncode
 
     def stderr(self):

@@ -208,7 +208,7 @@ static void pollers_missing_port(void **unused)
 	assert_true(ticks >= 10);
 	pm_pollers_health(p, pm_mono_ns(), &h);
 	assert_int_equal(h.ports, 1);
-	assert_int_equal(h.ports_open, 0);
+	assert_int_equal(h.ports_down, 1);
 	assert_int_equal(h.modules, 2);
 	assert_int_equal(h.modules_up, 0);
 	assert_true(h.all_recent);

@@ -1,0 +1,77 @@
+#!/usr/bin/env python3
+"""Benchmark (b): peak RSS (VmHWM) and CPU time (utime + stime) of
+powermeterd polling 8 converters x 4 modules at 1 s for 60 s, writing to
+VictoriaMetrics (when installed) and the snapshot. Goals: <= 8 MiB and
+<= 1 % of one core.
+
+    PM_BUILD_DIR=build python3 tests/bench/daemon_resources.py [--seconds N]
+"""
+import argparse
+import os
+import shutil
+import sys
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, os.path.join(HERE, "..", "lib"))
+sys.path.insert(0, os.path.join(HERE, "..", "integration"))
+
+import daemonlib  # noqa: E402
+from daemon_parallel import Ctx  # noqa: E402
+from sim import Sim  # noqa: E402
+
+
+def proc_stat(pid):
+    with open("/proc/%d/stat" % pid) as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    tick = os.sysconf("SC_CLK_TCK")
+    return (int(fields[11]) + int(fields[12])) / tick   # utime + stime
+
+
+def vm_hwm_kib(pid):
+    with open("/proc/%d/status" % pid) as f:
+        for line in f:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1])
+    return 0
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--seconds", type=float, default=60)
+    ap.add_argument("--no-db", action="store_true")
+    args = ap.parse_args()
+    ctx = Ctx()
+    try:
+        sim = Sim(ctx, [{"baud": 9600, "modules": [1, 2, 3, 4]} for _ in range(8)]).start()
+        influx = None
+        if not args.no_db and shutil.which("victoria-metrics"):
+            from servers import Victoria
+            vm = Victoria(ctx)
+            influx = {"url": vm.url, "org": "bench", "bucket": "powermeter", "token": "x"}
+        cfg = daemonlib.daemon_config(ctx, sim, interval=1.0, timeout=0.3,
+                                      inputs="abcdefghijklmnop", influx=influx)
+        d = daemonlib.Daemon(ctx, cfg).start()
+        time.sleep(1.0)
+        cpu0, t0 = proc_stat(d.pid), time.monotonic()
+        time.sleep(args.seconds)
+        cpu1, t1 = proc_stat(d.pid), time.monotonic()
+        hwm = vm_hwm_kib(d.pid)
+        reads = len(daemonlib.ok_reads(sim))
+        if d.stop() != 0:
+            raise SystemExit("powermeterd failed:\n" + d.stderr())
+        cpu = (cpu1 - cpu0) / (t1 - t0) * 100
+        print("8 converters x 4 modules x 16 inputs at 1 s for %.0f s%s"
+              % (t1 - t0, ", writing to VictoriaMetrics" if influx else ""))
+        print("reads answered: %d (%.1f per second)" % (reads, reads / (t1 - t0 + 1)))
+        print("peak RSS (VmHWM): %.2f MiB (goal <= 8): %s"
+              % (hwm / 1024, "OK" if hwm <= 8 * 1024 else "MISSED"))
+        print("CPU: %.2f %% of one core (goal <= 1): %s"
+              % (cpu, "OK" if cpu <= 1.0 else "MISSED"))
+        return 0 if hwm <= 8 * 1024 and cpu <= 1.0 else 1
+    finally:
+        ctx.close()
+
+
+if __name__ == "__main__":
+    sys.exit(main())

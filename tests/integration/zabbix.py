@@ -1,0 +1,370 @@
+"""powermeter json / zabbix discovery / zabbix status next to a running
+powermeterd, and Debian's real zabbix_agent2 running the UserParameter file:
+values from the daemon's snapshot equal the seed's array value by value, in
+well under 100 ms, without a single request on the bus; a stale snapshot
+gives an error, never old values; without a daemon the bus is read.
+"""
+import json
+import os
+import re
+import signal
+import statistics
+import stat
+import time
+import unittest
+
+import common
+from daemonlib import Daemon, daemon_config, input_name, INPUTS, RATIO
+from sim import Sim
+import templates
+
+INTERVAL = 0.5
+
+
+def expected_array(sim, inputs=INPUTS, values=None):
+    """The seed's array for daemon_config()'s devices: default_raw x ratio
+    rounded to 2, ids running over the config."""
+    out = []
+    i = 0
+    for b, bus in enumerate(sim.buses):
+        for m in bus["modules"]:
+            dev_id = b * 100 + m["address"]
+            for l in inputs:
+                ch = ord(l) - ord("a")
+                raw = (values or {}).get((m["address"], l), Sim.default_raw(m["address"], ch))
+                out.append({"id": i, "device_id": dev_id, "input": l,
+                            "name": input_name(dev_id, l), "current": round(raw * RATIO, 2)})
+                i += 1
+    return out
+
+
+def seed_text(values):
+    """Exactly what the seed's script printed: print(json.dumps(v, indent=4))."""
+    return json.dumps(values, indent=4) + "\n"
+
+
+def bus_requests(sim):
+    return [e for e in sim.log() if e.get("fc") == 3]
+
+
+class ZabbixBase(unittest.TestCase):
+    def start(self, n_modules=2, **kw):
+        self.sim = Sim.single(self, n_modules=n_modules)
+        self.cfg = daemon_config(self, self.sim, interval=INTERVAL, **kw)
+        with open(self.cfg) as f:
+            self.snapshot = json.load(f)["snapshot"]
+        self.daemon = Daemon(self, self.cfg).start()
+        self.wait_fresh()
+
+    def wait_fresh(self, timeout=15):
+        """Until powermeter json answers from a snapshot with every module."""
+        def fresh():
+            st = self.status()
+            return st["snapshot"]["fresh"] == 1 and all(d["up"] for d in st["devices"])
+        common.wait_for(fresh, timeout, what="a fresh snapshot with every module up")
+
+    def pm(self, *args):
+        return common.run([common.POWERMETER] + list(args))
+
+    def json_cmd(self):
+        return self.pm("json", "-c", self.cfg)
+
+    def status(self):
+        p = self.pm("zabbix", "status", "-c", self.cfg)
+        self.assertEqual(p.returncode, 0, p.stderr)
+        self.assertEqual(p.stderr, "")
+        return json.loads(p.stdout)
+
+    def assert_daemon_cadence(self, t0_ms, t1_ms):
+        """Between t0 and t1 every module was asked at the daemon's pace
+        only: an extra reader would add requests closer together."""
+        per_addr = {}
+        for e in bus_requests(self.sim):
+            if t0_ms <= e["t_ms"] <= t1_ms:
+                per_addr.setdefault(e["addr"], []).append(e["t_ms"])
+        span = (t1_ms - t0_ms) / 1000.0
+        for addr, ts in per_addr.items():
+            self.assertLessEqual(len(ts), span / INTERVAL + 2,
+                                 "module %d asked %d times in %.1f s" % (addr, len(ts), span))
+            gaps = [b - a for a, b in zip(ts, ts[1:])]
+            if gaps:
+                self.assertGreater(min(gaps), INTERVAL * 1000 * 0.5,
+                                   "module %d asked twice within %d ms" % (addr, min(gaps)))
+
+
+class Json(ZabbixBase):
+    def test_snapshot_values_equal_the_seed_array(self):
+        """While the daemon runs: the seed's text exactly, fast, no bus."""
+        self.start()
+        want = seed_text(expected_array(self.sim))
+        t0 = time.time() * 1000
+        n_before = len(bus_requests(self.sim))
+        took = []
+        # spread over 3 intervals, so that the daemon polls in between
+        for _ in range(7):
+            time.sleep(3 * INTERVAL / 7)
+            start = time.monotonic()
+            p = self.json_cmd()
+            took.append(time.monotonic() - start)
+            self.assertEqual(p.returncode, 0, p.stderr)
+            self.assertEqual(p.stderr, "")
+            self.assertEqual(p.stdout, want)
+        t1 = time.time() * 1000
+        self.assertLess(statistics.median(took), 0.100, "powermeter json took %s s" % took)
+        # the daemon kept polling meanwhile (so the check below means something)
+        self.assertGreater(len(bus_requests(self.sim)), n_before)
+        self.assert_daemon_cadence(t0, t1)
+
+    def test_config_path_as_argument(self):
+        """The seed's script took the config path as its argument."""
+        self.start(n_modules=1)
+        p = self.pm("json", self.cfg)
+        self.assertEqual(p.returncode, 0, p.stderr)
+        self.assertEqual(json.loads(p.stdout), expected_array(self.sim))
+
+    def test_snapshot_file(self):
+        """0644 for the agent's user, written by the daemon, gone on stop."""
+        self.start(n_modules=1)
+        st = os.stat(self.snapshot)
+        self.assertEqual(stat.S_IMODE(st.st_mode), 0o644)
+        with open(self.snapshot) as f:
+            doc = json.load(f)
+        self.assertEqual(doc["pid"], self.daemon.pid)
+        self.assertEqual(doc["interval"], INTERVAL)
+        self.assertEqual([d["id"] for d in doc["devices"]], [1])
+        self.assertLess(abs(doc["written_at"] - time.time() * 1000), 3 * INTERVAL * 1000)
+        leftovers = [n for n in os.listdir(os.path.dirname(self.snapshot)) if "tmp" in n]
+        self.assertEqual(leftovers, [])
+        self.assertEqual(self.daemon.stop(), 0)
+        self.assertFalse(os.path.exists(self.snapshot))
+
+    def test_stuck_daemon_gives_an_error_not_old_values(self):
+        """The daemon holds the port but stops updating (SIGSTOP): after 3
+        intervals json prints nothing, says why, exits 1 — and does not
+        touch the port. status says the same. SIGCONT: values again."""
+        self.start()
+        self.daemon.proc.send_signal(signal.SIGSTOP)
+        self.addCleanup(lambda: self.daemon.running() and
+                        self.daemon.proc.send_signal(signal.SIGCONT))
+        time.sleep(3 * INTERVAL + 0.3)
+        n = len(bus_requests(self.sim))
+        p = self.json_cmd()
+        self.assertEqual(p.returncode, 1)
+        self.assertEqual(p.stdout, "")
+        self.assertIn("busy (held by pid %d)" % self.daemon.pid, p.stderr)
+        self.assertIn("older than 3 intervals", p.stderr)
+        self.assertEqual(len(bus_requests(self.sim)), n, "json touched the bus")
+        st = self.status()
+        self.assertEqual(st["snapshot"]["fresh"], 0)
+        self.assertGreater(st["snapshot"]["age"], 3 * INTERVAL)
+        self.assertEqual([d["up"] for d in st["devices"]], [0, 0])
+        self.assertIn("older than 3 intervals", st["devices"][0]["error"])
+        self.daemon.proc.send_signal(signal.SIGCONT)
+        self.wait_fresh()
+        p = self.json_cmd()
+        self.assertEqual(p.returncode, 0, p.stderr)
+        self.assertEqual(json.loads(p.stdout), expected_array(self.sim))
+
+    def test_killed_daemon_then_bus(self):
+        """SIGKILL leaves a stale snapshot and frees the port: json reads
+        the bus (new values, not the snapshot's); with the bus gone as well,
+        an error and no values."""
+        self.start()
+        with open(self.snapshot) as f:
+            old = f.read()
+        self.daemon.stop(signal.SIGKILL)
+        self.assertTrue(os.path.exists(self.snapshot))
+        self.sim.set(0, 1, "a", 4242)
+        time.sleep(3 * INTERVAL + 0.2)
+        n = len(bus_requests(self.sim))
+        p = self.json_cmd()
+        self.assertEqual(p.returncode, 0, p.stderr)
+        self.assertEqual(json.loads(p.stdout),
+                         expected_array(self.sim, values={(1, "a"): 4242}))
+        self.assertEqual(len(bus_requests(self.sim)), n + 2, "one read per module")
+        with open(self.snapshot) as f:
+            self.assertEqual(f.read(), old)
+        self.sim.stop()
+        p = self.json_cmd()
+        self.assertEqual(p.returncode, 1)
+        self.assertEqual(p.stdout, "")
+        self.assertIn("device 1 on %s" % self.sim.path(), p.stderr)
+
+    def test_no_daemon_reads_the_bus(self):
+        sim = Sim.single(self, n_modules=2)
+        cfg = daemon_config(self, sim, interval=INTERVAL)
+        p = self.pm("json", "-c", cfg)
+        self.assertEqual(p.returncode, 0, p.stderr)
+        self.assertEqual(p.stdout, seed_text(expected_array(sim)))
+        self.assertEqual(sorted(e["addr"] for e in bus_requests(sim)), [1, 2])
+        st = json.loads(self.pm("zabbix", "status", "-c", cfg).stdout)
+        self.assertEqual(st["snapshot"]["fresh"], 0)
+        self.assertIn("no snapshot", st["snapshot"]["error"])
+
+    def test_down_module_left_out(self):
+        """A module the daemon cannot read: its inputs are left out with a
+        warning (exit 1), the other module's values are printed."""
+        self.start()
+        self.sim.fault(0, 2, "noanswer")
+        common.wait_for(lambda: self.status()["devices"][1]["up"] == 0, 10,
+                        what="module 2 down in the snapshot")
+        p = self.json_cmd()
+        self.assertEqual(p.returncode, 1)
+        self.assertEqual(json.loads(p.stdout),
+                         [v for v in expected_array(self.sim) if v["device_id"] == 1])
+        self.assertIn("device 2 on %s address 2" % self.sim.path(), p.stderr)
+        st = self.status()
+        self.assertEqual(st["snapshot"]["fresh"], 1)
+        d1, d2 = st["devices"]
+        self.assertEqual((d1["up"], d2["up"]), (1, 0))
+        self.assertGreaterEqual(d2["consecutive_failures"], 1)
+        self.assertGreaterEqual(d2["timeouts"], 1)
+        self.assertIn("timeout", d2["error"])
+        self.assertEqual(d1["error"], "")
+        self.assertLess(d1["age"], 3 * INTERVAL)
+
+    def test_other_config_not_served(self):
+        """A config that differs from the daemon's (one more input) gets no
+        values from the daemon's snapshot, and does not open its port."""
+        self.start(n_modules=1)
+        with open(self.cfg) as f:
+            other = json.load(f)
+        other["devices"][0]["inputs"].append({"input": "p", "ratio": 0.01, "name": "extra"})
+        path = os.path.join(common.tmpdir(self), "other.json")
+        with open(path, "w") as f:
+            json.dump(other, f)
+        p = self.pm("json", "-c", path)
+        self.assertEqual(p.returncode, 1)
+        self.assertEqual(p.stdout, "")
+        self.assertIn("no snapshot of this configuration", p.stderr)
+
+
+class Discovery(unittest.TestCase):
+    def test_discovery(self):
+        """LLD rows from the config alone: no daemon, no bus."""
+        sim = Sim.single(self, n_modules=2)
+        cfg = daemon_config(self, sim, inputs="ap")
+        p = common.run([common.POWERMETER, "zabbix", "discovery", "-c", cfg])
+        self.assertEqual(p.returncode, 0, p.stderr)
+        rows = json.loads(p.stdout)
+        self.assertIsInstance(rows, list)      # Zabbix 4.2+: a top-level array
+        self.assertEqual(rows[1], {"{#ID}": 1, "{#DEVICE_ID}": 1, "{#INPUT}": "p",
+                                   "{#NAME}": input_name(1, "p"), "{#KEY}": "1.p",
+                                   "{#PORT}": sim.path(), "{#ADDRESS}": 1})
+        self.assertEqual([r["{#KEY}"] for r in rows], ["1.a", "1.p", "2.a", "2.p"])
+        self.assertEqual([r["{#ID}"] for r in rows], [0, 1, 2, 3])
+        self.assertEqual(bus_requests(sim), [])
+        # options before the subcommand work too
+        q = common.run([common.POWERMETER, "zabbix", "-c", cfg, "discovery"])
+        self.assertEqual(q.stdout, p.stdout)
+
+    def test_usage_errors(self):
+        for args in (["zabbix"], ["zabbix", "nonsense"], ["zabbix", "discovery", "extra"],
+                     ["json", "a", "b"]):
+            p = common.run([common.POWERMETER] + args)
+            self.assertEqual(p.returncode, 2, args)
+            self.assertEqual(p.stdout, "")
+        p = common.run([common.POWERMETER, "zabbix", "discovery", "-c", "/nonexistent.json"])
+        self.assertEqual(p.returncode, 78)
+
+
+AGENT_CONF = """# zabbix_agent2 for the test: no server, everything in a tmpdir
+LogType=file
+LogFile=%(d)s/agent.log
+PidFile=%(d)s/agent.pid
+ControlSocket=%(d)s/agent.sock
+Server=127.0.0.1
+Hostname=powermeter-test
+Timeout=10
+Include=%(d)s/userparameter_powermeter.conf
+"""
+
+
+class Agent(ZabbixBase):
+    """zabbix_agent2 -t KEY with the UserParameter file meson generates."""
+
+    def setUp(self):
+        self.agent = common.require_tool("zabbix_agent2")
+
+    def agent_setup(self):
+        d = common.tmpdir(self, "pm-agent-")
+        src = os.path.join(common.BUILD, "config", "userparameter_powermeter.conf")
+        with open(src) as f:
+            text = f.read()
+        # the installed binary becomes the one just built, with the test config
+        rx = re.compile(r"(/\S+)/powermeter (json|zabbix \w+)")
+        found = rx.findall(text)
+        self.assertEqual([c for _, c in found], ["json", "zabbix discovery", "zabbix status"])
+        for bindir, _ in found:
+            self.assertTrue(bindir.endswith("/bin"), bindir)
+        text = rx.sub(lambda m: "%s %s -c %s" % (common.POWERMETER, m.group(2), self.cfg), text)
+        with open(os.path.join(d, "userparameter_powermeter.conf"), "w") as f:
+            f.write(text)
+        conf = os.path.join(d, "zabbix_agent2.conf")
+        with open(conf, "w") as f:
+            f.write(AGENT_CONF % {"d": d})
+        return conf
+
+    def agent_get(self, conf, key):
+        """The value zabbix_agent2 -t gives: 'key   [s|value]'."""
+        p = common.run([self.agent, "-c", conf, "-t", key], timeout=60)
+        self.assertEqual(p.returncode, 0, p.stdout + p.stderr)
+        m = re.match(r"(\S+)\s+\[([a-z])\|(.*)\]\s*\Z", p.stdout, re.S)
+        self.assertIsNotNone(m, "unexpected agent output: %r %r" % (p.stdout, p.stderr))
+        self.assertEqual(m.group(1), key)
+        self.assertEqual(m.group(2), "s", "agent says the item failed: %r" % p.stdout)
+        return m.group(3)
+
+    def test_agent_values_while_daemon_runs(self):
+        self.start()
+        conf = self.agent_setup()
+        t0 = time.time() * 1000
+        value = self.agent_get(conf, "powermeter.json")
+        t1 = time.time() * 1000
+        got = json.loads(value)
+        want = expected_array(self.sim)
+        self.assertEqual(len(got), len(want))
+        for g, w in zip(got, want):
+            self.assertEqual(g, w)
+            self.assertIsInstance(g["current"], float)
+        self.assertEqual(value.rstrip("\n"), seed_text(want).rstrip("\n"))
+        self.assert_daemon_cadence(t0, t1)
+
+        disc = json.loads(self.agent_get(conf, "powermeter.discovery"))
+        self.assertEqual([(r["{#DEVICE_ID}"], r["{#INPUT}"]) for r in disc],
+                         [(v["device_id"], v["input"]) for v in want])
+        status_text = self.agent_get(conf, "powermeter.status")
+        status = json.loads(status_text)
+        self.assertEqual(status["snapshot"]["fresh"], 1)
+        self.assertEqual(status["snapshot"]["pid"], self.daemon.pid)
+        self.assertEqual([d["up"] for d in status["devices"]], [1, 1])
+
+        # what the template's items make of these values
+        for version in templates.FILES:
+            t = templates.load(version)["zabbix_export"]["templates"][0]
+            rule = [r for r in t["discovery_rules"] if r["key"] == "powermeter.inputs"][0]
+            proto = rule["item_prototypes"][0]
+            for row, w in zip(disc, want):
+                path = templates.substitute(proto["preprocessing"][0]["parameters"][0], row)
+                self.assertEqual(float(templates.jsonpath(path, value)), w["current"])
+            fresh = [i for i in t["items"] if i["key"] == "powermeter.snapshot.fresh"][0]
+            self.assertEqual(templates.jsonpath(fresh["preprocessing"][0]["parameters"][0],
+                                                status_text), "1")
+
+    def test_agent_value_stays_json_when_a_module_fails(self):
+        """zabbix_agent2 appends a command's stderr to the value: json's
+        warnings must not reach it."""
+        self.start()
+        self.sim.fault(0, 1, "noanswer")
+        common.wait_for(lambda: self.status()["devices"][0]["up"] == 0, 10,
+                        what="module 1 down in the snapshot")
+        conf = self.agent_setup()
+        value = self.agent_get(conf, "powermeter.json")
+        self.assertEqual(json.loads(value),
+                         [v for v in expected_array(self.sim) if v["device_id"] == 2])
+        status = json.loads(self.agent_get(conf, "powermeter.status"))
+        self.assertEqual([d["up"] for d in status["devices"]], [0, 1])
+
+
+if __name__ == "__main__":
+    common.main()
