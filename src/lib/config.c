@@ -1466,6 +1466,95 @@ static void parse_object(struct parse *p, struct pm_config *cfg,
 		cfg->spool_max_bytes = (uint64_t)x * 1024 * 1024;
 }
 
+/* Keys compared per object: a config object has at most 16 known keys, and
+ * past this many every extra key is reported as unknown anyway. */
+#define DUP_KEYS_MAX 64
+#define DUP_DEPTH_MAX 64
+
+/* json-c keeps the last of two equal keys in one object, silently (as the
+ * seed's Python did), so a copied line with an edited duplicate would go
+ * unnoticed: find them in the text, which is known to be valid JSON here. */
+static void find_duplicate_keys(struct parse *p, const char *data, size_t len)
+{
+	struct key {
+		const char *s;
+		size_t n;
+	} *keys;
+	struct {
+		bool object;
+		size_t first;	/* its first key in keys[] */
+	} stack[DUP_DEPTH_MAX];
+	size_t depth = 0, nkeys = 0, line = 1, col = 0;
+	bool expect_key = false;
+
+	keys = malloc(DUP_DEPTH_MAX * DUP_KEYS_MAX * sizeof(*keys));
+	if (!keys) {
+		p->nomem = true;
+		return;
+	}
+	for (size_t i = 0; i < len; i++) {
+		char c = data[i];
+		size_t start, kline, kcol;
+
+		if (((unsigned char)c & 0xc0) != 0x80)	/* columns count characters */
+			col++;
+		if (c == '\n') {
+			line++;
+			col = 0;
+		}
+		if (c == '{' || c == '[') {
+			if (depth == DUP_DEPTH_MAX)
+				break;
+			stack[depth].object = c == '{';
+			stack[depth].first = nkeys;
+			depth++;
+			expect_key = c == '{';
+		} else if ((c == '}' || c == ']') && depth > 0) {
+			depth--;
+			nkeys = stack[depth].first;
+			expect_key = false;
+		} else if (c == ',') {
+			expect_key = depth > 0 && stack[depth - 1].object;
+		} else if (c == '"') {
+			kline = line;
+			kcol = col;
+			start = ++i;
+			for (; i < len && data[i] != '"'; i++) {
+				if (data[i] == '\\') {
+					i++;
+					col++;
+				}
+				if (i < len && ((unsigned char)data[i] & 0xc0) != 0x80)
+					col++;
+				if (i < len && data[i] == '\n') {
+					line++;
+					col = 0;
+				}
+			}
+			col++;
+			if (!expect_key || depth == 0)
+				continue;
+			expect_key = false;
+			for (size_t k = stack[depth - 1].first; k < nkeys; k++) {
+				if (keys[k].n != i - start ||
+				    memcmp(keys[k].s, data + start, i - start))
+					continue;
+				pm_errlist_add(p->errs, "%s:%zu:%zu: key \"%.*s\" given twice in one object (only the last would count)",
+					       p->file, kline, kcol,
+					       (int)(i - start < 40 ? i - start : 40),
+					       data + start);
+				break;
+			}
+			if (nkeys - stack[depth - 1].first < DUP_KEYS_MAX) {
+				keys[nkeys].s = data + start;
+				keys[nkeys].n = i - start;
+				nkeys++;
+			}
+		}
+	}
+	free(keys);
+}
+
 /* What went wrong at character c, in words for someone editing the file. */
 static void syntax_message(enum json_tokener_error e, char c, char *msg,
 			   size_t n)
@@ -1569,8 +1658,8 @@ static json_object *parse_json(struct parse *p, const char *data, size_t len,
 		if (data[i] == '\n') {
 			line++;
 			col = 1;
-		} else {
-			col++;
+		} else if (((unsigned char)data[i] & 0xc0) != 0x80) {
+			col++;	/* characters, not bytes */
 		}
 	}
 	pm_errlist_add(p->errs, "%s:%zu:%zu: %s", p->file, line, col, msg);
@@ -1641,6 +1730,8 @@ int pm_config_load_flags(struct pm_config **out, const char *path,
 	cfg->spool_max_bytes = PM_DEFAULT_SPOOL_MAX;
 
 	root = parse_json(&p, data, len, &ok);
+	if (ok)
+		find_duplicate_keys(&p, data, len);
 	if (ok && json_object_is_type(root, json_type_array)) {
 		parse_devices(&p, cfg, root, "");
 	} else if (ok && json_object_is_type(root, json_type_object)) {

@@ -30,7 +30,8 @@ def header_functions():
     with open(HEADER) as f:
         text = f.read()
     found = []
-    for m in re.finditer(r"^(?:const )?(?:struct \w+ \*|[\w ]+?\**)\s*\**(pm_\w+)\(", text, re.M):
+    # a declaration starts with its type in column 0, a comment does not
+    for m in re.finditer(r"^[a-z][\w ]*?[ *](pm_\w+)\(", text, re.M):
         before = text[:m.start()].rstrip()
         comment = ""
         if before.endswith("*/"):

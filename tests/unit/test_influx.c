@@ -1,0 +1,499 @@
+/* test_influx.c — the InfluxDB write client: v1/v2 URLs with escaped
+ * parameters, headers and credentials that never end up in a URL, the
+ * answer (status, error text, Retry-After in both forms), gzip bodies and
+ * curl errors, against a one-shot HTTP server on a loopback socket. */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <pthread.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+#include <zlib.h>
+
+#include <powermeter/powermeter.h>
+
+#include "influx.h"
+#include "timeutil.h"
+
+static struct pm_influx v2(void)
+{
+	struct pm_influx ix = {
+		.url = "http://127.0.0.1:8086",
+		.api = PM_INFLUX_V2,
+		.org = "my org&co",
+		.bucket = "power/meter",
+		.token = "s3cr3t-t0ken==",
+		.verify_ssl = true,
+		.timeout = 5,
+	};
+	return ix;
+}
+
+static struct pm_influx v1(void)
+{
+	struct pm_influx ix = {
+		.url = "http://127.0.0.1:8086/",
+		.api = PM_INFLUX_V1,
+		.database = "power meter",
+		.retention_policy = "one week",
+		.username = "writer",
+		.password = "pa:ss@word",
+		.verify_ssl = true,
+		.timeout = 5,
+	};
+	return ix;
+}
+
+static void test_url_v2(void **state)
+{
+	struct pm_influx ix = v2();
+	char *url;
+
+	(void)state;
+	assert_int_equal(pm_influx_write_url(&ix, &url), 0);
+	assert_string_equal(url, "http://127.0.0.1:8086/api/v2/write?"
+			    "org=my%20org%26co&bucket=power%2Fmeter&precision=ms");
+	free(url);
+	ix.org = NULL;
+	url = (char *)"untouched";
+	assert_int_equal(pm_influx_write_url(&ix, &url), -EINVAL);
+	assert_string_equal(url, "untouched");
+}
+
+static void test_url_v1(void **state)
+{
+	struct pm_influx ix = v1();
+	char *url;
+
+	(void)state;
+	assert_int_equal(pm_influx_write_url(&ix, &url), 0);
+	/* the trailing slash of the base goes; no credentials in the URL */
+	assert_string_equal(url, "http://127.0.0.1:8086/write?db=power%20meter"
+			    "&rp=one%20week&precision=ms");
+	free(url);
+	ix.retention_policy = "";
+	assert_int_equal(pm_influx_write_url(&ix, &url), 0);
+	assert_string_equal(url, "http://127.0.0.1:8086/write?db=power%20meter"
+			    "&precision=ms");
+	free(url);
+	ix.database = NULL;
+	assert_int_equal(pm_influx_write_url(&ix, &url), -EINVAL);
+	ix = v1();
+	ix.url = NULL;
+	assert_int_equal(pm_influx_write_url(&ix, &url), -EINVAL);
+}
+
+static void test_headers_v2(void **state)
+{
+	struct pm_influx ix = v2();
+	struct pm_influx_client *c;
+	char *h;
+
+	(void)state;
+	assert_int_equal(pm_influx_client_new(&c, &ix), 0);
+	assert_int_equal(pm_influx_request_headers(c, &h), 0);
+	assert_non_null(strstr(h, "Authorization: Token s3cr3t-t0ken==\n"));
+	assert_non_null(strstr(h, "Content-Encoding: gzip\n"));
+	assert_non_null(strstr(h, "Expect:\n"));	/* no 100-continue */
+	/* the token appears once, in its header */
+	assert_ptr_equal(strstr(h, "s3cr3t"), strstr(h, "Token ") + 6);
+	assert_null(strstr(strstr(h, "s3cr3t") + 1, "s3cr3t"));
+	free(h);
+	pm_influx_client_free(c);
+}
+
+static void test_headers_v1_no_secret(void **state)
+{
+	struct pm_influx ix = v1();
+	struct pm_influx_client *c;
+	char *h;
+
+	(void)state;
+	assert_int_equal(pm_influx_client_new(&c, &ix), 0);
+	assert_int_equal(pm_influx_request_headers(c, &h), 0);
+	/* basic auth is made by curl per request, never stored as text */
+	assert_null(strstr(h, "Authorization"));
+	assert_null(strstr(h, "pa:ss"));
+	free(h);
+	pm_influx_client_free(c);
+	/* v1 ignores a token, v2 ignores a password */
+	ix = v2();
+	ix.password = "pw-v2";
+	assert_int_equal(pm_influx_client_new(&c, &ix), 0);
+	assert_int_equal(pm_influx_request_headers(c, &h), 0);
+	assert_null(strstr(h, "pw-v2"));
+	free(h);
+	pm_influx_client_free(c);
+}
+
+static void test_client_new_invalid(void **state)
+{
+	struct pm_influx ix = v2();
+	struct pm_influx_client *c = NULL;
+
+	(void)state;
+	ix.bucket = NULL;
+	assert_int_equal(pm_influx_client_new(&c, &ix), -EINVAL);
+	assert_null(c);
+}
+
+static void test_redact(void **state)
+{
+	char buf[128];
+
+	(void)state;
+	pm_influx_url_redact("https://user:pw@db.example:8086/x?y=1", buf,
+			     sizeof(buf));
+	assert_string_equal(buf, "https://***@db.example:8086/x?y=1");
+	pm_influx_url_redact("http://127.0.0.1:8086", buf, sizeof(buf));
+	assert_string_equal(buf, "http://127.0.0.1:8086");
+	/* an @ in the path is not userinfo */
+	pm_influx_url_redact("http://h/a@b", buf, sizeof(buf));
+	assert_string_equal(buf, "http://h/a@b");
+	pm_influx_url_redact("http://u:p@h", buf, 8);
+	assert_string_equal(buf, "http://");
+}
+
+static void test_retry_after(void **state)
+{
+	/* Wed, 21 Oct 2015 07:28:00 GMT */
+	const time_t when = 1445412480;
+	int64_t ms = 42;
+
+	(void)state;
+	assert_int_equal(pm_influx_parse_retry_after("120", 0, &ms), 0);
+	assert_int_equal(ms, 120000);
+	assert_int_equal(pm_influx_parse_retry_after(" 5 \r\n", 0, &ms), 0);
+	assert_int_equal(ms, 5000);
+	assert_int_equal(pm_influx_parse_retry_after("0", 0, &ms), 0);
+	assert_int_equal(ms, 0);
+	assert_int_equal(pm_influx_parse_retry_after(
+		"Wed, 21 Oct 2015 07:28:00 GMT", when - 30, &ms), 0);
+	assert_int_equal(ms, 30000);
+	/* a date in the past: now */
+	assert_int_equal(pm_influx_parse_retry_after(
+		"Wed, 21 Oct 2015 07:28:00 GMT", when + 100, &ms), 0);
+	assert_int_equal(ms, 0);
+	/* absurd values are capped at a day */
+	assert_int_equal(pm_influx_parse_retry_after("99999999999999999999",
+						     0, &ms), 0);
+	assert_int_equal(ms, 86400000);
+	ms = 42;
+	assert_int_equal(pm_influx_parse_retry_after("", 0, &ms), -EINVAL);
+	assert_int_equal(pm_influx_parse_retry_after("-5", 0, &ms), -EINVAL);
+	assert_int_equal(pm_influx_parse_retry_after("1.5", 0, &ms), -EINVAL);
+	assert_int_equal(pm_influx_parse_retry_after("soon", 0, &ms), -EINVAL);
+	assert_int_equal(ms, 42);
+}
+
+static void test_error_text(void **state)
+{
+	char out[64];
+	const char *b;
+
+	(void)state;
+	b = "{\"error\":\"partial write: field type conflict\"}\n";
+	pm_influx_error_text(b, strlen(b), out, sizeof(out));
+	assert_string_equal(out, "partial write: field type conflict");
+	b = "{\"code\":\"unauthorized\",\"message\":\"unauthorized access\"}";
+	pm_influx_error_text(b, strlen(b), out, sizeof(out));
+	assert_string_equal(out, "unauthorized access");
+	b = "\n404 page not found\nmore";
+	pm_influx_error_text(b, strlen(b), out, sizeof(out));
+	assert_string_equal(out, "404 page not found");
+	b = "bad\tthing\x01";
+	pm_influx_error_text(b, strlen(b), out, sizeof(out));
+	assert_string_equal(out, "bad thing ");
+	pm_influx_error_text(NULL, 0, out, sizeof(out));
+	assert_string_equal(out, "");
+	b = "{\"error\":\"0123456789012345678901234567890123456789"
+	    "0123456789012345678901234567890123456789\"}";
+	pm_influx_error_text(b, strlen(b), out, 10);
+	assert_string_equal(out, "012345678");
+}
+
+/* ---- a one-shot HTTP server ------------------------------------------- */
+
+struct server {
+	int fd;
+	int port;
+	const char *answer;	/* the whole response */
+	char request[64 * 1024];	/* headers as received */
+	unsigned char body[64 * 1024];
+	size_t body_len;
+	pthread_t thread;
+};
+
+static void *serve_one(void *arg)
+{
+	struct server *s = arg;
+	size_t got = 0, want = 0;
+	char *end = NULL;
+	int c = accept(s->fd, NULL, NULL);
+
+	if (c < 0)
+		return NULL;
+	while (got < sizeof(s->request) - 1) {
+		ssize_t n = read(c, s->request + got, sizeof(s->request) - 1 - got);
+
+		if (n <= 0)
+			break;
+		got += (size_t)n;
+		s->request[got] = '\0';
+		end = strstr(s->request, "\r\n\r\n");
+		if (end) {
+			const char *cl = strcasestr(s->request, "Content-Length:");
+
+			want = cl ? strtoul(cl + 15, NULL, 10) : 0;
+			if (got - (size_t)(end + 4 - s->request) >= want)
+				break;
+		}
+	}
+	if (end) {
+		s->body_len = got - (size_t)(end + 4 - s->request);
+		memcpy(s->body, end + 4, s->body_len);
+		end[2] = '\0';
+	}
+	(void)!write(c, s->answer, strlen(s->answer));
+	close(c);
+	return NULL;
+}
+
+/* A socket bound to a free loopback port; listening if 'backlog' >= 0. */
+static int loopback_socket(int backlog, int *port)
+{
+	struct sockaddr_in a = { .sin_family = AF_INET };
+	socklen_t len = sizeof(a);
+	int fd;
+
+	a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	fd = socket(AF_INET, SOCK_STREAM, 0);
+	assert_true(fd >= 0);
+	assert_int_equal(bind(fd, (struct sockaddr *)&a, sizeof(a)), 0);
+	if (backlog >= 0)
+		assert_int_equal(listen(fd, backlog), 0);
+	assert_int_equal(getsockname(fd, (struct sockaddr *)&a, &len), 0);
+	*port = ntohs(a.sin_port);
+	return fd;
+}
+
+static void server_start(struct server *s, const char *answer)
+{
+	memset(s, 0, sizeof(*s));
+	s->answer = answer;
+	s->fd = loopback_socket(1, &s->port);
+	assert_int_equal(pthread_create(&s->thread, NULL, serve_one, s), 0);
+}
+
+static void server_join(struct server *s)
+{
+	assert_int_equal(pthread_join(s->thread, NULL), 0);
+	close(s->fd);
+}
+
+static char *gunzip(const unsigned char *in, size_t len)
+{
+	z_stream z = {0};
+	char *out = calloc(1, 65536);
+
+	assert_non_null(out);
+	assert_int_equal(inflateInit2(&z, 15 + 16), Z_OK);
+	z.next_in = (Bytef *)(uintptr_t)in;
+	z.avail_in = (uInt)len;
+	z.next_out = (Bytef *)out;
+	z.avail_out = 65535;
+	assert_int_equal(inflate(&z, Z_FINISH), Z_STREAM_END);
+	inflateEnd(&z);
+	return out;
+}
+
+static void test_write_v2_request(void **state)
+{
+	static const char body[] = "m,t=a v=1 1700000000000\nm,t=b v=2 1700000000000\n";
+	struct pm_influx_result res;
+	struct pm_influx_client *c;
+	struct pm_influx ix = v2();
+	struct server s;
+	char url[64];
+	char *plain;
+
+	(void)state;
+	server_start(&s, "HTTP/1.1 204 No Content\r\nContent-Length: 0\r\n\r\n");
+	snprintf(url, sizeof(url), "http://127.0.0.1:%d", s.port);
+	ix.url = url;
+	assert_int_equal(pm_influx_client_new(&c, &ix), 0);
+	assert_int_equal(pm_influx_write(c, body, strlen(body), &res), 0);
+	server_join(&s);
+	assert_int_equal(res.status, 204);
+	assert_int_equal(res.retry_after_ms, -1);
+	assert_non_null(strstr(s.request, "POST /api/v2/write?org=my%20org%26co"
+			       "&bucket=power%2Fmeter&precision=ms HTTP/1.1\r\n"));
+	assert_non_null(strstr(s.request, "Authorization: Token s3cr3t-t0ken==\r\n"));
+	assert_non_null(strstr(s.request, "Content-Encoding: gzip\r\n"));
+	assert_null(strcasestr(s.request, "Expect:"));
+	plain = gunzip(s.body, s.body_len);
+	assert_string_equal(plain, body);
+	free(plain);
+	pm_influx_client_free(c);
+}
+
+static void test_write_v1_basic_auth(void **state)
+{
+	struct pm_influx_result res;
+	struct pm_influx_client *c;
+	struct pm_influx ix = v1();
+	struct server s;
+	char url[64];
+
+	(void)state;
+	server_start(&s, "HTTP/1.1 204 No Content\r\nContent-Length: 0\r\n\r\n");
+	snprintf(url, sizeof(url), "http://127.0.0.1:%d", s.port);
+	ix.url = url;
+	assert_int_equal(pm_influx_client_new(&c, &ix), 0);
+	assert_int_equal(pm_influx_write(c, "m v=1 1\n", 8, &res), 0);
+	server_join(&s);
+	assert_int_equal(res.status, 204);
+	assert_non_null(strstr(s.request, "POST /write?db=power%20meter&rp=one%20week"
+			       "&precision=ms HTTP/1.1\r\n"));
+	/* base64("writer:pa:ss@word") */
+	assert_non_null(strstr(s.request,
+			       "Authorization: Basic d3JpdGVyOnBhOnNzQHdvcmQ=\r\n"));
+	assert_null(strstr(s.request, "pa:ss"));
+	pm_influx_client_free(c);
+}
+
+static void test_write_answer_parsed(void **state)
+{
+	struct pm_influx_result res;
+	struct pm_influx_client *c;
+	struct pm_influx ix = v2();
+	struct server s;
+	char url[64];
+
+	(void)state;
+	server_start(&s, "HTTP/1.1 503 Service Unavailable\r\n"
+		     "Retry-After: 7\r\nContent-Type: application/json\r\n"
+		     "Content-Length: 26\r\nConnection: close\r\n\r\n"
+		     "{\"error\":\"shutting down\"}\n");
+	snprintf(url, sizeof(url), "http://127.0.0.1:%d", s.port);
+	ix.url = url;
+	assert_int_equal(pm_influx_client_new(&c, &ix), 0);
+	assert_int_equal(pm_influx_write(c, "m v=1 1\n", 8, &res), 0);
+	server_join(&s);
+	assert_int_equal(res.status, 503);
+	assert_int_equal(res.retry_after_ms, 7000);
+	assert_string_equal(res.message, "shutting down");
+	pm_influx_client_free(c);
+}
+
+static void test_write_connection_refused(void **state)
+{
+	struct pm_influx_result res;
+	struct pm_influx_client *c;
+	struct pm_influx ix = v2();
+	char url[64];
+	int fd, port;
+
+	(void)state;
+	/* bound but not listening: the connection is refused */
+	fd = loopback_socket(-1, &port);
+	snprintf(url, sizeof(url), "http://127.0.0.1:%d", port);
+	ix.url = url;
+	assert_int_equal(pm_influx_client_new(&c, &ix), 0);
+	assert_int_equal(pm_influx_write(c, "m v=1 1\n", 8, &res),
+			 -ECONNREFUSED);
+	assert_int_equal(res.status, 0);
+	assert_true(res.message[0] != '\0');
+	assert_null(strstr(res.message, "s3cr3t"));
+	pm_influx_client_free(c);
+	close(fd);
+}
+
+static int abort_now(void *arg)
+{
+	(void)arg;
+	return 1;
+}
+
+static void test_write_abort(void **state)
+{
+	struct pm_influx_result res;
+	struct pm_influx_client *c;
+	struct pm_influx ix = v2();
+	int64_t t0;
+	char url[64];
+	int fd, port;
+
+	(void)state;
+	/* the kernel accepts the connection, nobody ever answers: only the
+	 * abort ends this before the 5 s timeout */
+	fd = loopback_socket(4, &port);
+	snprintf(url, sizeof(url), "http://127.0.0.1:%d", port);
+	ix.url = url;
+	assert_int_equal(pm_influx_client_new(&c, &ix), 0);
+	pm_influx_client_set_abort(c, abort_now, NULL);
+	t0 = pm_mono_ns();
+	assert_int_equal(pm_influx_write(c, "m v=1 1\n", 8, &res), -ECANCELED);
+	assert_true(pm_mono_ns() - t0 < 4000000000LL);
+	pm_influx_client_free(c);
+	close(fd);
+}
+
+static void test_write_timeout(void **state)
+{
+	struct pm_influx_result res;
+	struct pm_influx_client *c;
+	struct pm_influx ix = v2();
+	int64_t t0, took;
+	char url[64];
+	int fd, port;
+
+	(void)state;
+	fd = loopback_socket(4, &port);
+	snprintf(url, sizeof(url), "http://127.0.0.1:%d", port);
+	ix.url = url;
+	assert_int_equal(pm_influx_client_new(&c, &ix), 0);
+	pm_influx_client_set_timeout(c, 300);
+	t0 = pm_mono_ns();
+	assert_int_equal(pm_influx_write(c, "m v=1 1\n", 8, &res), -ETIMEDOUT);
+	took = pm_mono_ns() - t0;
+	assert_true(took >= 250000000LL && took < 3000000000LL);
+	pm_influx_client_free(c);
+	close(fd);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_url_v2),
+		cmocka_unit_test(test_url_v1),
+		cmocka_unit_test(test_headers_v2),
+		cmocka_unit_test(test_headers_v1_no_secret),
+		cmocka_unit_test(test_client_new_invalid),
+		cmocka_unit_test(test_redact),
+		cmocka_unit_test(test_retry_after),
+		cmocka_unit_test(test_error_text),
+		cmocka_unit_test(test_write_v2_request),
+		cmocka_unit_test(test_write_v1_basic_auth),
+		cmocka_unit_test(test_write_answer_parsed),
+		cmocka_unit_test(test_write_connection_refused),
+		cmocka_unit_test(test_write_abort),
+		cmocka_unit_test(test_write_timeout),
+	};
+	int r;
+
+	assert_int_equal(pm_influx_global_init(), 0);
+	r = cmocka_run_group_tests(tests, NULL, NULL);
+	pm_influx_global_cleanup();
+	return r;
+}
