@@ -789,7 +789,6 @@ int pm_snapshot_info_load(const struct pm_config *cfg,
 	tmp.pid = (pid_t)pid;
 	if (!member_number(root, "interval", &tmp.interval))
 		tmp.interval = cfg->interval;
-	tmp.matches = true;
 	tmp.n_devices = cfg->n_devices;
 	tmp.devices = calloc(cfg->n_devices ? cfg->n_devices : 1,
 			     sizeof(*tmp.devices));
@@ -801,7 +800,6 @@ int pm_snapshot_info_load(const struct pm_config *cfg,
 	for (size_t i = 0; i < cfg->n_devices && !err; i++) {
 		err = device_parse(json_object_array_get_idx(devices, i),
 				   &tmp.devices[i]);
-		tmp.devices[i].matches = true;
 	}
 	if (err)
 		goto out;

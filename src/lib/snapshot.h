@@ -61,20 +61,18 @@ int pm_snapshot_remove(struct pm_snapshot *snap);
 /* One device as the snapshot file describes it. */
 struct pm_snapshot_device {
 	int device_id;
-	bool matches;			/* same identity as in the config */
 	bool has_sample;
 	int64_t sample_ms;		/* time of the latest sample, 0: none */
 	struct pm_device_state state;
 	char error[256];		/* last failure's text, "" when none */
 };
 
-/* What the snapshot file says, checked against a config. */
+/* What the snapshot file says, once checked to be of the reader's config. */
 struct pm_snapshot_info {
 	pid_t pid;			/* the daemon that wrote it */
 	int64_t written_at_ms;
 	double interval;		/* the writer's poll interval, seconds */
-	bool matches;			/* written for this config */
-	size_t n_devices;		/* as in the file */
+	size_t n_devices;		/* = cfg->n_devices, config order */
 	struct pm_snapshot_device *devices;
 };
 
@@ -86,7 +84,9 @@ struct pm_snapshot_info {
  * when the file is missing or was written for another config (other
  * devices, ports, addresses or inputs), -PM_ESTALE when it was written
  * 3 intervals or more before 'now_ms', -PM_EFRAME when it is not a valid
- * snapshot, -PM_ETOOBIG or -errno. 'r' is untouched unless 0 is returned. */
+ * snapshot, -PM_ETOOBIG or -errno. 'r' is untouched unless 0 is returned
+ * (or -ENOMEM while filling it). A reader never sees a partial file: the
+ * writer renames complete files into place. */
 int pm_snapshot_read(const struct pm_config *cfg, struct pm_readings *r,
 		     int64_t now_ms);
 

@@ -1,0 +1,455 @@
+#!/usr/bin/env python3
+"""The InfluxDB writer (sink_influx.c with ring, spool and HTTP client),
+driven by tests/lp_load with synthetic samples: real InfluxDB 1.6 (v1) and
+VictoriaMetrics (v2 with a token) get every point exactly once with its
+original timestamp; a scripted server gives each answer of issue 3 item 3
+(400 split, 413 split, 429/503 Retry-After, 401/403/404 kept, 500 backoff,
+network down → spool → replay); restarts and SIGKILL lose nothing beyond
+one flush interval."""
+import json
+import os
+import signal
+import subprocess
+import threading
+import time
+import unittest
+
+import common
+from fakehttp import Answer, FakeInflux
+from servers import Influx1, Victoria
+
+LP_LOAD = os.path.join(common.BUILD, "tests", "lp_load")
+INPUTS = 16
+
+
+def lp_value(tick, dev, ch):
+    """The raw count lp_load gives input ch of device index dev at tick."""
+    return (tick * 7 + dev * 101 + ch * 13) % 5000
+
+
+def expected_points(ticks, devices, start_ms, step_ms=1000):
+    """{(device_id, input letter, time ms): current} for those ticks."""
+    out = {}
+    for t in ticks:
+        for d in range(devices):
+            for c in range(INPUTS):
+                out[(str(d + 1), chr(ord("a") + c), start_ms + t * step_ms)] = \
+                    lp_value(t, d, c) / 100.0
+    return out
+
+
+def line_key(line):
+    """(device_id, input, time) of a line lp_load formatted."""
+    head, _, rest = line.partition(" ")
+    tags = dict(kv.split("=", 1) for kv in head.split(",")[1:] if "=" in kv)
+    return tags.get("device_id"), tags.get("input"), int(rest.rsplit(" ", 1)[1])
+
+
+def start_ms():
+    """A start time: whole seconds, a minute back (the points are stamped
+    start + tick * step)."""
+    return (int(time.time()) - 60) * 1000
+
+
+class Load:
+    """One lp_load process. 'args' are its options besides --url; the
+    spool is 'spool' (a directory kept by the test across runs)."""
+
+    def __init__(self, testcase, url, spool, *args, quick=True):
+        common.require_tool(LP_LOAD)
+        self.testcase = testcase
+        argv = [LP_LOAD, "--url", url, "--spool", spool]
+        if quick:
+            argv += ["--backoff-min-ms", "100", "--backoff-max-ms", "400",
+                     "--auth-retry-ms", "500"]
+        argv += [str(a) for a in args]
+        self.stderr_path = os.path.join(common.tmpdir(testcase, "pm-lp-"), "stderr")
+        self.err = open(self.stderr_path, "w")
+        self.proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=self.err,
+                                     stdin=subprocess.DEVNULL, text=True)
+        self.ticks = []         # (tick, stamp ms, monotonic time printed)
+        self.result = None
+        self.ready = threading.Event()
+        self.reader = threading.Thread(target=self._read, daemon=True)
+        self.reader.start()
+        testcase.addCleanup(self._cleanup)
+
+    def _read(self):
+        for line in self.proc.stdout:
+            line = line.strip()
+            if line == "ready":
+                self.ready.set()
+            elif line.startswith("tick "):
+                _, i, stamp = line.split()
+                self.ticks.append((int(i), int(stamp), time.monotonic()))
+            elif line.startswith("{"):
+                self.result = json.loads(line)
+
+    def _cleanup(self):
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
+        self.err.close()
+
+    def wait_ticks(self, n, timeout=30):
+        common.wait_for(lambda: len(self.ticks) >= n, timeout, what="%d ticks" % n)
+
+    def wait(self, timeout=60):
+        """Waits for the exit; returns the final counters."""
+        code = self.proc.wait(timeout)
+        self.reader.join(5)
+        self.testcase.assertEqual(code, 0, self.stderr())
+        self.testcase.assertIsNotNone(self.result, self.stderr())
+        return self.result
+
+    def terminate(self, timeout=60):
+        self.proc.send_signal(signal.SIGTERM)
+        return self.wait(timeout)
+
+    def kill(self):
+        self.proc.kill()
+        self.proc.wait()
+        self.reader.join(5)
+
+    def stderr(self):
+        self.err.flush()
+        with open(self.stderr_path) as f:
+            return f.read()
+
+
+def samples_args(ticks, devices=1, start=None, first_tick=0, pace_ms=0, flush=0.2,
+                 drain=30, extra=()):
+    args = ["--devices", devices, "--ticks", ticks, "--first-tick", first_tick,
+            "--start-ms", start, "--pace-ms", pace_ms, "--flush", flush]
+    if drain:
+        args += ["--drain", drain]
+    return args + list(extra)
+
+
+def vm_points(vm):
+    """{(device_id, input, time): [values]} of powermeter_current in VM
+    (a list, so a duplicate shows up as two values)."""
+    out = {}
+    for labels, ts, v in vm.samples('{__name__="powermeter_current"}'):
+        out.setdefault((labels.get("device_id"), labels.get("input"), ts), []).append(v)
+    return out
+
+
+class RealServers(unittest.TestCase):
+    def test_influx1_every_point_once(self):
+        db = Influx1(self)
+        spool = common.tmpdir(self)
+        t0 = start_ms()
+        load = Load(self, db.url, spool, "--api", "v1", "--db", db.database,
+                    *samples_args(20, devices=2, start=t0))
+        res = load.wait()
+        want = expected_points(range(20), 2, t0)
+        self.assertEqual(res["written"], len(want), load.stderr())
+        self.assertEqual(res["dropped"] + res["rejected"] + res["spooled"], 0)
+        rows = db.points("powermeter")
+        got = {(r["device_id"], r["input"], r["time"]): r["current"] for r in rows}
+        self.assertEqual(len(rows), len(want))
+        self.assertEqual(got, want)
+        # the seed's schema: tags name and unique_id too
+        r0 = [r for r in rows if r["device_id"] == "2" and r["input"] == "c"][0]
+        self.assertEqual(r0["name"], "Input c")
+        self.assertEqual(r0["unique_id"], str(16 + 2))
+        # one request per batch, not per value
+        self.assertLessEqual(res["requests"], 3)
+
+    def test_influx1_basic_auth_kept_until_fixed(self):
+        db = Influx1(self, auth=True)
+        spool = common.tmpdir(self)
+        t0 = start_ms()
+        bad = Load(self, db.url, spool, "--api", "v1", "--db", db.database,
+                   "--username", db.username, "--password", "wrong",
+                   *samples_args(5, start=t0, drain=0))
+        res = bad.terminate() if bad.wait_ticks(5) is None else None
+        self.assertEqual(res["written"], 0)
+        self.assertEqual(res["spool_points"], 5 * INPUTS, bad.stderr())
+        err = bad.stderr()
+        self.assertIn("HTTP 401", err)
+        self.assertIn("check the token (v2) or username and password (v1)", err)
+        self.assertNotIn("wrong", err.replace("wrong password", ""))
+        self.assertEqual(db.count(), 0)
+
+        good = Load(self, db.url, spool, "--api", "v1", "--db", db.database,
+                    "--username", db.username, "--password", db.password,
+                    *samples_args(5, start=t0, first_tick=5))
+        res = good.wait()
+        self.assertEqual(res["written"], 10 * INPUTS, good.stderr())
+        self.assertEqual(res["replayed"], 5 * INPUTS)
+        self.assertEqual(res["spool_points"], 0)
+        got = {(r["device_id"], r["input"], r["time"]): r["current"]
+               for r in db.points("powermeter")}
+        self.assertEqual(got, expected_points(range(10), 1, t0))
+
+    def test_victoria_v2_token_exactly_once(self):
+        vm = Victoria(self)
+        spool = common.tmpdir(self)
+        t0 = start_ms()
+        load = Load(self, vm.url, spool, "--api", "v2", "--org", "site",
+                    "--bucket", "powermeter", "--token", "t0ken-s3cret",
+                    *samples_args(15, devices=2, start=t0))
+        res = load.wait()
+        self.assertNotIn("t0ken-s3cret", load.stderr())
+        want = expected_points(range(15), 2, t0)
+        self.assertEqual(res["written"], len(want))
+        vm.settle()
+        got = vm_points(vm)
+        self.assertEqual({k: v[0] for k, v in got.items()}, want)
+        self.assertEqual([k for k, v in got.items() if len(v) != 1], [])
+
+    def test_outage_with_restart_exactly_once(self):
+        """The database goes away, the writer is restarted in the middle
+        of the outage, the database comes back: every point is there once,
+        with its original timestamp (VictoriaMetrics keeps duplicates, so
+        they would show)."""
+        vm = Victoria(self)
+        spool = common.tmpdir(self)
+        t0 = start_ms()
+        auth = ["--api", "v2", "--org", "site", "--bucket", "b", "--token", "x"]
+        first = Load(self, vm.url, spool, *auth,
+                     *samples_args(40, devices=2, start=t0, pace_ms=50, flush=0.1,
+                                   drain=0, extra=["--hold"]))
+        first.wait_ticks(10)
+        vm.stop()
+        first.wait_ticks(40)
+        r1 = first.terminate()
+        self.assertGreater(r1["spool_points"], 0, first.stderr())
+        self.assertEqual(r1["dropped"], 0)
+
+        second = Load(self, vm.url, spool, *auth,
+                      *samples_args(40, devices=2, start=t0, first_tick=40, pace_ms=50,
+                                    flush=0.1, drain=0, extra=["--hold"]))
+        second.wait_ticks(20)
+        vm.start()
+        second.wait_ticks(40)
+        common.wait_for(lambda: second.proc.poll() is None and
+                        vm.count() >= 80 * 2 * INPUTS, 60, interval=0.3,
+                        what="the spool replayed")
+        r2 = second.terminate()
+        self.assertEqual(r2["dropped"], 0, second.stderr())
+        self.assertEqual(r2["spool_points"], 0)
+        self.assertGreater(r2["replayed"], 0)
+        vm.settle()
+        got = vm_points(vm)
+        want = expected_points(range(80), 2, t0)
+        self.assertEqual(sorted(set(want) - set(got))[:5], [])
+        self.assertEqual([k for k, v in got.items() if len(v) != 1][:5], [])
+        self.assertEqual({k: v[0] for k, v in got.items()}, want)
+
+
+class Answers(unittest.TestCase):
+    """Each answer of issue 3 item 3, from the scripted server."""
+
+    def run_load(self, fake, ticks=5, devices=1, spool=None, extra=(), **kw):
+        spool = spool or common.tmpdir(self)
+        t0 = kw.pop("start", None) or start_ms()
+        load = Load(self, fake.url, spool, "--api", "v2", "--org", "o", "--bucket", "b",
+                    "--token", "tok", *samples_args(ticks, devices=devices, start=t0,
+                                                    extra=extra, **kw))
+        return load, t0
+
+    def assert_stored_once(self, fake, want_keys):
+        stored = [line_key(l) for l in fake.stored()]
+        self.assertEqual(len(stored), len(set(stored)), "a point was stored twice")
+        self.assertEqual(set(stored), set(want_keys))
+
+    def test_400_split_keeps_good_lines(self):
+        fake = FakeInflux(self)
+        fake.refuse_lines(lambda l: ",input=c," in l)
+        load, t0 = self.run_load(fake, ticks=6, pace_ms=100, flush=0.25)
+        res = load.wait()
+        want = [k for k in expected_points(range(6), 1, t0) if k[1] != "c"]
+        self.assert_stored_once(fake, want)
+        self.assertEqual(res["rejected"], 6)
+        self.assertEqual(res["written"], 6 * 15)
+        self.assertEqual(res["spooled"] + res["dropped"], 0)
+        # never resent as is: no body answered 400 goes out again unchanged
+        refused = [r.raw for r in fake.writes() if r.status == 400]
+        self.assertTrue(refused)
+        bodies = [tuple(r.lines) for r in fake.writes()]
+        self.assertEqual(len(bodies), len(set(bodies)))
+        self.assertIn("refused a point (HTTP 400", load.stderr())
+
+    def test_413_split(self):
+        fake = FakeInflux(self)
+        fake.max_lines = 10
+        load, t0 = self.run_load(fake, ticks=5, flush=1)
+        res = load.wait()
+        self.assert_stored_once(fake, expected_points(range(5), 1, t0))
+        self.assertEqual(res["rejected"], 0)
+        self.assertTrue(any(r.status == 413 for r in fake.writes()))
+        self.assertTrue(all(len(r.lines) <= 10 for r in fake.writes() if r.status == 204))
+
+    def test_429_retry_after_seconds(self):
+        fake = FakeInflux(self)
+        fake.queue(Answer(429, body='{"code":"too many requests"}', retry_after="2"))
+        load, t0 = self.run_load(fake, ticks=3)
+        res = load.wait()
+        self.assert_stored_once(fake, expected_points(range(3), 1, t0))
+        w = fake.writes()
+        self.assertEqual(w[0].status, 429)
+        # the backoff alone would retry after 0.1..0.4 s
+        self.assertGreaterEqual(w[1].time - w[0].time, 1.9)
+        self.assertEqual(res["retries"], 1)
+
+    def test_503_retry_after_date(self):
+        fake = FakeInflux(self)
+        when = time.strftime("%a, %d %b %Y %H:%M:%S GMT", time.gmtime(time.time() + 3))
+        fake.queue(Answer(503, retry_after=when))
+        load, t0 = self.run_load(fake, ticks=3)
+        load.wait()
+        self.assert_stored_once(fake, expected_points(range(3), 1, t0))
+        w = fake.writes()
+        self.assertEqual(w[0].status, 503)
+        # an HTTP date has whole seconds: at least 2 s of the 3
+        self.assertGreaterEqual(w[1].time - w[0].time, 1.9)
+
+    def check_config_error(self, status, hint):
+        fake = FakeInflux(self)
+        fake.set_default(Answer(status, body='{"error":"nope"}'))
+        spool = common.tmpdir(self)
+        load, t0 = self.run_load(fake, ticks=20, spool=spool, pace_ms=100, flush=0.2,
+                                 drain=0, extra=["--hold"])
+        common.wait_for(lambda: len(fake.writes()) >= 3, 20, what="retries")
+        load.wait_ticks(20)
+        fake.set_default(Answer(204))   # fixed
+        common.wait_for(lambda: len(fake.stored()) >= 20 * INPUTS, 20,
+                        what="delivery once fixed")
+        res = load.terminate()
+        self.assert_stored_once(fake, expected_points(range(20), 1, t0))
+        failing = [r for r in fake.writes() if r.status == status]
+        # retried slowly (every 0.5 s here), not once per batch
+        gaps = [b.time - a.time for a, b in zip(failing, failing[1:])]
+        self.assertTrue(all(g >= 0.2 for g in gaps), gaps)
+        err = load.stderr()
+        self.assertIn("HTTP %d" % status, err)
+        self.assertIn(hint, err)
+        self.assertIn("answers again", err)
+        self.assertNotIn("tok\n", err)
+        self.assertEqual(res["dropped"] + res["rejected"], 0)
+
+    def test_401_kept_until_fixed(self):
+        self.check_config_error(401, "check the token (v2) or username and password")
+
+    def test_403_kept_until_fixed(self):
+        self.check_config_error(403, "no permission to write")
+
+    def test_404_kept_until_fixed(self):
+        self.check_config_error(404, 'bucket "b" in org "o"')
+
+    def test_500_backoff_then_delivered(self):
+        fake = FakeInflux(self)
+        fake.queue(Answer(500), Answer(500), Answer(500), Answer(502))
+        load, t0 = self.run_load(fake, ticks=3)
+        res = load.wait()
+        self.assert_stored_once(fake, expected_points(range(3), 1, t0))
+        w = fake.writes()
+        self.assertEqual([r.status for r in w[:4]], [500, 500, 500, 502])
+        gaps = [b.time - a.time for a, b in zip(w, w[1:5])]
+        # 0.1 s doubling up to 0.4 s, each with jitter over its upper half
+        for gap, step in zip(gaps, [0.1, 0.2, 0.4, 0.4]):
+            self.assertGreaterEqual(gap, step / 2 - 0.01, gaps)
+        self.assertEqual(res["retries"], 4)
+
+    def test_network_down_spool_replay(self):
+        fake = FakeInflux(self, start=False)
+        load, t0 = self.run_load(fake, ticks=10, pace_ms=50, flush=0.1, drain=0,
+                                 extra=["--hold"])
+        load.wait_ticks(10)
+        time.sleep(0.5)
+        fake.start()
+        fake.wait_stored(10 * INPUTS)
+        res = load.terminate()
+        self.assert_stored_once(fake, expected_points(range(10), 1, t0))
+        self.assertEqual(res["replayed"], res["spooled"])
+        self.assertGreater(res["replayed"], 0)
+        self.assertIn("answers again", load.stderr())
+
+    def test_slow_server_close_is_quick(self):
+        fake = FakeInflux(self)
+        fake.set_default(Answer(204, delay=30, store=False))
+        spool = common.tmpdir(self)
+        load, t0 = self.run_load(fake, ticks=5, spool=spool, pace_ms=100, flush=0.2,
+                                 drain=0, extra=["--hold", "--timeout", "20"])
+        load.wait_ticks(5)
+        common.wait_for(lambda: fake.writes(), 10, what="a request")
+        began = time.monotonic()
+        res = load.terminate()
+        self.assertLess(time.monotonic() - began, 8.0)
+        self.assertEqual(res["spool_points"] + res["written"], 5 * INPUTS, load.stderr())
+        # the next run delivers what was spooled
+        fake.set_default(Answer(204))
+        again = Load(self, fake.url, spool, "--api", "v2", "--org", "o", "--bucket", "b",
+                     "--token", "tok", *samples_args(0, start=t0))
+        again.wait()
+        self.assert_stored_once(fake, expected_points(range(5), 1, t0))
+
+    def test_reload_close_spools_then_replays(self):
+        fake = FakeInflux(self)
+        spool = common.tmpdir(self)
+        load, t0 = self.run_load(fake, ticks=4, spool=spool, flush=60, drain=0,
+                                 extra=["--reload-close"])
+        res = load.wait()
+        self.assertEqual(res["spool_points"], 4 * INPUTS)
+        self.assertEqual(fake.writes(), [])
+        again = Load(self, fake.url, spool, "--api", "v2", "--org", "o", "--bucket", "b",
+                     "--token", "tok", *samples_args(0, start=t0))
+        res = again.wait()
+        self.assertEqual(res["replayed"], 4 * INPUTS)
+        self.assert_stored_once(fake, expected_points(range(4), 1, t0))
+
+    def test_one_batch_per_tick(self):
+        fake = FakeInflux(self)
+        load, t0 = self.run_load(fake, ticks=12, devices=2, pace_ms=250, flush=0.25)
+        load.wait()
+        n = len(fake.writes())
+        self.assertGreaterEqual(n, 10)
+        self.assertLessEqual(n, 14)
+        self.assertTrue(all(len(r.lines) % INPUTS == 0 for r in fake.writes()))
+
+
+class Crash(unittest.TestCase):
+    def test_sigkill_loses_at_most_one_flush_interval(self):
+        """While the database is up, a SIGKILL loses only what arrived
+        within the last flush interval."""
+        fake = FakeInflux(self)
+        spool = common.tmpdir(self)
+        t0 = start_ms()
+        load = Load(self, fake.url, spool, "--api", "v1", "--db", "d",
+                    *samples_args(1000, start=t0, pace_ms=50, flush=0.5, drain=0))
+        load.wait_ticks(40)
+        killed = time.monotonic()
+        load.kill()
+        stored = {line_key(l) for l in fake.stored()}
+        for i, stamp, when in load.ticks:
+            if when < killed - 0.5 - 0.5:  # one flush interval and slack
+                self.assertIn(("1", "a", stamp), stored, "tick %d lost" % i)
+
+    def test_sigkill_during_outage_keeps_spool(self):
+        """What went to the spool survives SIGKILL and is delivered by the
+        next run, with its original timestamps."""
+        fake = FakeInflux(self, start=False)
+        spool = common.tmpdir(self)
+        t0 = start_ms()
+        load = Load(self, fake.url, spool, "--api", "v1", "--db", "d",
+                    *samples_args(1000, start=t0, pace_ms=50, flush=0.25, drain=0))
+        load.wait_ticks(40)
+        killed = time.monotonic()
+        load.kill()
+        before = [(i, stamp) for i, stamp, when in load.ticks if when < killed - 0.25 - 0.5]
+        fake.start()
+        again = Load(self, fake.url, spool, "--api", "v1", "--db", "d",
+                     *samples_args(0, start=t0))
+        res = again.wait()
+        self.assertGreater(res["replayed"], 0)
+        stored = [line_key(l) for l in fake.stored()]
+        self.assertEqual(len(stored), len(set(stored)))
+        for i, stamp in before:
+            self.assertIn(("1", "a", stamp), set(stored), "tick %d lost" % i)
+
+
+if __name__ == "__main__":
+    common.main()
