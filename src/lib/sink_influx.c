@@ -651,7 +651,9 @@ static void open_spool(struct influx_sink *s, const struct pm_config *cfg)
 	if (sst.lines)
 		log_info("spool %s holds %" PRIu64 " points to replay",
 			 cfg->spool_dir, sst.lines);
-	s->spool_dropped_seen = 0;
+	s->spool_dropped_seen = sst.corrupt_lines;	/* logged above */
+	s->st.spool_points = sst.lines;
+	s->st.spool_bytes = sst.bytes;
 }
 
 static int influx_open(void **state, const struct pm_config *cfg)

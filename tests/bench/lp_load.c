@@ -327,7 +327,8 @@ int main(int argc, char **argv)
 		while (!got_signal && pm_mono_ns() < end) {
 			pm_sink_influx_stats(sink, &st);
 			/* everything queued is accounted for */
-			if (st.written + st.rejected + st.dropped >= pushed)
+			if (st.written + st.rejected + st.dropped >= pushed &&
+			    st.spool_points == 0 && st.queued == 0)
 				break;
 			usleep(1000);
 		}

@@ -33,8 +33,9 @@ def expected_points(ticks, devices, start_ms, step_ms=1000):
     for t in ticks:
         for d in range(devices):
             for c in range(INPUTS):
+                # amperes = raw x ratio (0.01), as lineproto computes it
                 out[(str(d + 1), chr(ord("a") + c), start_ms + t * step_ms)] = \
-                    lp_value(t, d, c) / 100.0
+                    lp_value(t, d, c) * 0.01
     return out
 
 
@@ -164,7 +165,7 @@ class RealServers(unittest.TestCase):
         bad = Load(self, db.url, spool, "--api", "v1", "--db", db.database,
                    "--username", db.username, "--password", "wrong",
                    *samples_args(5, start=t0, drain=0))
-        res = bad.terminate() if bad.wait_ticks(5) is None else None
+        res = bad.wait()
         self.assertEqual(res["written"], 0)
         self.assertEqual(res["spool_points"], 5 * INPUTS, bad.stderr())
         err = bad.stderr()
@@ -405,9 +406,12 @@ class Answers(unittest.TestCase):
         fake = FakeInflux(self)
         load, t0 = self.run_load(fake, ticks=12, devices=2, pace_ms=250, flush=0.25)
         load.wait()
+        # 12 ticks of 32 values: at most one request per tick (a batch may
+        # span two ticks when a flush falls just before a tick's samples)
         n = len(fake.writes())
-        self.assertGreaterEqual(n, 10)
-        self.assertLessEqual(n, 14)
+        self.assertGreaterEqual(n, 5)
+        self.assertLessEqual(n, 13)
+        self.assertEqual(sum(len(r.lines) for r in fake.writes()), 12 * 2 * INPUTS)
         self.assertTrue(all(len(r.lines) % INPUTS == 0 for r in fake.writes()))
 
 
