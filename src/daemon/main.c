@@ -3,6 +3,7 @@
  * The main thread only waits for signals and talks to systemd. */
 #include <errno.h>
 #include <getopt.h>
+#include <malloc.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
@@ -304,6 +305,10 @@ int main(int argc, char **argv)
 		usage(stderr);
 		return EX_USAGE;
 	}
+
+	/* One malloc arena: the pollers allocate a few hundred bytes per read,
+	 * not worth an arena (and its resident pages) per thread. */
+	(void)mallopt(M_ARENA_MAX, 1);
 
 	/* Before any thread exists: every thread inherits this mask, so the
 	 * signals only ever reach sigtimedwait() below. */

@@ -61,6 +61,11 @@ struct pm_pollers {
 	bool stop;
 	int64_t interval_ns;
 	int64_t first_ns;
+	/* The sinks' tick_done() comes once per tick of all the pollers, not
+	 * once per port: with 8 converters the snapshot is replaced once, not
+	 * 8 times, per interval. */
+	size_t busy;			/* pollers inside a tick */
+	int64_t tick_done_ns;		/* last tick_done() */
 	size_t n;
 	struct poller *pollers;
 };
@@ -96,7 +101,8 @@ static bool group_stopping(struct pm_pollers *g)
 	return stop;
 }
 
-/* Sleeps until 'deadline_ns' or the stop flag; false when stopping. */
+/* Sleeps until 'deadline_ns' or the stop flag; false when stopping, else
+ * the caller's tick has begun. */
 static bool group_wait_until(struct pm_pollers *g, int64_t deadline_ns)
 {
 	struct timespec ts = pm_mono_timespec(deadline_ns);
@@ -107,8 +113,28 @@ static bool group_wait_until(struct pm_pollers *g, int64_t deadline_ns)
 		if (pthread_cond_timedwait(&g->wake, &g->lock, &ts) == ETIMEDOUT)
 			break;
 	stop = g->stop;
+	if (!stop)
+		g->busy++;
 	pthread_mutex_unlock(&g->lock);
 	return !stop;
+}
+
+/* A poller finished its tick: the sinks hear tick_done() when no poller is
+ * inside a tick any more (the ticks are aligned, so that is once per
+ * interval), or when a slow port has kept them waiting 1.5 intervals. */
+static void group_tick_finished(struct pm_pollers *g, int64_t now_ns)
+{
+	bool call;
+
+	pthread_mutex_lock(&g->lock);
+	g->busy--;
+	call = g->busy == 0 ||
+	       now_ns - g->tick_done_ns >= g->interval_ns * 3 / 2;
+	if (call)
+		g->tick_done_ns = now_ns;
+	pthread_mutex_unlock(&g->lock);
+	if (call)
+		pm_sinkset_tick_done(g->sinks);
 }
 
 static void poller_set_down(struct poller *p, bool down)
@@ -264,7 +290,7 @@ static void poller_tick(struct poller *p)
 	for (size_t i = 0; i < p->n_devs; i++) {
 		struct poll_dev *d = &p->devs[i];
 		struct pm_bus_fault fault = { 0 };
-		struct pm_sample s;
+		struct pm_sample s = { 0 };
 		int err;
 
 		/* Each read may take a module's whole timeout: stop between
@@ -285,7 +311,6 @@ static void poller_tick(struct poller *p)
 				  p->port, d->dev->address);
 		poller_record(p, d, err, &s, &fault);
 	}
-	pm_sinkset_tick_done(p->group->sinks);
 }
 
 static void *poller_main(void *arg)
@@ -300,6 +325,7 @@ static void *poller_main(void *arg)
 
 		poller_tick(p);
 		now = pm_mono_ns();
+		group_tick_finished(g, now);
 		deadline = pm_tick_next(deadline, g->interval_ns, now, &missed);
 		pthread_mutex_lock(&g->lock);
 		p->ticks++;

@@ -28,7 +28,10 @@ struct pm_sink_ops {
 	 * block on the network or the bus. */
 	void (*emit)(void *state, const struct pm_config *cfg, size_t device,
 		     const struct pm_sample *s, const struct pm_device_state *st);
-	/* Called once per tick of one poller, after all its devices (optional). */
+	/* Called after a tick (optional): when the last poller inside it has
+	 * read all its devices — once per interval, since the pollers' ticks
+	 * are aligned — or, when one port is slow, at least every 1.5
+	 * intervals. Concurrent calls are possible. */
 	void (*tick_done)(void *state, const struct pm_config *cfg);
 	/* Monotonic count that grows while the sink's own threads make
 	 * progress; NULL when it has none. Used for the watchdog. */

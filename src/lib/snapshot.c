@@ -176,7 +176,7 @@ static int format_input(struct pm_buf *b, const struct pm_device *dev,
 			  "\"input\": \"%c\", \"name\": ", in->id, dev->id,
 			  pm_channel_letter(in->channel));
 	if (!r)
-		r = pm_json_string(b, in->name);
+		r = pm_json_string(b, in->name ? in->name : "");
 	if (!r)
 		r = pm_buf_adds(b, ", \"ratio\": ");
 	if (!r)
@@ -483,7 +483,7 @@ static bool input_matches(struct json_object *jin, const struct pm_device *dev,
 	       member_int_is(jin, "id", in->id) &&
 	       member_int_is(jin, "device_id", dev->id) &&
 	       member_string_is(jin, "input", letter) &&
-	       member_string_is(jin, "name", in->name) &&
+	       member_string_is(jin, "name", in->name ? in->name : "") &&
 	       member_number(jin, "ratio", &ratio) && ratio == in->ratio;
 }
 

@@ -227,6 +227,49 @@ static void pollers_missing_port(void **unused)
 	pthread_mutex_unlock(&rec.lock);
 }
 
+static void tick_done_once_per_tick_of_all_ports(void **unused)
+{
+	static const struct pm_sink_ops rec_ops = {
+		.name = "record",
+		.wanted = rec_wanted,
+		.emit = rec_emit,
+		.tick_done = rec_tick_done,
+	};
+	struct pm_input in = { .channel = 0, .ratio = 0.01, .name = (char *)"a" };
+	struct pm_device devs[2] = {
+		{ .id = 1, .port = (char *)"/nonexistent/ttyUSB8", .address = 1,
+		  .line = { 9600, 'N', 8, 1 }, .timeout = 0.1, .n_inputs = 1,
+		  .inputs = &in },
+		{ .id = 2, .port = (char *)"/nonexistent/ttyUSB9", .address = 1,
+		  .line = { 9600, 'N', 8, 1 }, .timeout = 0.1, .n_inputs = 1,
+		  .inputs = &in },
+	};
+	struct pm_config cfg = { .interval = 0.02, .n_devices = 2, .devices = devs,
+				 .n_inputs = 2 };
+	struct record rec = { .lock = PTHREAD_MUTEX_INITIALIZER };
+	struct pm_sinkset set = { .cfg = &cfg, .n = 1, .ops = { &rec_ops },
+				  .state = { &rec } };
+	struct pm_pollers *p = NULL;
+	struct pm_pollers_health h;
+
+	(void)unused;
+	assert_int_equal(pm_pollers_start(&p, &cfg, &set), 0);
+	for (int i = 0; i < 500; i++) {
+		usleep(10000);
+		pm_pollers_health(p, pm_mono_ns(), &h);
+		if (h.ticks >= 40)
+			break;
+	}
+	pm_pollers_stop(p);
+	assert_int_equal(h.ports, 2);
+	assert_true(h.ticks >= 40);
+	/* two ports tick together: about one tick_done per pair of ticks */
+	pthread_mutex_lock(&rec.lock);
+	assert_true(rec.ticks >= h.ticks / 2 - 2);
+	assert_true(rec.ticks <= h.ticks / 2 + h.ticks / 8 + 2);
+	pthread_mutex_unlock(&rec.lock);
+}
+
 static void health_notices_a_stuck_poller(void **unused)
 {
 	struct pm_input in = { .channel = 0, .ratio = 0.01, .name = (char *)"a" };
@@ -258,6 +301,7 @@ int main(void)
 		cmocka_unit_test(complain_hourly_at_least),
 		cmocka_unit_test(complain_durations),
 		cmocka_unit_test(pollers_missing_port),
+		cmocka_unit_test(tick_done_once_per_tick_of_all_ports),
 		cmocka_unit_test(health_notices_a_stuck_poller),
 	};
 
