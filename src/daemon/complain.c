@@ -1,24 +1,34 @@
 /* complain.c — rate limits for repeated complaints about one module or port:
- * a dead module polled every second must not write 86 400 lines a day. */
+ * a dead module polled every second must not write 86 400 lines a day, nor
+ * a flapping one twice as many. */
 #include <stdio.h>
 
 #include "complain.h"
 
 bool pm_complain_failure(struct pm_complaint *c, int64_t now_ns)
 {
-	if (c->failures == 0) {
-		c->first_ns = now_ns;
+	if (!c->in_episode ||
+	    now_ns - c->last_failure_ns >= PM_COMPLAIN_CALM_NS) {
+		c->in_episode = true;
+		c->episode_ns = now_ns;
+		c->episode_failures = 0;
 		c->next_report = 1;
-		c->reported = false;
+	}
+	if (c->failures == 0) {
+		c->spell_ns = now_ns;
+		c->spell_reported = false;
 	}
 	if (c->failures < UINT32_MAX)
 		c->failures++;
-	if (c->failures >= c->next_report ||
+	if (c->episode_failures < UINT32_MAX)
+		c->episode_failures++;
+	c->last_failure_ns = now_ns;
+	if (c->episode_failures >= c->next_report ||
 	    now_ns - c->last_report_ns >= PM_COMPLAIN_MAX_QUIET_NS) {
-		c->next_report = c->failures <= UINT32_MAX / 2 ?
-			c->failures * 2 : UINT32_MAX;
+		c->next_report = c->episode_failures <= UINT32_MAX / 2 ?
+			c->episode_failures * 2 : UINT32_MAX;
 		c->last_report_ns = now_ns;
-		c->reported = true;
+		c->spell_reported = true;
 		return true;
 	}
 	return false;
@@ -27,16 +37,17 @@ bool pm_complain_failure(struct pm_complaint *c, int64_t now_ns)
 bool pm_complain_success(struct pm_complaint *c, int64_t now_ns,
 			 unsigned *failures, int64_t *duration_ns)
 {
-	bool was_reported = c->failures > 0 && c->reported;
+	bool report = c->failures > 0 && c->spell_reported;
 
-	if (was_reported) {
+	if (report) {
 		if (failures)
 			*failures = c->failures;
 		if (duration_ns)
-			*duration_ns = now_ns - c->first_ns;
+			*duration_ns = now_ns - c->spell_ns;
 	}
-	*c = (struct pm_complaint){ 0 };
-	return was_reported;
+	c->failures = 0;
+	c->spell_reported = false;
+	return report;
 }
 
 void pm_complain_duration(char *buf, unsigned size, int64_t ns)

@@ -27,6 +27,8 @@
 /* STATUS= is refreshed this often (the summary changes slowly). */
 #define STATUS_EVERY_NS (5 * NS_PER_S)
 #define STATUS_MAX 512
+/* Until the first tick, look for it this often to replace "starting". */
+#define FIRST_TICK_POLL_NS (NS_PER_S / 4)
 
 struct daemon {
 	pm_config *cfg;
@@ -34,6 +36,7 @@ struct daemon {
 	struct pm_pollers *pollers;
 	struct pm_watchdog watchdog;
 	int64_t next_status_ns;
+	bool before_first_tick;	/* STATUS= says "starting" until a tick */
 };
 
 static void usage(FILE *f)
@@ -144,6 +147,7 @@ static int daemon_start(struct daemon *d, pm_config *cfg)
 	d->cfg = cfg;
 	pm_watchdog_reset(&d->watchdog, pm_mono_ns());
 	d->next_status_ns = 0;
+	d->before_first_tick = true;
 	return 0;
 }
 
@@ -152,6 +156,11 @@ static void daemon_status(struct daemon *d, struct pm_buf *b)
 	struct pm_pollers_health h;
 
 	pm_pollers_health(d->pollers, pm_mono_ns(), &h);
+	if (h.ticks == 0) {
+		(void)pm_buf_printf(b, "starting: %zu modules on %zu ports",
+				    h.modules, h.ports);
+		return;
+	}
 	(void)pm_buf_printf(b, "%zu/%zu modules up", h.modules_up, h.modules);
 	if (h.ports_down)
 		(void)pm_buf_printf(b, ", %zu/%zu ports unavailable",
@@ -228,6 +237,10 @@ static int daemon_run(struct daemon *d, const sigset_t *sigs)
 
 		pm_pollers_health(d->pollers, now, &h);
 		wait = pm_watchdog_run(&d->watchdog, now, &h, &d->sinks);
+		if (d->before_first_tick && h.ticks > 0) {
+			d->before_first_tick = false;
+			d->next_status_ns = now;
+		}
 		if (now >= d->next_status_ns) {
 			struct pm_buf b;
 
@@ -240,6 +253,8 @@ static int daemon_run(struct daemon *d, const sigset_t *sigs)
 		}
 		if (d->next_status_ns - now < wait)
 			wait = d->next_status_ns - now;
+		if (d->before_first_tick && wait > FIRST_TICK_POLL_NS)
+			wait = FIRST_TICK_POLL_NS;
 		ts = pm_mono_timespec(wait > 0 ? wait : 0);
 
 		sig = sigtimedwait(sigs, &info, &ts);

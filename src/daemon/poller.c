@@ -241,20 +241,27 @@ static void poller_log_result(struct poller *p, struct poll_dev *d, int err,
 					&spell_ns)) {
 			pm_complain_duration(dur, sizeof(dur), spell_ns);
 			log_notice("device %d on %s address %d: answering again "
-				   "after %u failures (%s)", d->dev->id, p->port,
-				   d->dev->address, failures, dur);
+				   "after %u failure%s (%s)", d->dev->id, p->port,
+				   d->dev->address, failures,
+				   failures == 1 ? "" : "s", dur);
 		}
 		return;
 	}
 	if (!pm_complain_failure(&d->complaint, now))
 		return;
 	pm_describe_failure(text, sizeof(text), d->dev, err, fault);
-	if (d->complaint.failures == 1) {
+	if (d->complaint.episode_failures == 1) {
 		log_warning("%s", text);
-	} else {
-		pm_complain_duration(dur, sizeof(dur), now - d->complaint.first_ns);
+	} else if (d->complaint.failures > 1) {
+		pm_complain_duration(dur, sizeof(dur),
+				     now - d->complaint.spell_ns);
 		log_warning("%s (still failing: %u reads in a row for %s)", text,
 			    d->complaint.failures, dur);
+	} else {
+		pm_complain_duration(dur, sizeof(dur),
+				     now - d->complaint.episode_ns);
+		log_warning("%s (failing on and off: %u failures in %s)", text,
+			    d->complaint.episode_failures, dur);
 	}
 }
 

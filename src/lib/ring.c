@@ -20,6 +20,7 @@ struct pm_ring {
 	size_t bytes, lines;		/* of the queued chunks */
 	uint64_t dropped_lines, dropped_chunks;
 	bool closed;
+	bool kicked;
 };
 
 int pm_ring_new(struct pm_ring **r, size_t max_chunks, size_t max_bytes)
@@ -113,7 +114,8 @@ int pm_ring_take(struct pm_ring *r, struct pm_chunk *c, int timeout_ms)
 		deadline = pm_mono_timespec(pm_mono_ns() +
 					    (int64_t)timeout_ms * 1000000);
 	(void)pthread_mutex_lock(&r->lock);
-	while (r->count == 0 && !r->closed && r_wait != ETIMEDOUT) {
+	while (r->count == 0 && !r->closed && !r->kicked &&
+	       r_wait != ETIMEDOUT) {
 		if (timeout_ms == 0)
 			r_wait = ETIMEDOUT;
 		else if (timeout_ms < 0)
@@ -125,11 +127,22 @@ int pm_ring_take(struct pm_ring *r, struct pm_chunk *c, int timeout_ms)
 	if (r->count > 0) {
 		ring_pop(r, c);
 		ret = 0;
+	} else if (r->kicked) {
+		r->kicked = false;
+		ret = -EINTR;
 	} else {
 		ret = r->closed ? -ECANCELED : -ETIMEDOUT;
 	}
 	(void)pthread_mutex_unlock(&r->lock);
 	return ret;
+}
+
+void pm_ring_kick(struct pm_ring *r)
+{
+	(void)pthread_mutex_lock(&r->lock);
+	r->kicked = true;
+	(void)pthread_cond_signal(&r->nonempty);
+	(void)pthread_mutex_unlock(&r->lock);
 }
 
 void pm_ring_close(struct pm_ring *r)

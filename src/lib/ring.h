@@ -23,8 +23,13 @@ void pm_ring_free(struct pm_ring *r);
  * dropped and counted (returns 1), else returns 0. */
 int pm_ring_put(struct pm_ring *r, struct pm_chunk *c);
 /* Waits up to timeout_ms (-1: forever) for a chunk. Returns 0 with *c
- * filled, -ETIMEDOUT, or -ECANCELED once closed and empty. */
+ * filled, -EINTR once after pm_ring_kick() when the ring is empty (so
+ * everything put before the kick has been taken), -ETIMEDOUT, or
+ * -ECANCELED once closed and empty. */
 int pm_ring_take(struct pm_ring *r, struct pm_chunk *c, int timeout_ms);
+/* Tells the consumer "a complete set is in" (e.g. the end of a poll tick)
+ * without queuing anything; never drops a chunk. */
+void pm_ring_kick(struct pm_ring *r);
 /* Wakes the consumer; later puts are still accepted until freed. */
 void pm_ring_close(struct pm_ring *r);
 void pm_ring_stats(struct pm_ring *r, size_t *queued_lines,

@@ -32,6 +32,7 @@
 /* A failing database is mentioned again at most this often. */
 #define COMPLAIN_EVERY_NS (300 * 1000 * MS)
 #define REJECT_LOG_EVERY_NS (60 * 1000 * MS)
+#define LOSS_LOG_EVERY_NS (60 * 1000 * MS)
 #define FINAL_ATTEMPT_MS 3000L
 
 static const struct pm_influx_tuning tuning_default = {
@@ -49,8 +50,8 @@ static struct pm_influx_tuning tuning = {0};
 /* What one answer means for the data sent. */
 enum verdict {
 	V_DONE,		/* stored */
-	V_SPLIT,	/* refused as a whole: send the halves */
-	V_REJECT,	/* this single line is refused for good */
+	V_SPLIT,	/* refused as a whole: send the halves (a single
+			   line is refused for good) */
 	V_KEEP,		/* not now: keep it and try again later */
 };
 
@@ -60,6 +61,7 @@ struct influx_sink {
 	const char *measurement;
 	char url_log[256];	/* the server, for logs (no secrets) */
 	char *what_log;		/* "database x" / "bucket y in org z" */
+	char *spool_dir;
 	size_t batch_lines, batch_bytes;
 	int64_t flush_ns;
 	long timeout_ms;
@@ -73,6 +75,9 @@ struct influx_sink {
 	struct pm_buf batch;
 	size_t batch_n;
 	int64_t batch_due;	/* flush when reached (batch not empty) */
+	int64_t batch_started;
+	int64_t last_tick;	/* when the last tick_done() was seen */
+	int64_t tick_period;	/* between the last two, or flush_ns */
 	struct pm_buf leftover;	/* parts of one delivery kept for later */
 	size_t leftover_n;
 	int64_t retry_at;	/* 0: may send; else not before this */
@@ -84,6 +89,8 @@ struct influx_sink {
 	uint64_t reject_unlogged;
 	uint64_t ring_dropped_seen;
 	uint64_t spool_dropped_seen;
+	int64_t loss_logged;		/* losses are logged once a minute */
+	uint64_t ring_lost_unlogged, spool_lost_unlogged, bound_lost_unlogged;
 	unsigned rand_state;
 	bool final_flush;	/* in writer_finish() */
 
@@ -319,10 +326,12 @@ static void deliver(struct influx_sink *s, const char *text, size_t len,
 	r = pm_influx_write(s->client, text, len, &res);
 	STAT_ADD(s, requests, 1);
 	atomic_fetch_add(&s->progress, 1);
+	if (r == -ECANCELED) {
+		/* cut short by close(): not the database's fault */
+		keep(s, text, len, lines);
+		return;
+	}
 	if (r < 0) {
-		if (r == -ECANCELED)
-			(void)snprintf(res.message, sizeof(res.message),
-				       "interrupted by shutdown");
 		(void)snprintf(what, sizeof(what), "%s", pm_strerror(r));
 		mark_failure(s, r, what, res.message, -1);
 		keep(s, text, len, lines);
@@ -351,7 +360,6 @@ static void deliver(struct influx_sink *s, const char *text, size_t len,
 		deliver(s, text, (size_t)(mid - text), from_spool);
 		deliver(s, mid, (size_t)(text + len - mid), from_spool);
 		return;
-	case V_REJECT:
 	case V_KEEP:
 		break;
 	}
@@ -381,15 +389,15 @@ static void spool_leftover(struct influx_sink *s)
 		s->st.dropped += s->leftover_n;
 	s->st.dropped += dropped;
 	(void)pthread_mutex_unlock(&s->lock);
-	if (r < 0 && s->spool)
-		log_err("cannot write %zu points to the spool: %s; they are "
-			"lost", s->leftover_n, pm_strerror(r));
-	else if (r < 0)
+	if (r < 0)
+		s->spool_lost_unlogged += s->leftover_n;
+	s->bound_lost_unlogged += dropped;
+	if (r < 0 && s->spool && s->spool_lost_unlogged == s->leftover_n)
+		log_err("cannot write %zu points to the spool %s: %s; they are "
+			"lost", s->leftover_n, s->spool_dir, pm_strerror(r));
+	else if (r < 0 && s->spool_lost_unlogged == s->leftover_n)
 		log_err("no spool: %zu points the database did not take are "
 			"lost", s->leftover_n);
-	if (dropped)
-		log_warning("spool full: dropped its oldest %" PRIu64 " points "
-			    "to make room", dropped);
 	pm_buf_reset(&s->leftover);
 	s->leftover_n = 0;
 }
@@ -448,8 +456,10 @@ static void batch_add(struct influx_sink *s, struct pm_chunk *c)
 	if (s->batch_n > 0 && (s->batch.len + c->len > s->batch_bytes ||
 			       s->batch_n + lines > s->batch_lines))
 		flush_batch(s);
-	if (s->batch_n == 0)
-		s->batch_due = pm_mono_ns() + s->flush_ns;
+	if (s->batch_n == 0) {
+		s->batch_started = pm_mono_ns();
+		s->batch_due = s->batch_started + s->flush_ns;
+	}
 	if (pm_buf_add(&s->batch, c->text, c->len) == 0) {
 		s->batch_n += lines;
 	} else {
@@ -461,6 +471,48 @@ static void batch_add(struct influx_sink *s, struct pm_chunk *c)
 	c->text = NULL;
 	if (s->batch.len >= s->batch_bytes || s->batch_n >= s->batch_lines)
 		flush_batch(s);
+}
+
+/* All pollers finished a tick (tick_done()): the batch holds whole ticks
+ * now. It goes if waiting for the next tick would overrun the flush
+ * interval, so that a poll interval of at least the flush interval gives
+ * one request per tick, and shorter ones one per flush interval. */
+static void tick_seen(struct influx_sink *s)
+{
+	int64_t now = pm_mono_ns();
+
+	if (s->last_tick)
+		s->tick_period = now - s->last_tick;
+	s->last_tick = now;
+	if (s->batch_n > 0 &&
+	    now - s->batch_started + s->tick_period > s->flush_ns * 9 / 10)
+		flush_batch(s);
+}
+
+/* Says what was lost since the last time, at most once a minute (the
+ * first loss at once). */
+static void log_losses(struct influx_sink *s, bool now)
+{
+	int64_t t = pm_mono_ns();
+
+	if (!s->ring_lost_unlogged && !s->spool_lost_unlogged &&
+	    !s->bound_lost_unlogged)
+		return;
+	if (!now && s->loss_logged && t - s->loss_logged < LOSS_LOG_EVERY_NS)
+		return;
+	if (s->ring_lost_unlogged)
+		log_warning("InfluxDB writer fell behind: dropped the oldest %"
+			    PRIu64 " points in memory", s->ring_lost_unlogged);
+	if (s->bound_lost_unlogged)
+		log_warning("spool %s full: dropped its oldest %" PRIu64
+			    " points to make room", s->spool_dir,
+			    s->bound_lost_unlogged);
+	if (s->spool_lost_unlogged > 0 && s->loss_logged)
+		log_warning("%" PRIu64 " points the database did not take were "
+			    "lost (no usable spool)", s->spool_lost_unlogged);
+	s->ring_lost_unlogged = s->spool_lost_unlogged = 0;
+	s->bound_lost_unlogged = 0;
+	s->loss_logged = t;
 }
 
 /* Counts and logs what the ring and the spool dropped since last time. */
@@ -482,12 +534,11 @@ static void note_drops(struct influx_sink *s)
 	s->st.spool_points = sst.lines;
 	s->st.spool_bytes = sst.bytes;
 	(void)pthread_mutex_unlock(&s->lock);
-	if (ring_new)
-		log_warning("InfluxDB writer fell behind: dropped the oldest "
-			    "%" PRIu64 " points in memory", ring_new);
+	s->ring_lost_unlogged += ring_new;
 	if (corrupt_new)
-		log_warning("spool: skipped a corrupt record (%" PRIu64
-			    " points)", corrupt_new);
+		log_warning("spool %s: skipped a corrupt record (%" PRIu64
+			    " points)", s->spool_dir, corrupt_new);
+	log_losses(s, false);
 }
 
 static bool spool_pending(struct influx_sink *s)
@@ -524,8 +575,15 @@ static void writer_finish(struct influx_sink *s)
 		s->retry_at = 0;
 		s->failures = 0;
 	}
-	while (pm_ring_take(s->ring, &c, 0) == 0) {
-		int64_t left = deadline - pm_mono_ns();
+	for (;;) {
+		int64_t left;
+		int r = pm_ring_take(s->ring, &c, 0);
+
+		if (r == -EINTR)
+			continue;	/* a tick mark: nothing to take */
+		if (r < 0)
+			break;
+		left = deadline - pm_mono_ns();
 
 		if (s->final && left > 0)
 			pm_influx_client_set_timeout(s->client,
@@ -539,12 +597,14 @@ static void writer_finish(struct influx_sink *s)
 		s->retry_at = INT64_MAX;
 	flush_batch(s);
 	note_drops(s);
+	log_losses(s, true);
 }
 
 static void *writer_main(void *arg)
 {
 	struct influx_sink *s = arg;
 	struct pm_chunk c;
+	int r;
 
 	while (!should_stop(s)) {
 		int64_t now = pm_mono_ns(), wait_ns;
@@ -562,13 +622,14 @@ static void *writer_main(void *arg)
 			wait_ns = s->retry_at - now;
 		if (wait_ns < 0)
 			wait_ns = 0;
-		if (pm_ring_take(s->ring, &c, (int)((wait_ns + MS - 1) / MS)) == 0) {
+		r = pm_ring_take(s->ring, &c, (int)((wait_ns + MS - 1) / MS));
+		/* take what is there without waiting */
+		for (int i = 0; r == 0; i++) {
 			batch_add(s, &c);
-			/* take what is there without waiting */
-			for (int i = 0; i < 256 && s->batch_n > 0 &&
-			     pm_ring_take(s->ring, &c, 0) == 0; i++)
-				batch_add(s, &c);
+			r = i < 256 ? pm_ring_take(s->ring, &c, 0) : -EAGAIN;
 		}
+		if (r == -EINTR)
+			tick_seen(s);
 		if (s->batch_n > 0 && pm_mono_ns() >= s->batch_due)
 			flush_batch(s);
 		if (spool_work)
@@ -594,6 +655,7 @@ static void influx_free(struct influx_sink *s)
 	pm_buf_free(&s->batch);
 	pm_buf_free(&s->leftover);
 	free(s->what_log);
+	free(s->spool_dir);
 	(void)pthread_mutex_destroy(&s->lock);
 	free(s);
 }
@@ -639,6 +701,13 @@ static void open_spool(struct influx_sink *s, const struct pm_config *cfg)
 		s->spool = NULL;
 		return;
 	}
+	s->spool_dir = strdup(cfg->spool_dir);
+	if (!s->spool_dir) {
+		pm_spool_close(s->spool);
+		s->spool = NULL;
+		log_err("out of memory");
+		return;
+	}
 	pm_spool_stats(s->spool, &sst);
 	if (sst.torn_records || sst.corrupt_records)
 		log_warning("spool %s: cut off %" PRIu64 " torn and %" PRIu64
@@ -677,6 +746,7 @@ static int influx_open(void **state, const struct pm_config *cfg)
 	s->flush_ns = (int64_t)((ix->flush_interval > 0 ?
 				 ix->flush_interval : 1.0) * 1e9);
 	s->rand_state = (unsigned)pm_mono_ns() ^ (unsigned)getpid();
+	s->tick_period = s->flush_ns;
 	pm_buf_init(&s->batch, s->batch_bytes);
 	/* grows only as needed; a spooled record may be larger than a batch
 	 * of this config */
@@ -748,6 +818,19 @@ static void influx_emit(void *state, const struct pm_config *cfg,
 	(void)pm_ring_put(s->ring, &c);
 }
 
+static void influx_tick_done(void *state, const struct pm_config *cfg)
+{
+	struct influx_sink *s = state;
+
+	(void)cfg;
+	pm_ring_kick(s->ring);
+}
+
+void pm_sink_influx_tick(void *state)
+{
+	influx_tick_done(state, NULL);
+}
+
 int pm_sink_influx_put(void *state, char *text, size_t len)
 {
 	struct influx_sink *s = state;
@@ -787,10 +870,12 @@ static void influx_status(void *state, struct pm_buf *out)
 	struct pm_influx_stats st;
 
 	pm_sink_influx_stats(state, &st);
-	if (st.failing)
-		(void)pm_buf_printf(out, "influx failing (%s%d)",
-				    st.last_status > 0 ? "HTTP " : "error ",
+	if (st.failing && st.last_status > 0)
+		(void)pm_buf_printf(out, "influx failing (HTTP %d)",
 				    st.last_status);
+	else if (st.failing)
+		(void)pm_buf_printf(out, "influx failing (%s)",
+				    pm_strerror(st.last_status));
 	else
 		(void)pm_buf_adds(out, "influx ok");
 	(void)pm_buf_printf(out, ", %" PRIu64 " written", st.written);
@@ -840,7 +925,7 @@ const struct pm_sink_ops pm_sink_influx = {
 	.wanted = influx_wanted,
 	.open = influx_open,
 	.emit = influx_emit,
-	.tick_done = NULL,
+	.tick_done = influx_tick_done,
 	.progress = influx_progress,
 	.status = influx_status,
 	.close = influx_close,

@@ -45,6 +45,9 @@ struct pm_influx_tuning {
  * thread-safe: call before opening. */
 void pm_sink_influx_tune(const struct pm_influx_tuning *t);
 
+/* What tick_done() does: "every poller has finished a tick". */
+void pm_sink_influx_tick(void *state);
+
 /* Counters of an open sink (its state from open()); thread-safe. */
 void pm_sink_influx_stats(void *state, struct pm_influx_stats *out);
 

@@ -135,6 +135,7 @@ static void push_samples(void *sink, const struct pm_config *cfg,
 			pm_sink_influx.emit(sink, cfg, d, &s, NULL);
 			pushed += cfg->devices[d].n_inputs;
 		}
+		pm_sink_influx_tick(sink);
 		printf("tick %lld %" PRId64 "\n", i, stamp);
 		fflush(stdout);
 		if (o->pace_ms > 0)

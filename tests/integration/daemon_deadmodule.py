@@ -29,12 +29,12 @@ class DeadModule(unittest.TestCase):
         reads = [t for b, a, t, _ in daemonlib.ok_reads(sim) if a == 2]
         gaps = [y - x for x, y in zip(reads, reads[1:])]
         for g in gaps:
-            self.assertAlmostEqual(g, INTERVAL * 1000, delta=40, msg="gaps %s" % gaps)
+            self.assertAlmostEqual(g, INTERVAL * 1000, delta=80, msg="gaps %s" % gaps)
         # Within its tick the live module comes right after the dead one's
         # timeout: tick start + timeout + its own wire time (~50 ms).
         phase = [t % (INTERVAL * 1000) for t in reads]
         for p in phase:
-            self.assertLess(p, TIMEOUT * 1000 + 150, "phases %s" % phase)
+            self.assertLess(p, TIMEOUT * 1000 + 200, "phases %s" % phase)
         # Retried at every tick.
         tries = [e for e in sim.log() if e["addr"] == 1 and e["result"] == "noanswer"]
         self.assertGreaterEqual(len(tries), len(reads) - 1)

@@ -46,7 +46,7 @@ class DaemonInfluxV1(unittest.TestCase):
             times = sorted(t for b, a, t, _ in reads if (b, a) == key)
             gaps = [y - x for x, y in zip(times, times[1:])]
             for g in gaps:
-                self.assertAlmostEqual(g, INTERVAL * 1000, delta=60,
+                self.assertAlmostEqual(g, INTERVAL * 1000, delta=100,
                                        msg="module %s: gaps %s" % (key, gaps))
         # Parallel converters: the first module of each bus is read at the
         # same moment of each tick.
@@ -57,7 +57,7 @@ class DaemonInfluxV1(unittest.TestCase):
             near = [u for u in first1 if abs(u - t) < INTERVAL * 500]
             if near:
                 pairs += 1
-                self.assertLess(abs(near[0] - t), 30, "bus 0 at %s, bus 1 at %s" % (t, near[0]))
+                self.assertLess(abs(near[0] - t), 50, "bus 0 at %s, bus 1 at %s" % (t, near[0]))
         self.assertGreaterEqual(pairs, 15)
 
     @staticmethod

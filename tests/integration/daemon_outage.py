@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
-"""The database down for 20 s with a daemon restart in the middle: samples
-wait in the spool across the restart and, once InfluxDB 1.6 is back, every
-sample the simulator answered is there, with its original timestamp."""
+"""The database down for 20 s with a reload and a daemon restart in the
+middle: samples wait in the spool across both and, once InfluxDB 1.6 is
+back, every sample the simulator answered is there, with its original
+timestamp."""
 import time
 import unittest
 
@@ -24,7 +25,12 @@ class Outage(unittest.TestCase):
 
         db.stop()
         down = time.monotonic()
-        time.sleep(10)
+        time.sleep(4)
+        # a reload while points wait: they must survive it
+        d.hup()
+        d.notify.wait("READY", "1", after=time.monotonic() - 0.1, timeout=15)
+        d.wait_stderr("configuration reloaded")
+        time.sleep(max(0.0, 10 - (time.monotonic() - down)))
         self.assertEqual(d.stop(), 0, d.stderr())
         first_stderr = d.stderr()
         d.start()

@@ -295,7 +295,7 @@ def expected_points(sim, reads, inputs=INPUTS, name=input_name):
     return pts
 
 
-def match_points(testcase, expected, rows, tolerance_ms=50, exact_once=True):
+def match_points(testcase, expected, rows, tolerance_ms=100, exact_once=True):
     """Pairs every expected point with a stored row (same tags, value within
     1e-9, time within tolerance_ms after the simulator's answer). Fails on
     a missing point and, with exact_once, on any stored point left over."""

@@ -2,6 +2,8 @@
  * ticks counted, never bunched up), the complaint rate limits, and the
  * pollers against a port that does not exist, through a recording sink. */
 #include <errno.h>
+#include <fcntl.h>
+#include <stdlib.h>
 #include <pthread.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -97,8 +99,33 @@ static void complain_backs_off(void **unused)
 	assert_int_equal(dur, 100 * SEC);
 	/* nothing to say after a success without failures */
 	assert_false(pm_complain_success(&c, 102 * SEC, &failures, &dur));
-	/* a new spell starts with a line of its own */
-	assert_true(pm_complain_failure(&c, 103 * SEC));
+	/* failing again soon after: the same episode, still backing off */
+	assert_false(pm_complain_failure(&c, 103 * SEC));
+	assert_false(pm_complain_success(&c, 104 * SEC, &failures, &dur));
+	/* after a calm hour a failure is news again */
+	assert_true(pm_complain_failure(&c, 103 * SEC + PM_COMPLAIN_CALM_NS));
+	assert_int_equal(c.episode_failures, 1);
+}
+
+static void complain_flapping(void **unused)
+{
+	struct pm_complaint c = { 0 };
+	unsigned lines = 0, failures;
+	int64_t dur;
+
+	(void)unused;
+	/* a module failing every other read for 1000 reads: a handful of
+	 * lines, not 1000 */
+	for (unsigned i = 0; i < 1000; i++) {
+		int64_t t = (int64_t)i * SEC;
+
+		if (i % 2)
+			lines += pm_complain_success(&c, t, &failures, &dur);
+		else
+			lines += pm_complain_failure(&c, t);
+	}
+	assert_true(lines >= 10);	/* 1 2 4 ... 256 and their recoveries */
+	assert_true(lines <= 20);
 }
 
 static void complain_hourly_at_least(void **unused)
@@ -227,6 +254,8 @@ static void pollers_missing_port(void **unused)
 	pthread_mutex_unlock(&rec.lock);
 }
 
+/* Two ports whose modules never answer (ptys nobody serves): their ticks
+ * overlap as real ones do, and the sinks hear one tick_done per tick. */
 static void tick_done_once_per_tick_of_all_ports(void **unused)
 {
 	static const struct pm_sink_ops rec_ops = {
@@ -237,36 +266,50 @@ static void tick_done_once_per_tick_of_all_ports(void **unused)
 	};
 	struct pm_input in = { .channel = 0, .ratio = 0.01, .name = (char *)"a" };
 	struct pm_device devs[2] = {
-		{ .id = 1, .port = (char *)"/nonexistent/ttyUSB8", .address = 1,
-		  .line = { 9600, 'N', 8, 1 }, .timeout = 0.1, .n_inputs = 1,
-		  .inputs = &in },
-		{ .id = 2, .port = (char *)"/nonexistent/ttyUSB9", .address = 1,
-		  .line = { 9600, 'N', 8, 1 }, .timeout = 0.1, .n_inputs = 1,
-		  .inputs = &in },
+		{ .id = 1, .address = 1, .line = { 9600, 'N', 8, 1 },
+		  .timeout = 0.03, .n_inputs = 1, .inputs = &in },
+		{ .id = 2, .address = 1, .line = { 9600, 'N', 8, 1 },
+		  .timeout = 0.03, .n_inputs = 1, .inputs = &in },
 	};
-	struct pm_config cfg = { .interval = 0.02, .n_devices = 2, .devices = devs,
+	struct pm_config cfg = { .interval = 0.1, .n_devices = 2, .devices = devs,
 				 .n_inputs = 2 };
 	struct record rec = { .lock = PTHREAD_MUTEX_INITIALIZER };
 	struct pm_sinkset set = { .cfg = &cfg, .n = 1, .ops = { &rec_ops },
 				  .state = { &rec } };
 	struct pm_pollers *p = NULL;
 	struct pm_pollers_health h;
+	char names[2][64];
+	int masters[2];
 
 	(void)unused;
+	for (int i = 0; i < 2; i++) {
+		masters[i] = posix_openpt(O_RDWR | O_NOCTTY);
+		assert_true(masters[i] >= 0);
+		assert_int_equal(grantpt(masters[i]), 0);
+		assert_int_equal(unlockpt(masters[i]), 0);
+		assert_int_equal(ptsname_r(masters[i], names[i], sizeof(names[i])), 0);
+		devs[i].port = names[i];
+	}
 	assert_int_equal(pm_pollers_start(&p, &cfg, &set), 0);
 	for (int i = 0; i < 500; i++) {
-		usleep(10000);
+		usleep(20000);
 		pm_pollers_health(p, pm_mono_ns(), &h);
-		if (h.ticks >= 40)
+		if (h.ticks >= 30)
 			break;
 	}
 	pm_pollers_stop(p);
+	for (int i = 0; i < 2; i++)
+		close(masters[i]);
 	assert_int_equal(h.ports, 2);
-	assert_true(h.ticks >= 40);
-	/* two ports tick together: about one tick_done per pair of ticks */
+	assert_int_equal(h.ports_down, 0);
+	assert_true(h.ticks >= 30);
 	pthread_mutex_lock(&rec.lock);
-	assert_true(rec.ticks >= h.ticks / 2 - 2);
-	assert_true(rec.ticks <= h.ticks / 2 + h.ticks / 8 + 2);
+	/* every read failed by timeout: the ports were open */
+	assert_int_equal(rec.last_error[0], -ETIMEDOUT);
+	assert_int_equal(rec.last_error[1], -ETIMEDOUT);
+	/* one tick_done per pair of port ticks (give or take the last) */
+	assert_true(rec.ticks + 1 >= h.ticks / 2);
+	assert_true(rec.ticks <= h.ticks / 2 + 1);
 	pthread_mutex_unlock(&rec.lock);
 }
 
@@ -299,6 +342,7 @@ int main(void)
 		cmocka_unit_test(tick_first_aligned),
 		cmocka_unit_test(complain_backs_off),
 		cmocka_unit_test(complain_hourly_at_least),
+		cmocka_unit_test(complain_flapping),
 		cmocka_unit_test(complain_durations),
 		cmocka_unit_test(pollers_missing_port),
 		cmocka_unit_test(tick_done_once_per_tick_of_all_ports),

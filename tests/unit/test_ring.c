@@ -192,6 +192,34 @@ static void test_close_drains_then_cancels(void **state)
 	pm_ring_free(r);
 }
 
+static void test_kick_after_queued(void **state)
+{
+	struct pm_ring *r;
+	struct pm_chunk c;
+	uint64_t dropped;
+
+	(void)state;
+	assert_int_equal(pm_ring_new(&r, 2, 1024), 0);
+	c = chunk(1, 1);
+	assert_int_equal(pm_ring_put(r, &c), 0);
+	c = chunk(2, 1);
+	assert_int_equal(pm_ring_put(r, &c), 0);
+	/* a kick on a full ring drops nothing */
+	pm_ring_kick(r);
+	pm_ring_stats(r, NULL, &dropped);
+	assert_int_equal(dropped, 0);
+	/* what was put before the kick comes first, then the kick, once */
+	assert_int_equal(pm_ring_take(r, &c, 0), 0);
+	assert_int_equal(chunk_number(&c), 1);
+	free(c.text);
+	assert_int_equal(pm_ring_take(r, &c, 0), 0);
+	assert_int_equal(chunk_number(&c), 2);
+	free(c.text);
+	assert_int_equal(pm_ring_take(r, &c, 1000), -EINTR);
+	assert_int_equal(pm_ring_take(r, &c, 0), -ETIMEDOUT);
+	pm_ring_free(r);
+}
+
 struct waiter {
 	struct pm_ring *ring;
 	int result;
@@ -248,6 +276,21 @@ static void *produce(void *arg)
 
 /* Several pollers, one writer: every chunk arrives once, each producer's
  * in its order (the ring is large enough that nothing is dropped). */
+static void test_kick_wakes_consumer(void **state)
+{
+	struct waiter w = { .result = 1 };
+	pthread_t t;
+
+	(void)state;
+	assert_int_equal(pm_ring_new(&w.ring, 4, 1024), 0);
+	assert_int_equal(pthread_create(&t, NULL, wait_forever, &w), 0);
+	pm_sleep_until_ns(pm_mono_ns() + 20 * 1000000LL);
+	pm_ring_kick(w.ring);
+	assert_int_equal(pthread_join(t, NULL), 0);
+	assert_int_equal(w.result, -EINTR);
+	pm_ring_free(w.ring);
+}
+
 static void test_threads(void **state)
 {
 	struct producer p[PRODUCERS];
@@ -346,6 +389,8 @@ int main(void)
 		cmocka_unit_test(test_take_timeout),
 		cmocka_unit_test(test_close_drains_then_cancels),
 		cmocka_unit_test(test_close_wakes_consumer),
+		cmocka_unit_test(test_kick_after_queued),
+		cmocka_unit_test(test_kick_wakes_consumer),
 		cmocka_unit_test(test_threads),
 		cmocka_unit_test(test_threads_overflow_accounting),
 	};
