@@ -84,7 +84,11 @@ typedef struct pm_config pm_config;
  *   -ENOENT, -EACCES, ...  the file could not be read;
  *   -ENOMEM.
  * On any failure *cfg is untouched, and so is *errors unless the result is
- * -PM_ECONFIG. Does not touch any serial port. Thread-safe. */
+ * -PM_ECONFIG. Does not touch any serial port. Thread-safe.
+ *
+ * The InfluxDB secrets (token_file, password_file, systemd credentials)
+ * are not read: reading modules never needs them, and a user who may not
+ * read them (the Zabbix agent's) can still load the config. */
 int pm_config_load(pm_config **cfg, const char *path, char **errors);
 
 /* Frees a config from pm_config_load(). NULL is ignored. Readings taken

@@ -101,7 +101,8 @@ int cmd_check(int argc, char **argv)
 		path = argv[optind];
 	}
 
-	r = pm_config_load(&cfg, path, &errors);
+	/* check also proves the secret files are readable, as the daemon needs */
+	r = pm_config_load_flags(&cfg, path, 0, &errors);
 	if (r == -PM_ECONFIG) {
 		fputs(errors ? errors : "invalid configuration\n", stderr);
 		free(errors);

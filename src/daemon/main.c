@@ -74,7 +74,7 @@ static int config_load(pm_config **cfg, const char *path)
 	char *errors = NULL;
 	int r;
 
-	r = pm_config_load(cfg, path, &errors);
+	r = pm_config_load_flags(cfg, path, 0, &errors);
 	if (r < 0) {
 		if (errors && *errors)
 			log_lines(LOG_ERR, errors);

@@ -1791,7 +1791,9 @@ out:
 
 int pm_config_load(pm_config **cfg, const char *path, char **errors)
 {
-	return pm_config_load_flags(cfg, path, 0, errors);
+	/* Integrators read modules; only powermeterd needs the InfluxDB secrets,
+	 * and a user who may not read them must still load the config. */
+	return pm_config_load_flags(cfg, path, PM_CONFIG_NO_SECRETS, errors);
 }
 
 static void free_secret(char *s)

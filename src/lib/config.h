@@ -100,7 +100,8 @@ struct pm_config {
  * then the seed's influx.conf beside it if present. Returns 0, -PM_ECONFIG
  * with every problem in *errors (one per line, "file: path: message"), or
  * -errno. Environment read: STATE_DIRECTORY, RUNTIME_DIRECTORY,
- * CREDENTIALS_DIRECTORY. (Declared in powermeter.h as pm_config_load.) */
+ * CREDENTIALS_DIRECTORY. (Declared in powermeter.h as pm_config_load, which
+ * leaves out the secrets: see PM_CONFIG_NO_SECRETS.) */
 
 /* pm_config_load_flags(): don't read token_file, password_file or
  * $CREDENTIALS_DIRECTORY, and skip an influx.conf this user may not read.

@@ -80,7 +80,7 @@ static const char *write_file(const char *name, const char *text)
 
 static int load(const char *json, struct pm_config **cfg, char **errors)
 {
-	return pm_config_load(cfg, write_file("powermeter.json", json), errors);
+	return pm_config_load_flags(cfg, write_file("powermeter.json", json), 0, errors);
 }
 
 /* Loads text that must be valid. */
@@ -130,8 +130,8 @@ static void test_seed_sample(void **state)
 	char *errors = NULL;
 
 	(void)state;
-	assert_int_equal(pm_config_load(&cfg, SEED_DIR "/powermeter--powermeter.json",
-					&errors), 0);
+	assert_int_equal(pm_config_load_flags(&cfg, SEED_DIR "/powermeter--powermeter.json",
+					0, &errors), 0);
 	assert_null(errors);
 	assert_string_equal(cfg->path, SEED_DIR "/powermeter--powermeter.json");
 	assert_int_equal(cfg->n_devices, 2);
@@ -184,7 +184,7 @@ static void test_repo_sample(void **state)
 	int r;
 
 	(void)state;
-	r = pm_config_load(&cfg, PM_SOURCE_DIR "/config/powermeter.json", &errors);
+	r = pm_config_load_flags(&cfg, PM_SOURCE_DIR "/config/powermeter.json", 0, &errors);
 	if (r)
 		print_error("%s", errors ? errors : "");
 	assert_int_equal(r, 0);
@@ -226,7 +226,7 @@ static void test_object_form(void **state)
 	int r;
 
 	(void)state;
-	r = pm_config_load(&cfg, DATA_DIR "/good-shared-bus.json", &errors);
+	r = pm_config_load_flags(&cfg, DATA_DIR "/good-shared-bus.json", 0, &errors);
 	if (r)
 		print_error("%s", errors ? errors : "");
 	assert_int_equal(r, 0);
@@ -333,8 +333,8 @@ static void test_influx_v1_full(void **state)
 	char *errors = NULL;
 
 	(void)state;
-	assert_int_equal(pm_config_load(&cfg, DATA_DIR "/good-influx-v1.json",
-					&errors), 0);
+	assert_int_equal(pm_config_load_flags(&cfg, DATA_DIR "/good-influx-v1.json",
+					0, &errors), 0);
 	in = cfg->influx;
 	assert_int_equal(in->api, PM_INFLUX_V1);
 	assert_string_equal(in->url, "http://127.0.0.1:8086");
@@ -530,8 +530,8 @@ static void test_influxconf_seed(void **state)
 	char *errors = NULL;
 
 	(void)state;
-	assert_int_equal(pm_config_load(&cfg, DATA_DIR "/good-influxconf/powermeter.json",
-					&errors), 0);
+	assert_int_equal(pm_config_load_flags(&cfg, DATA_DIR "/good-influxconf/powermeter.json",
+					0, &errors), 0);
 	in = cfg->influx;
 	assert_non_null(in);
 	assert_string_equal(cfg->influx_conf, DATA_DIR "/good-influxconf/influx.conf");
@@ -554,8 +554,8 @@ static void test_influxconf_json_wins(void **state)
 	char *errors = NULL;
 
 	(void)state;
-	assert_int_equal(pm_config_load(&cfg, DATA_DIR "/good-influxconf-json-wins/powermeter.json",
-					&errors), 0);
+	assert_int_equal(pm_config_load_flags(&cfg, DATA_DIR "/good-influxconf-json-wins/powermeter.json",
+					0, &errors), 0);
 	in = cfg->influx;
 	assert_string_equal(in->url, "http://127.0.0.1:8086");	/* JSON */
 	assert_string_equal(in->bucket, "circuits");		/* JSON */
@@ -605,11 +605,11 @@ static void test_missing_file(void **state)
 	char *errors = (char *)0x1;
 
 	(void)state;
-	assert_int_equal(pm_config_load(&cfg, "/nonexistent/powermeter.json", &errors),
+	assert_int_equal(pm_config_load_flags(&cfg, "/nonexistent/powermeter.json", 0, &errors),
 			 -ENOENT);
 	assert_ptr_equal(cfg, (struct pm_config *)0x1);	/* untouched */
 	assert_ptr_equal(errors, (char *)0x1);
-	assert_int_equal(pm_config_load(&cfg, tmp, &errors), -EISDIR);
+	assert_int_equal(pm_config_load_flags(&cfg, tmp, 0, &errors), -EISDIR);
 	assert_ptr_equal(cfg, (struct pm_config *)0x1);
 }
 
@@ -668,7 +668,7 @@ static void test_file_too_large(void **state)
 	for (int i = 0; i < 5 * 1024; i++)
 		fprintf(f, "%1023s\n", "");
 	fclose(f);
-	assert_int_equal(pm_config_load(&cfg, path, &errors), -PM_ECONFIG);
+	assert_int_equal(pm_config_load_flags(&cfg, path, 0, &errors), -PM_ECONFIG);
 	assert_non_null(strstr(errors, "huge.json: larger than 4 MiB"));
 	free(errors);
 }
@@ -825,7 +825,7 @@ static void test_golden_bad(void **state)
 			continue;
 		}
 		expected = expand_dir(raw, dir);
-		r = pm_config_load(&cfg, json, &errors);
+		r = pm_config_load_flags(&cfg, json, 0, &errors);
 		if (r != -PM_ECONFIG || !errors || strcmp(errors, expected)) {
 			print_error("%s: got %d:\n%s--- expected:\n%s", names[i], r,
 				    errors ? errors : "(none)\n", expected);
@@ -859,7 +859,7 @@ static void test_golden_good(void **state)
 		else
 			snprintf(json, sizeof(json), "%s/%s/powermeter.json", DATA_DIR,
 				 names[i]);
-		r = pm_config_load(&cfg, json, &errors);
+		r = pm_config_load_flags(&cfg, json, 0, &errors);
 		if (r) {
 			print_error("%s: %d\n%s", names[i], r, errors ? errors : "");
 			failed++;
@@ -868,6 +868,32 @@ static void test_golden_good(void **state)
 		free(errors);
 	}
 	assert_int_equal(failed, 0);
+}
+
+/* The public loader leaves the InfluxDB secrets alone: a user who may not
+ * read them (the Zabbix agent's, an integrator's script) still reads modules,
+ * while the daemon's loader insists on them. */
+static void test_public_load_skips_secrets(void **state)
+{
+	const char *json = "{\"influx\": {\"url\": \"http://127.0.0.1:1\", "
+		"\"org\": \"o\", \"bucket\": \"b\", "
+		"\"token_file\": \"/nonexistent/influx-token\"}, "
+		"\"devices\": [{\"id\": 1, \"port\": \"/dev/ttyUSB0\", "
+		"\"inputs\": [{\"input\": \"a\"}]}]}";
+	const char *path = write_file("powermeter.json", json);
+	struct pm_config *cfg = NULL;
+	char *errors = NULL;
+
+	(void)state;
+	assert_int_equal(pm_config_load(&cfg, path, &errors), 0);
+	assert_non_null(cfg->influx);
+	assert_null(cfg->influx->token);
+	pm_config_free(cfg);
+	cfg = NULL;
+	assert_int_equal(pm_config_load_flags(&cfg, path, 0, &errors), -PM_ECONFIG);
+	assert_null(cfg);
+	assert_non_null(strstr(errors, "influx-token"));
+	free(errors);
 }
 
 int main(void)
@@ -897,6 +923,7 @@ int main(void)
 		T(test_influxconf_parser),
 		T(test_golden_bad),
 		T(test_golden_good),
+		T(test_public_load_skips_secrets),
 #undef T
 	};
 
