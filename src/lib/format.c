@@ -14,6 +14,17 @@
 #include "lineproto.h"
 #include "readings.h"
 
+int pm_fmt_measured(char buf[PM_DOUBLE_LEN], double v)
+{
+	char tmp[PM_DOUBLE_LEN];
+
+	if (isfinite(v)) {
+		snprintf(tmp, sizeof(tmp), "%.15g", v);
+		v = strtod(tmp, NULL);
+	}
+	return pm_fmt_double(buf, v);
+}
+
 /* repr(float) switches to exponent notation outside 1e-4 <= |v| < 1e16. */
 #define REPR_EXP_MIN	-4
 #define REPR_EXP_MAX	16

@@ -138,7 +138,7 @@ static int lp_float_field(struct pm_buf *b, const char *key, double v,
 	char num[PM_DOUBLE_LEN];
 	int r = 0;
 
-	(void)pm_fmt_double(num, v);
+	(void)pm_fmt_measured(num, v);
 	if (!first)
 		r = pm_buf_addc(b, ',');
 	if (r == 0)

@@ -291,7 +291,7 @@ def expected_points(sim, reads, inputs=INPUTS, name=input_name):
             ch = ord(l) - ord("a")
             raw = values[ch] if values else Sim.default_raw(addr, ch)
             pts.append({"device_id": str(dev_id), "input": l, "name": name(dev_id, l),
-                        "current": raw * RATIO, "t_ms": t_ms})
+                        "current": common.stored(raw * RATIO), "t_ms": t_ms})
     return pts
 
 

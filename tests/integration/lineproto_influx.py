@@ -60,7 +60,7 @@ class LineProtocolRoundTrip(unittest.TestCase):
             self.assertEqual(row["device_id"], "3")
             self.assertEqual(row["unique_id"], str(i))
             ch = ord(letter) - ord("a")
-            self.assertEqual(row["current"], Sim.default_raw(1, ch) * RATIOS[letter])
+            self.assertEqual(row["current"], common.stored(Sim.default_raw(1, ch) * RATIOS[letter]))
             self.assertTrue(before <= row["time"] <= after, (before, row["time"], after))
         return rows
 

@@ -24,6 +24,12 @@ HDHK_SIM = os.path.join(BUILD, "src", "sim", "hdhk-sim")
 LIBPOWERMETER = os.path.join(BUILD, "src", "lib", "libpowermeter.so")
 
 
+def stored(amps):
+    """What the line protocol carries for a measured value: raw x ratio
+    rounded to 15 significant digits (format.h, pm_fmt_measured)."""
+    return float("%.15g" % amps)
+
+
 def free_port():
     """A TCP port on 127.0.0.1 that nobody listens on right now."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:

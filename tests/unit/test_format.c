@@ -57,6 +57,30 @@ static void test_fmt_double(void **state)
 	check_repr(NAN, "nan");
 }
 
+/* Stored values carry the measurement, not the binary product's noise. */
+static void test_fmt_measured(void **state)
+{
+	static const struct {
+		double v;
+		const char *text;
+	} cases[] = {
+		{ 1020 * 0.01, "10.2" },	/* product is 10.200000000000001 */
+		{ 2499 * 0.01, "24.99" },	/* product is 24.990000000000002 */
+		{ 37 * 0.0245, "0.9065" },
+		{ 499 * 0.1, "49.9" },		/* frequency, 0.1 Hz units */
+		{ 65535 * 0.01, "655.35" },
+		{ 0.0, "0.0" },
+		{ 1.0 / 3.0, "0.333333333333333" },	/* 15 digits, no more */
+	};
+	char buf[PM_DOUBLE_LEN];
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		pm_fmt_measured(buf, cases[i].v);
+		assert_string_equal(buf, cases[i].text);
+	}
+}
+
 static void test_round(void **state)
 {
 	(void)state;
@@ -259,6 +283,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_fmt_double),
+		cmocka_unit_test(test_fmt_measured),
 		cmocka_unit_test(test_round),
 		cmocka_unit_test(test_json_string),
 		cmocka_unit_test(test_json_string_too_big),
