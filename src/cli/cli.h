@@ -3,17 +3,50 @@
 #ifndef PM_CLI_H
 #define PM_CLI_H
 
+#include <stdbool.h>
+#include <stdio.h>
+
+#include <powermeter/powermeter.h>
+
 int cmd_check(int argc, char **argv);
 int cmd_read(int argc, char **argv);
 int cmd_info(int argc, char **argv);
 int cmd_json(int argc, char **argv);
 int cmd_zabbix(int argc, char **argv);
 
-struct pm_config;
-/* Shared by the subcommands (cmd_read.c): loads the config at 'path' (NULL:
- * the default), printing every problem; returns 0 or the exit status (78). */
-int cli_load_config(const char *path, struct pm_config **cfg);
+/* ---- args.c: argument parsing ---------------------------------------------- */
+
+/* What cli_config_options() returns when the command goes on. */
+#define CLI_GO_ON (-1)
+
+/* The options of a command that has no others: -c/--config PATH (into
+ * *path) and -h/--help, from argv[1] on (argv[0] is the command's name).
+ * With 'in_order' the options end at the first operand (getopt's "+"),
+ * else options and operands may mix. Returns CLI_GO_ON with optind at the
+ * first operand, or the exit status once usage() has been printed: 0 for
+ * --help (to stdout), 2 for a bad option (to stderr). */
+int cli_config_options(int argc, char **argv, bool in_order,
+		       void (*usage)(FILE *f), const char **path);
+/* The seed's scripts took the config path as their one argument: takes the
+ * operand at argv[optind], if any, into *path. -EINVAL when that makes
+ * more than one config (two operands, or one besides -c). */
+int cli_config_operand(int argc, char **argv, const char **path);
 /* A non-negative device id from an option argument: 0 or -EINVAL. */
 int cli_parse_device_id(const char *s, int *id);
+
+/* ---- shared.c: what several subcommands do alike ---------------------------- */
+
+struct pm_buf;
+struct pm_config;
+/* Loads the config at 'path' (NULL: the default) without its secrets,
+ * printing every problem; returns 0 or the exit status (78). */
+int cli_load_config(const char *path, struct pm_config **cfg);
+/* One warning on stderr for each device of 'cfg' that failed in 'r', saying
+ * why and what to check. */
+void cli_warn_failed_devices(const struct pm_config *cfg,
+			     const pm_readings *r);
+/* Writes 'out' to stdout and flushes it: 0, or 1 (the exit status) after
+ * saying why it failed. */
+int cli_print_buf(const struct pm_buf *out);
 
 #endif

@@ -2,7 +2,6 @@
  * (with its secrets and the seed's influx.conf) and prints a one-line
  * summary, or every problem found. */
 #include <errno.h>
-#include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -67,38 +66,19 @@ static void print_summary(const struct pm_config *cfg)
 
 int cmd_check(int argc, char **argv)
 {
-	static const struct option options[] = {
-		{ "config", required_argument, NULL, 'c' },
-		{ "help", no_argument, NULL, 'h' },
-		{ NULL, 0, NULL, 0 },
-	};
 	const char *path = NULL;
 	struct pm_config *cfg = NULL;
 	char *errors = NULL;
-	int c, r;
+	int r;
 
-	optind = 0;
-	while ((c = getopt_long(argc, argv, "+c:h", options, NULL)) != -1) {
-		switch (c) {
-		case 'c':
-			path = optarg;
-			break;
-		case 'h':
-			usage(stdout);
-			return 0;
-		default:
-			usage(stderr);
-			return 2;
-		}
-	}
+	r = cli_config_options(argc, argv, true, usage, &path);
+	if (r != CLI_GO_ON)
+		return r;
 	/* The seed's scripts took the config as their first argument. */
-	if (optind < argc) {
-		if (path || optind + 1 < argc) {
-			fprintf(stderr, "powermeter check: give one config file\n");
-			usage(stderr);
-			return 2;
-		}
-		path = argv[optind];
+	if (cli_config_operand(argc, argv, &path) < 0) {
+		fprintf(stderr, "powermeter check: give one config file\n");
+		usage(stderr);
+		return 2;
 	}
 
 	/* check also proves the secret files are readable, as the daemon needs */

@@ -3,7 +3,6 @@
  * the bus itself; a port the daemon holds is never opened, so a stale
  * snapshot gives an error, never old values as if current. */
 #include <errno.h>
-#include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -126,36 +125,18 @@ static int json_read(const struct pm_config *cfg, struct pm_readings **out)
 
 int cmd_json(int argc, char **argv)
 {
-	static const struct option options[] = {
-		{ "config", required_argument, NULL, 'c' },
-		{ "help", no_argument, NULL, 'h' },
-		{ NULL, 0, NULL, 0 },
-	};
 	struct pm_config *cfg = NULL;
 	struct pm_readings *r = NULL;
 	const char *path = NULL;
 	struct pm_buf out;
 	size_t ok = 0;
-	int c, err, status;
+	int err, status;
 
-	optind = 1;
-	while ((c = getopt_long(argc, argv, "c:h", options, NULL)) != -1) {
-		switch (c) {
-		case 'c':
-			path = optarg;
-			break;
-		case 'h':
-			json_usage(stdout);
-			return 0;
-		default:
-			json_usage(stderr);
-			return 2;
-		}
-	}
+	status = cli_config_options(argc, argv, false, json_usage, &path);
+	if (status != CLI_GO_ON)
+		return status;
 	/* The seed's powermeter_json.py took the config path as argument. */
-	if (optind < argc && !path)
-		path = argv[optind++];
-	if (optind != argc) {
+	if (cli_config_operand(argc, argv, &path) < 0) {
 		json_usage(stderr);
 		return 2;
 	}
@@ -169,12 +150,7 @@ int cmd_json(int argc, char **argv)
 		status = 1;
 		goto out;
 	}
-	for (size_t d = 0; d < cfg->n_devices; d++) {
-		const char *why = pm_readings_error(r, cfg->devices[d].id);
-
-		if (why)
-			log_warning("%s", why);
-	}
+	cli_warn_failed_devices(cfg, r);
 	for (size_t i = 0; i < pm_readings_count(r); i++)
 		ok += pm_readings_get(r, i)->status == 0;
 	/* Nothing readable: no array at all, so that Zabbix keeps its last
@@ -191,12 +167,9 @@ int cmd_json(int argc, char **argv)
 		status = 1;
 		goto out;
 	}
-	if (fwrite(out.data, 1, out.len, stdout) != out.len ||
-	    fflush(stdout) != 0) {
-		log_err("writing the output: %s", strerror(errno));
-		status = 1;
+	status = cli_print_buf(&out);
+	if (status)
 		goto out;
-	}
 	status = pm_readings_failed(r) ? 1 : 0;
 out:
 	pm_buf_free(&out);

@@ -37,42 +37,6 @@ static int parse_format(const char *s, enum pm_format *format)
 	return 0;
 }
 
-/* Loads the config, printing why it is bad. 0, or the exit status. Reading
- * never writes to InfluxDB: its secrets are not needed (nor readable by the
- * Zabbix agent's user). */
-int cli_load_config(const char *path, struct pm_config **cfg)
-{
-	char *errors = NULL;
-	int r = pm_config_load_flags(cfg, path, PM_CONFIG_NO_SECRETS, &errors);
-
-	if (r == -PM_ECONFIG) {
-		fputs(errors ? errors : "invalid configuration\n", stderr);
-		if (errors && *errors && errors[strlen(errors) - 1] != '\n')
-			fputc('\n', stderr);
-		free(errors);
-		return PM_EXIT_CONFIG;
-	}
-	if (r < 0) {
-		log_err("%s: %s", path ? path : PM_DEFAULT_CONFIG, pm_strerror(r));
-		return PM_EXIT_CONFIG;
-	}
-	return 0;
-}
-
-/* Parses a device id option. 0 or -EINVAL. */
-int cli_parse_device_id(const char *s, int *id)
-{
-	char *end;
-	long v;
-
-	errno = 0;
-	v = strtol(s, &end, 10);
-	if (errno || end == s || *end || v < 0 || v > 0x7fffffff)
-		return -EINVAL;
-	*id = (int)v;
-	return 0;
-}
-
 int cmd_read(int argc, char **argv)
 {
 	static const struct option options[] = {
@@ -138,12 +102,7 @@ int cmd_read(int argc, char **argv)
 		status = 1;
 		goto out;
 	}
-	for (size_t d = 0; d < cfg->n_devices; d++) {
-		const char *why = pm_readings_error(r, cfg->devices[d].id);
-
-		if (why)
-			log_warning("%s", why);
-	}
+	cli_warn_failed_devices(cfg, r);
 	err = pm_readings_format(r, format, measurement, &text);
 	if (err < 0) {
 		log_err("formatting failed: %s", pm_strerror(err));

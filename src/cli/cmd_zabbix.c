@@ -187,32 +187,16 @@ static int status_format(const struct pm_config *cfg, struct pm_buf *b,
 
 int cmd_zabbix(int argc, char **argv)
 {
-	static const struct option options[] = {
-		{ "config", required_argument, NULL, 'c' },
-		{ "help", no_argument, NULL, 'h' },
-		{ NULL, 0, NULL, 0 },
-	};
 	struct pm_config *cfg = NULL;
 	const char *path = NULL, *what;
 	struct pm_buf out;
-	int c, err, status;
+	int err, status;
 
-	optind = 1;
-	/* '+': options before the subcommand; those after it are parsed
-	 * again below. */
-	while ((c = getopt_long(argc, argv, "+c:h", options, NULL)) != -1) {
-		switch (c) {
-		case 'c':
-			path = optarg;
-			break;
-		case 'h':
-			zabbix_usage(stdout);
-			return 0;
-		default:
-			zabbix_usage(stderr);
-			return 2;
-		}
-	}
+	/* In order: options before the subcommand; those after it are
+	 * parsed again below. */
+	status = cli_config_options(argc, argv, true, zabbix_usage, &path);
+	if (status != CLI_GO_ON)
+		return status;
 	if (optind >= argc) {
 		zabbix_usage(stderr);
 		return 2;
@@ -224,20 +208,9 @@ int cmd_zabbix(int argc, char **argv)
 	}
 	argc -= optind;
 	argv += optind;
-	optind = 1;
-	while ((c = getopt_long(argc, argv, "c:h", options, NULL)) != -1) {
-		switch (c) {
-		case 'c':
-			path = optarg;
-			break;
-		case 'h':
-			zabbix_usage(stdout);
-			return 0;
-		default:
-			zabbix_usage(stderr);
-			return 2;
-		}
-	}
+	status = cli_config_options(argc, argv, true, zabbix_usage, &path);
+	if (status != CLI_GO_ON)
+		return status;
 	if (optind != argc) {
 		zabbix_usage(stderr);
 		return 2;
@@ -255,11 +228,7 @@ int cmd_zabbix(int argc, char **argv)
 		status = 1;
 		goto out;
 	}
-	if (fwrite(out.data, 1, out.len, stdout) != out.len ||
-	    fflush(stdout) != 0) {
-		log_err("writing the output: %s", strerror(errno));
-		status = 1;
-	}
+	status = cli_print_buf(&out);
 out:
 	pm_buf_free(&out);
 	pm_config_free(cfg);

@@ -71,7 +71,7 @@ void pm_sinkset_status(const struct pm_sinkset *set, struct pm_buf *out)
 			return;
 		set->ops[i]->status(set->state[i], out);
 		if (out->len == before + 2 && before > 0)
-			pm_buf_truncate(out, before);	/* it had nothing to say */
+			pm_buf_truncate(out, 2);	/* it had nothing to say */
 	}
 }
 

@@ -19,10 +19,12 @@
 #include "buf.h"
 #include "config.h"
 #include "driver.h"
+#include "fileio.h"
 #include "influxconf.h"
 
 #define CONFIG_MAX (4 * 1024 * 1024)	/* a 1000-device config is ~1 MiB */
 #define SECRET_MAX (64 * 1024)
+#define CA_FILE_MAX (8 * 1024 * 1024)	/* Debian's whole CA store is ~0.2 MiB */
 #define ERRORS_MAX (32 * 1024)		/* error text kept; the rest counted */
 #define PATH_CAP 128			/* a JSON path in a message */
 #define DESC_CAP 64			/* a value echoed in a message */
@@ -61,13 +63,13 @@ static const char *const spool_keys[] = { "dir", "max_mb", NULL };
 enum influx_key {
 	IK_URL, IK_ORG, IK_BUCKET, IK_TOKEN, IK_TOKEN_FILE, IK_DATABASE,
 	IK_RETENTION_POLICY, IK_USERNAME, IK_PASSWORD, IK_PASSWORD_FILE,
-	IK_MEASUREMENT, IK_VERIFY_SSL, IK_BATCH_LINES, IK_BATCH_BYTES,
-	IK_FLUSH_INTERVAL, IK_TIMEOUT, IK_N
+	IK_MEASUREMENT, IK_VERIFY_SSL, IK_CA_FILE, IK_BATCH_LINES,
+	IK_BATCH_BYTES, IK_FLUSH_INTERVAL, IK_TIMEOUT, IK_N
 };
 static const char *const influx_keys[IK_N + 1] = {
 	"url", "org", "bucket", "token", "token_file", "database",
 	"retention_policy", "username", "password", "password_file",
-	"measurement", "verify_ssl", "batch_lines", "batch_bytes",
+	"measurement", "verify_ssl", "ca_file", "batch_lines", "batch_bytes",
 	"flush_interval", "timeout", NULL,
 };
 #define BIT(k) (1u << (k))
@@ -131,51 +133,6 @@ char *pm_errlist_take(struct pm_errlist *e)
 }
 
 /* ---- small helpers --------------------------------------------------------- */
-
-int pm_read_file_capped(const char *path, size_t cap, char **data,
-			size_t *len)
-{
-	struct pm_buf b;
-	char chunk[8192];
-	struct stat st;
-	int fd, r = 0;
-
-	fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
-	if (fd < 0)
-		return -errno;
-	if (fstat(fd, &st) < 0) {
-		r = -errno;
-		(void)close(fd);
-		return r;
-	}
-	if (S_ISDIR(st.st_mode)) {
-		(void)close(fd);
-		return -EISDIR;
-	}
-	pm_buf_init(&b, cap);
-	for (;;) {
-		ssize_t n = read(fd, chunk, sizeof(chunk));
-
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0) {
-			r = -errno;
-			break;
-		}
-		if (n == 0)
-			break;
-		r = pm_buf_add(&b, chunk, (size_t)n);
-		if (r < 0)
-			break;
-	}
-	(void)close(fd);
-	if (r < 0) {
-		pm_buf_free(&b);
-		return r;
-	}
-	*data = pm_buf_take(&b, len);
-	return *data ? 0 : -ENOMEM;
-}
 
 static unsigned edit_distance(const char *a, const char *b)
 {
@@ -1013,6 +970,7 @@ static void parse_devices(struct parse *p, struct pm_config *cfg,
 struct influx_parse {
 	struct pm_influx *in;
 	char *token_file, *password_file;
+	char *ca_file;		/* as written: relative to the config */
 	unsigned set;		/* keys given (JSON or influx.conf) */
 	unsigned from_ic;	/* of those, the ones from influx.conf */
 	bool json;		/* the JSON has an "influx" section */
@@ -1103,6 +1061,7 @@ static void json_influx(struct parse *p, struct influx_parse *ip,
 		[IK_RETENTION_POLICY] = &in->retention_policy,
 		[IK_USERNAME] = &in->username, [IK_PASSWORD] = &in->password,
 		[IK_PASSWORD_FILE] = &ip->password_file,
+		[IK_CA_FILE] = &ip->ca_file,
 		[IK_MEASUREMENT] = &in->measurement,
 	};
 	char d[DESC_CAP], path[PATH_CAP];
@@ -1359,6 +1318,45 @@ static void finish_influx(struct parse *p, struct influx_parse *ip)
 		secret_credential(p, "influx-password", &in->password);
 }
 
+/* "ca_file": the CAs that sign the server's certificate, PEM, trusted
+ * instead of the system's store (influx.c). Resolved against the config's
+ * directory and read here, so a wrong path is a config error at start
+ * rather than a failed write at every flush. Not a secret, but only the
+ * programs that write to InfluxDB use it: with PM_CONFIG_NO_SECRETS (read,
+ * json, zabbix) it is kept unread, like the secret files. */
+static void check_ca_file(struct parse *p, const struct influx_parse *ip)
+{
+	struct pm_influx *in = ip->in;
+	char *data = NULL;
+	size_t len;
+	int r;
+
+	if (!ip->ca_file)
+		return;
+	if (ip->ca_file[0] == '/' || !p->dir[0])
+		in->ca_file = xstrdup(p, ip->ca_file);
+	else if (asprintf(&in->ca_file, "%s/%s", p->dir, ip->ca_file) < 0) {
+		in->ca_file = NULL;
+		p->nomem = true;
+	}
+	if (!in->ca_file || (p->flags & PM_CONFIG_NO_SECRETS))
+		return;
+	r = pm_read_file_capped(in->ca_file, CA_FILE_MAX, &data, &len);
+	if (r == -PM_ETOOBIG)
+		influx_err(p, ip, IK_CA_FILE, "%s is larger than 8 MiB, not a CA bundle",
+			   in->ca_file);
+	else if (r < 0)
+		influx_err(p, ip, IK_CA_FILE, "cannot read %s: %s", in->ca_file,
+			   pm_strerror(r));
+	/* libcurl over OpenSSL loads PEM only; a DER file (.cer, .der)
+	 * would fail every connection with "error setting certificate file". */
+	else if (!strstr(data, "-----BEGIN CERTIFICATE-----") &&
+		 !strstr(data, "-----BEGIN TRUSTED CERTIFICATE-----"))
+		influx_err(p, ip, IK_CA_FILE, "%s holds no PEM certificate (-----BEGIN CERTIFICATE-----); convert a DER file with: openssl x509 -inform der -in FILE -out FILE.pem",
+			   in->ca_file);
+	free(data);
+}
+
 static void parse_influx(struct parse *p, struct pm_config *cfg,
 			 json_object *jin, const struct pm_influxconf *ic)
 {
@@ -1388,8 +1386,10 @@ static void parse_influx(struct parse *p, struct pm_config *cfg,
 	if (ic)
 		merge_influxconf(p, &ip);
 	finish_influx(p, &ip);
+	check_ca_file(p, &ip);
 	free(ip.token_file);
 	free(ip.password_file);
+	free(ip.ca_file);
 }
 
 static bool influxconf_sets(const struct pm_influxconf *ic)
@@ -1828,6 +1828,7 @@ void pm_config_free(pm_config *cfg)
 		free(in->username);
 		free_secret(in->password);
 		free(in->measurement);
+		free(in->ca_file);
 		free(in);
 	}
 	free(cfg->path);

@@ -75,6 +75,9 @@ struct pm_influx {
 				   $CREDENTIALS_DIRECTORY/influx-password */
 	char *measurement;	/* default "powermeter" */
 	bool verify_ssl;	/* default true */
+	char *ca_file;		/* PEM CAs trusted instead of the system's,
+				   resolved against the config's directory;
+				   NULL: the system's store */
 	size_t batch_lines;	/* default 5000 */
 	size_t batch_bytes;	/* default 1 MiB (uncompressed) */
 	double flush_interval;	/* seconds, default 1 */

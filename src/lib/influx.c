@@ -346,6 +346,13 @@ static int client_setup(struct pm_influx_client *c, const struct pm_influx *ix)
 	SET(CURLOPT_PROTOCOLS_STR, "http,https");
 	SET(CURLOPT_SSL_VERIFYPEER, verify);
 	SET(CURLOPT_SSL_VERIFYHOST, verify ? 2L : 0L);
+	if (ix->ca_file) {
+		/* Only these CAs, not the system's store as well: Debian's
+		 * libcurl also searches /etc/ssl/certs (its default CAPATH)
+		 * unless that is unset. */
+		SET(CURLOPT_CAINFO, ix->ca_file);
+		SET(CURLOPT_CAPATH, NULL);
+	}
 	if (c->username) {
 		SET(CURLOPT_HTTPAUTH, (long)CURLAUTH_BASIC);
 		SET(CURLOPT_USERNAME, c->username);
@@ -494,6 +501,17 @@ static int curl_error_code(CURLcode e)
 	}
 }
 
+/* What the user can do about a refused certificate: curl's text says what
+ * failed (an unknown issuer, a host name the certificate does not list)
+ * but not which setting fixes it. */
+static const char *curl_error_hint(CURLcode e)
+{
+	if (e == CURLE_PEER_FAILED_VERIFICATION)
+		return " (if a private CA signed the server's certificate, "
+		       "give that CA's PEM file as \"ca_file\")";
+	return "";
+}
+
 int pm_influx_write(struct pm_influx_client *c, const char *body, size_t len,
 		    struct pm_influx_result *res)
 {
@@ -524,8 +542,9 @@ int pm_influx_write(struct pm_influx_client *c, const char *body, size_t len,
 	if (e == CURLE_OK)
 		e = curl_easy_perform(c->curl);
 	if (e != CURLE_OK) {
-		(void)snprintf(res->message, sizeof(res->message), "%s",
-			       c->errbuf[0] ? c->errbuf : curl_easy_strerror(e));
+		(void)snprintf(res->message, sizeof(res->message), "%s%s",
+			       c->errbuf[0] ? c->errbuf : curl_easy_strerror(e),
+			       curl_error_hint(e));
 		return curl_error_code(e);
 	}
 	(void)curl_easy_getinfo(c->curl, CURLINFO_RESPONSE_CODE, &status);

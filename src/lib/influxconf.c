@@ -10,6 +10,7 @@
 
 #include <powermeter/powermeter.h>
 
+#include "fileio.h"
 #include "influxconf.h"
 
 const char *const pm_influxconf_keys[PM_IC_NKEYS] = {

@@ -73,12 +73,6 @@ int pm_influxconf_load(struct pm_influxconf *ic, const char *path,
 		       struct pm_errlist *errs);
 void pm_influxconf_free(struct pm_influxconf *ic);
 
-/* Reads a whole file of at most 'cap' bytes into a malloc'd, NUL-terminated
- * *data (*len bytes, not counting the NUL). Returns 0, -PM_ETOOBIG, or
- * -errno (-EISDIR for a directory). */
-int pm_read_file_capped(const char *path, size_t cap, char **data,
-			size_t *len);
-
 /* Closest of 'known' (NULL-terminated) to an unknown key when it is
  * plausibly a typo ("baud" for "baudrate"), else NULL. */
 const char *pm_config_suggest(const char *key, const char *const *known);

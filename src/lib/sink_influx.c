@@ -34,6 +34,11 @@
 #define REJECT_LOG_EVERY_NS (60 * 1000 * MS)
 #define LOSS_LOG_EVERY_NS (60 * 1000 * MS)
 #define FINAL_ATTEMPT_MS 3000L
+/* close(final=false) may try to deliver what it cannot spool for this long */
+#define RELOAD_BUDGET_MS 1000L
+/* The writer loops at least this often, so that the watchdog sees it alive
+ * while it waits for a long flush interval. */
+#define WRITER_WAIT_MAX_NS (1000 * MS)
 
 static const struct pm_influx_tuning tuning_default = {
 	.backoff_min_ms = 1000,
@@ -80,6 +85,14 @@ struct influx_sink {
 	int64_t tick_period;	/* between the last two, or flush_ns */
 	struct pm_buf leftover;	/* parts of one delivery kept for later */
 	size_t leftover_n;
+	/* points neither the database nor the spool took (no spool, or it
+	 * cannot be written): kept in memory, at most ring_bytes of them
+	 * (then the oldest go), and retried with either */
+	struct pm_buf held;
+	size_t held_n;
+	int64_t spool_retry_at;	/* 0: the spool may be written */
+	int spool_err;		/* why the spool failed; 0 while it works */
+	int commit_err;		/* why the last read position was not saved */
 	int64_t retry_at;	/* 0: may send; else not before this */
 	unsigned failures;	/* consecutive */
 	int64_t failing_since;
@@ -90,7 +103,7 @@ struct influx_sink {
 	uint64_t ring_dropped_seen;
 	uint64_t spool_dropped_seen;
 	int64_t loss_logged;		/* losses are logged once a minute */
-	uint64_t ring_lost_unlogged, spool_lost_unlogged, bound_lost_unlogged;
+	uint64_t ring_lost_unlogged, bound_lost_unlogged, held_lost_unlogged;
 	unsigned rand_state;
 	bool final_flush;	/* in writer_finish() */
 
@@ -286,12 +299,15 @@ static enum verdict judge(long status)
 	return V_KEEP;
 }
 
+/* Called by libcurl about once a second during a request, so it also tells
+ * the watchdog that the writer is alive while it waits for an answer (the
+ * request's own timeout bounds the wait). */
 static int abort_cb(void *arg)
 {
 	struct influx_sink *s = arg;
-
 	int64_t at = atomic_load(&s->abort_at);
 
+	atomic_fetch_add(&s->progress, 1);
 	return at != 0 && pm_mono_ns() >= at;
 }
 
@@ -368,38 +384,129 @@ static void deliver(struct influx_sink *s, const char *text, size_t len,
 	keep(s, text, len, lines);
 }
 
-/* Puts what s->leftover holds into the spool (or counts it lost). */
+/* Keeps points in memory (s->held): beyond its bound the oldest whole lines
+ * go, counted as dropped and logged with the other losses. */
+static void hold(struct influx_sink *s, const char *text, size_t len,
+		 size_t lines)
+{
+	size_t max = s->held.cap, lost = 0;
+
+	/* the newest part of 'text' when it alone exceeds the bound */
+	while (len > max) {
+		const char *nl = memchr(text, '\n', len);
+		size_t cut = nl ? (size_t)(nl - text) + 1 : len;
+
+		text += cut;
+		len -= cut;
+		lost++;
+	}
+	if (lost)
+		lines = count_lines(text, len);
+	if (s->held.len + len > max) {
+		size_t need = s->held.len + len - max, cut = 0;
+
+		while (cut < need) {
+			const char *nl = memchr(s->held.data + cut, '\n',
+						s->held.len - cut);
+
+			cut = nl ? (size_t)(nl - s->held.data) + 1 : s->held.len;
+			lost++;
+			if (s->held_n > 0)
+				s->held_n--;
+		}
+		memmove(s->held.data, s->held.data + cut, s->held.len - cut);
+		s->held.len -= cut;
+		s->held.data[s->held.len] = '\0';
+	}
+	if (len > 0 && pm_buf_add(&s->held, text, len) == 0)
+		s->held_n += lines;
+	else if (len > 0)
+		lost += lines;	/* out of memory */
+	if (lost) {
+		STAT_ADD(s, dropped, lost);
+		s->held_lost_unlogged += lost;
+	}
+}
+
+/* Puts what s->leftover holds into the spool or, when there is no spool or
+ * it cannot be written (a full disk), into memory; the spool is tried again
+ * after backoff_max_ms, and its failure logged once. */
 static void spool_leftover(struct influx_sink *s)
 {
 	uint64_t dropped = 0;
+	int64_t now = pm_mono_ns();
 	int r;
 
 	if (s->leftover.len == 0)
 		return;
-	if (!s->spool) {
+	if (!s->spool)
 		r = -ENOENT;
-	} else {
+	else if (s->spool_err && now < s->spool_retry_at)
+		r = s->spool_err;	/* still failing: not every flush */
+	else
 		r = pm_spool_append(s->spool, s->leftover.data, s->leftover.len,
 				    s->leftover_n, &dropped);
-	}
 	(void)pthread_mutex_lock(&s->lock);
 	if (r == 0)
 		s->st.spooled += s->leftover_n;
-	else
-		s->st.dropped += s->leftover_n;
 	s->st.dropped += dropped;
 	(void)pthread_mutex_unlock(&s->lock);
-	if (r < 0)
-		s->spool_lost_unlogged += s->leftover_n;
 	s->bound_lost_unlogged += dropped;
-	if (r < 0 && s->spool && s->spool_lost_unlogged == s->leftover_n)
-		log_err("cannot write %zu points to the spool %s: %s; they are "
-			"lost", s->leftover_n, s->spool_dir, pm_strerror(r));
-	else if (r < 0 && s->spool_lost_unlogged == s->leftover_n)
-		log_err("no spool: %zu points the database did not take are "
-			"lost", s->leftover_n);
+	if (r == 0 && s->spool_err) {
+		log_notice("spool %s writable again; the points kept in memory "
+			   "go there", s->spool_dir);
+		s->spool_err = 0;
+		s->spool_retry_at = 0;
+	} else if (r < 0 && s->spool && !s->spool_err) {
+		log_err("cannot write to the spool %s: %s; keeping the points in "
+			"memory (at most %.1f MiB, then the oldest are dropped) "
+			"until the database or the spool takes them: free space "
+			"on that disk", s->spool_dir, pm_strerror(r),
+			(double)s->held.cap / (1024 * 1024));
+		s->spool_err = r;
+	}
+	if (r < 0 && s->spool && now >= s->spool_retry_at)
+		s->spool_retry_at = now + (int64_t)s->tune.backoff_max_ms * MS;
+	if (r < 0)
+		hold(s, s->leftover.data, s->leftover.len, s->leftover_n);
 	pm_buf_reset(&s->leftover);
 	s->leftover_n = 0;
+}
+
+/* What s->held keeps goes to the database, batch by batch, when it may be
+ * tried, else to the spool when that may be tried; what neither takes is
+ * held again. */
+static void retry_held(struct influx_sink *s)
+{
+	int64_t now = pm_mono_ns();
+	const char *p, *end;
+	struct pm_buf all;
+
+	if (s->held.len == 0 ||
+	    ((s->retry_at && now < s->retry_at) &&
+	     (!s->spool || (s->spool_err && now < s->spool_retry_at))))
+		return;
+	all = s->held;
+	pm_buf_init(&s->held, all.cap);
+	s->held_n = 0;
+	for (p = all.data, end = all.data + all.len; p < end;) {
+		const char *q = p;
+		size_t lines = 0;
+
+		while (q < end && lines < s->batch_lines) {
+			const char *nl = memchr(q, '\n', (size_t)(end - q));
+			const char *next = nl ? nl + 1 : end;
+
+			if (lines > 0 && (size_t)(next - p) > s->batch_bytes)
+				break;
+			q = next;
+			lines++;
+		}
+		deliver(s, p, (size_t)(q - p), false);
+		spool_leftover(s);
+		p = q;
+	}
+	pm_buf_free(&all);
 }
 
 /* Sends the batch being built, or spools it when the database is failing. */
@@ -440,9 +547,15 @@ static bool replay_one(struct influx_sink *s)
 	} else {
 		spool_leftover(s);	/* the parts still to send, at the end */
 		r = pm_spool_commit_oldest(s->spool, &b);
-		if (r < 0)
-			log_err("cannot update the spool's read position: %s",
-				pm_strerror(r));
+		/* once, not at every batch replayed */
+		if (r < 0 && r != s->commit_err)
+			log_err("cannot update the read position of the spool "
+				"%s: %s; points replayed now may be sent again "
+				"after a restart", s->spool_dir, pm_strerror(r));
+		else if (r == 0 && s->commit_err)
+			log_notice("spool %s: read position saved again",
+				   s->spool_dir);
+		s->commit_err = r;
 	}
 	pm_spool_batch_free(&b);
 	return true;
@@ -495,7 +608,7 @@ static void log_losses(struct influx_sink *s, bool now)
 {
 	int64_t t = pm_mono_ns();
 
-	if (!s->ring_lost_unlogged && !s->spool_lost_unlogged &&
+	if (!s->ring_lost_unlogged && !s->held_lost_unlogged &&
 	    !s->bound_lost_unlogged)
 		return;
 	if (!now && s->loss_logged && t - s->loss_logged < LOSS_LOG_EVERY_NS)
@@ -507,10 +620,11 @@ static void log_losses(struct influx_sink *s, bool now)
 		log_warning("spool %s full: dropped its oldest %" PRIu64
 			    " points to make room", s->spool_dir,
 			    s->bound_lost_unlogged);
-	if (s->spool_lost_unlogged > 0 && s->loss_logged)
-		log_warning("%" PRIu64 " points the database did not take were "
-			    "lost (no usable spool)", s->spool_lost_unlogged);
-	s->ring_lost_unlogged = s->spool_lost_unlogged = 0;
+	if (s->held_lost_unlogged)
+		log_warning("neither the database nor the spool takes points and "
+			    "the memory for them is full: dropped the oldest %"
+			    PRIu64 " points", s->held_lost_unlogged);
+	s->ring_lost_unlogged = s->held_lost_unlogged = 0;
 	s->bound_lost_unlogged = 0;
 	s->loss_logged = t;
 }
@@ -530,7 +644,7 @@ static void note_drops(struct influx_sink *s)
 	s->st.dropped += ring_new + corrupt_new;
 	s->ring_dropped_seen = ring_dropped;
 	s->spool_dropped_seen = sst.corrupt_lines;
-	s->st.queued = s->batch_n;	/* stats() adds the ring's */
+	s->st.queued = s->batch_n + s->held_n;	/* stats() adds the ring's */
 	s->st.spool_points = sst.lines;
 	s->st.spool_bytes = sst.bytes;
 	(void)pthread_mutex_unlock(&s->lock);
@@ -565,11 +679,18 @@ static bool should_stop(struct influx_sink *s)
  * attempt per batch within the budget) or to the spool. */
 static void writer_finish(struct influx_sink *s)
 {
-	int64_t deadline = pm_mono_ns() + (int64_t)s->tune.final_budget_ms * MS;
+	long budget_ms = s->final ? s->tune.final_budget_ms : RELOAD_BUDGET_MS;
+	int64_t deadline = pm_mono_ns() + (int64_t)budget_ms * MS;
 	struct pm_chunk c;
 
 	s->final_flush = true;
-	atomic_store(&s->abort_at, 0);
+	/* No request outlives the budget, whatever the configured timeout:
+	 * what it carried is kept (spooled) when it is cut short. */
+	atomic_store(&s->abort_at, deadline);
+	pm_influx_client_set_timeout(s->client, budget_ms < FINAL_ATTEMPT_MS ?
+				     budget_ms : FINAL_ATTEMPT_MS);
+	/* the spool gets one more try too */
+	s->spool_retry_at = 0;
 	if (s->final) {
 		/* one attempt now, whatever the backoff said */
 		s->retry_at = 0;
@@ -596,6 +717,15 @@ static void writer_finish(struct influx_sink *s)
 	if (s->final && pm_mono_ns() >= deadline)
 		s->retry_at = INT64_MAX;
 	flush_batch(s);
+	/* what only memory held: one try, or it is lost with this process */
+	retry_held(s);
+	if (s->held_n > 0) {
+		log_err("%zu points that neither the database nor the spool "
+			"took are lost", s->held_n);
+		STAT_ADD(s, dropped, s->held_n);
+		pm_buf_reset(&s->held);
+		s->held_n = 0;
+	}
 	note_drops(s);
 	log_losses(s, true);
 }
@@ -620,6 +750,11 @@ static void *writer_main(void *arg)
 			wait_ns = 0;
 		else if (s->retry_at && s->retry_at - now < wait_ns)
 			wait_ns = s->retry_at - now;
+		if (s->held.len > 0 && s->spool && s->spool_err &&
+		    s->spool_retry_at - now < wait_ns)
+			wait_ns = s->spool_retry_at - now;
+		if (wait_ns > WRITER_WAIT_MAX_NS)
+			wait_ns = WRITER_WAIT_MAX_NS;
 		if (wait_ns < 0)
 			wait_ns = 0;
 		r = pm_ring_take(s->ring, &c, (int)((wait_ns + MS - 1) / MS));
@@ -630,6 +765,7 @@ static void *writer_main(void *arg)
 		}
 		if (r == -EINTR)
 			tick_seen(s);
+		retry_held(s);
 		if (s->batch_n > 0 && pm_mono_ns() >= s->batch_due)
 			flush_batch(s);
 		if (spool_work)
@@ -654,6 +790,7 @@ static void influx_free(struct influx_sink *s)
 	pm_ring_free(s->ring);
 	pm_buf_free(&s->batch);
 	pm_buf_free(&s->leftover);
+	pm_buf_free(&s->held);
 	free(s->what_log);
 	free(s->spool_dir);
 	(void)pthread_mutex_destroy(&s->lock);
@@ -687,7 +824,8 @@ static void open_spool(struct influx_sink *s, const struct pm_config *cfg)
 
 	if (!cfg->spool_dir || !*cfg->spool_dir) {
 		log_warning("no spool directory: points the database does not "
-			    "take are lost");
+			    "take are kept in memory only (at most %.1f MiB)",
+			    (double)s->tune.ring_bytes / (1024 * 1024));
 		return;
 	}
 	if (max < PM_SPOOL_MIN_BYTES)
@@ -695,9 +833,9 @@ static void open_spool(struct influx_sink *s, const struct pm_config *cfg)
 	r = pm_spool_open(&s->spool, cfg->spool_dir, max, s->tune.spool_flags);
 	if (r < 0) {
 		log_err("cannot open the spool %s: %s; points the database does "
-			"not take will be lost", cfg->spool_dir,
-			r == -EBUSY ? "in use by another process" :
-			pm_strerror(r));
+			"not take are kept in memory only (at most %.1f MiB)",
+			cfg->spool_dir, r == -EBUSY ? "in use by another process" :
+			pm_strerror(r), (double)s->tune.ring_bytes / (1024 * 1024));
 		s->spool = NULL;
 		return;
 	}
@@ -751,6 +889,7 @@ static int influx_open(void **state, const struct pm_config *cfg)
 	/* grows only as needed; a spooled record may be larger than a batch
 	 * of this config */
 	pm_buf_init(&s->leftover, PM_SPOOL_RECORD_MAX);
+	pm_buf_init(&s->held, s->tune.ring_bytes);
 	pm_influx_url_redact(ix->url ? ix->url : "", s->url_log,
 			     sizeof(s->url_log));
 	r = describe_target(s, ix);

@@ -37,7 +37,8 @@ struct pm_influx_tuning {
 	long retry_after_max_ms;	/* cap on Retry-After: 15 min */
 	long final_budget_ms;	/* close(final): time for the last flush, 5 s */
 	size_t ring_chunks;	/* queue: 65536 chunks */
-	size_t ring_bytes;	/* queue: 16 MiB */
+	size_t ring_bytes;	/* queue: 16 MiB; also the bound of the points
+				   kept in memory while the spool fails */
 	unsigned spool_flags;	/* PM_SPOOL_* */
 };
 

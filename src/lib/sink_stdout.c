@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <unistd.h>
 
+#include "fileio.h"
 #include "lineproto.h"
 #include "sink.h"
 #include "sink_stdout.h"
@@ -44,22 +45,6 @@ static int stdout_open(void **state, const struct pm_config *cfg)
 	return 0;
 }
 
-static int write_all(int fd, const char *p, size_t len)
-{
-	while (len > 0) {
-		ssize_t n = write(fd, p, len);
-
-		if (n < 0) {
-			if (errno == EINTR)
-				continue;
-			return -errno;
-		}
-		p += n;
-		len -= (size_t)n;
-	}
-	return 0;
-}
-
 static void stdout_emit(void *state, const struct pm_config *cfg,
 			size_t device, const struct pm_sample *sample,
 			const struct pm_device_state *st)
@@ -76,7 +61,7 @@ static void stdout_emit(void *state, const struct pm_config *cfg,
 	if (pm_lp_append_sample(&b, cfg, measurement, sample) == 0 &&
 	    b.len > 0) {
 		pthread_mutex_lock(&s->lock);
-		if (!s->broken && write_all(STDOUT_FILENO, b.data, b.len) < 0)
+		if (!s->broken && pm_write_all(STDOUT_FILENO, b.data, b.len) < 0)
 			s->broken = true;
 		pthread_mutex_unlock(&s->lock);
 	}

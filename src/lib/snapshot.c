@@ -17,6 +17,7 @@
 
 #include "bus.h"
 #include "driver.h"
+#include "fileio.h"
 #include "format.h"
 #include "readings.h"
 #include "snapshot.h"
@@ -271,22 +272,6 @@ int pm_snapshot_format(struct pm_snapshot *snap, int64_t now_ms, pid_t pid,
 	return r;
 }
 
-static int write_all(int fd, const char *p, size_t len)
-{
-	while (len) {
-		ssize_t n = write(fd, p, len);
-
-		if (n < 0) {
-			if (errno == EINTR)
-				continue;
-			return -errno;
-		}
-		p += n;
-		len -= (size_t)n;
-	}
-	return 0;
-}
-
 int pm_snapshot_write(struct pm_snapshot *snap, int64_t now_ms)
 {
 	const char *path = snap->cfg->snapshot;
@@ -318,7 +303,7 @@ int pm_snapshot_write(struct pm_snapshot *snap, int64_t now_ms)
 		r = -errno;
 		goto out;
 	}
-	r = write_all(fd, snap->text.data, snap->text.len);
+	r = pm_write_all(fd, snap->text.data, snap->text.len);
 	if (r)
 		goto out;
 	/* No fsync: the file lives on tmpfs and is rewritten every tick;

@@ -18,6 +18,7 @@
 
 #include <powermeter/powermeter.h>
 
+#include "fileio.h"
 #include "spool.h"
 
 #define SPOOL_RECORD_MAGIC 0x31534d50u		/* "PMS1" little-endian */
@@ -151,24 +152,6 @@ static int sync_dir(struct pm_spool *sp)
 	return fsync(sp->dir_fd) < 0 ? -errno : 0;
 }
 
-static int write_all(int fd, const void *data, size_t len)
-{
-	const char *p = data;
-
-	while (len > 0) {
-		ssize_t n = write(fd, p, len);
-
-		if (n < 0) {
-			if (errno == EINTR)
-				continue;
-			return -errno;
-		}
-		p += n;
-		len -= (size_t)n;
-	}
-	return 0;
-}
-
 /* pread(2) of exactly 'len' bytes; -ENODATA when the file is shorter. */
 static int read_at(int fd, void *buf, size_t len, uint64_t off)
 {
@@ -205,7 +188,7 @@ static int progress_write(struct pm_spool *sp, uint64_t seq, uint64_t off)
 		    O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, SPOOL_FILE_MODE);
 	if (fd < 0)
 		return -errno;
-	r = write_all(fd, rec, sizeof(rec));
+	r = pm_write_all(fd, rec, sizeof(rec));
 	if (r == 0 && !(sp->flags & PM_SPOOL_NOSYNC) && fdatasync(fd) < 0)
 		r = -errno;
 	if (close(fd) < 0 && r == 0)

@@ -8,6 +8,7 @@ import unittest
 
 import common
 import daemonlib
+from fakehttp import FakeInflux
 from sim import Sim
 
 
@@ -70,6 +71,41 @@ class Notify(unittest.TestCase):
             self.assertLess(max(gaps), 2.0, (url, gaps))
             self.assertNotIn("not pinging", d.stderr())
             self.assertEqual(d.stop(), 0)
+
+    def assert_pings_go_on(self, d, what):
+        since = time.monotonic()
+        pings = d.notify.wait("WATCHDOG", "1", count=5, timeout=15, after=since)
+        gaps = [b[0] - a[0] for a, b in zip(pings, pings[1:])]
+        self.assertLess(max(gaps), 2.0, (what, gaps))
+        self.assertNotIn("not pinging", d.stderr())
+
+    def test_watchdog_with_a_long_flush_interval(self):
+        # Polls and flushes every 3 s while the watchdog wants a ping every
+        # 1.5 s: the writer, idle between flushes, still shows progress.
+        sim = Sim(self, [{"baud": 19200, "modules": [1]}]).start()
+        fake = FakeInflux(self)
+        cfg = daemonlib.daemon_config(self, sim, interval=3, influx={
+            "url": fake.url, "database": "powermeter", "flush_interval": 3})
+        d = daemonlib.Daemon(self, cfg, watchdog_usec=3000000).start()
+        self.assert_pings_go_on(d, "idle writer")
+        self.assertEqual(d.stop(), 0)
+        self.assertTrue(fake.stored())
+
+    def test_watchdog_during_a_slow_request(self):
+        # A database that takes the request and never answers, with a
+        # request timeout (6 s) longer than the watchdog's period: the
+        # writer waits inside the request, alive, and the pings go on.
+        sim = Sim(self, [{"baud": 19200, "modules": [1]}]).start()
+        silent = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self.addCleanup(silent.close)
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(16)
+        cfg = daemonlib.daemon_config(self, sim, interval=0.25, influx={
+            "url": "http://127.0.0.1:%d" % silent.getsockname()[1],
+            "database": "powermeter", "timeout": 6})
+        d = daemonlib.Daemon(self, cfg, watchdog_usec=3000000).start()
+        self.assert_pings_go_on(d, "slow request")
+        self.assertEqual(d.stop(), 0)
 
 
 if __name__ == "__main__":

@@ -8,6 +8,8 @@ network down → spool → replay); restarts and SIGKILL lose nothing beyond
 one flush interval."""
 import json
 import os
+import re
+import resource
 import signal
 import subprocess
 import threading
@@ -62,7 +64,9 @@ class Load:
     """One lp_load process. 'args' are its options besides --url; the
     spool is 'spool' (a directory kept by the test across runs)."""
 
-    def __init__(self, testcase, url, spool, *args, quick=True):
+    def __init__(self, testcase, url, spool, *args, quick=True, fsize=None):
+        """'fsize': the largest file lp_load may write (RLIMIT_FSIZE), as
+        on a full disk: its stderr then goes through a pipe."""
         common.require_tool(LP_LOAD)
         self.testcase = testcase
         argv = [LP_LOAD, "--url", url, "--spool", spool]
@@ -72,8 +76,21 @@ class Load:
         argv += [str(a) for a in args]
         self.stderr_path = os.path.join(common.tmpdir(testcase, "pm-lp-"), "stderr")
         self.err = open(self.stderr_path, "w")
-        self.proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=self.err,
-                                     stdin=subprocess.DEVNULL, text=True)
+        self.err_copier = None
+        preexec = None
+        if fsize is not None:
+            def preexec():
+                # a write past the limit fails with EFBIG instead of a signal
+                signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+                resource.setrlimit(resource.RLIMIT_FSIZE,
+                                   (fsize, resource.RLIM_INFINITY))
+        self.proc = subprocess.Popen(argv, stdout=subprocess.PIPE,
+                                     stderr=self.err if fsize is None else subprocess.PIPE,
+                                     stdin=subprocess.DEVNULL, text=True,
+                                     preexec_fn=preexec)
+        if fsize is not None:
+            self.err_copier = threading.Thread(target=self._copy_stderr, daemon=True)
+            self.err_copier.start()
         self.ticks = []         # (tick, stamp ms, monotonic time printed)
         self.result = None
         self.ready = threading.Event()
@@ -92,10 +109,17 @@ class Load:
             elif line.startswith("{"):
                 self.result = json.loads(line)
 
+    def _copy_stderr(self):
+        for line in self.proc.stderr:
+            self.err.write(line)
+            self.err.flush()
+
     def _cleanup(self):
         if self.proc.poll() is None:
             self.proc.kill()
             self.proc.wait()
+        if self.err_copier:
+            self.err_copier.join(5)
         self.err.close()
 
     def wait_ticks(self, n, timeout=30):
@@ -105,6 +129,8 @@ class Load:
         """Waits for the exit; returns the final counters."""
         code = self.proc.wait(timeout)
         self.reader.join(5)
+        if self.err_copier:
+            self.err_copier.join(5)
         self.testcase.assertEqual(code, 0, self.stderr())
         self.testcase.assertIsNotNone(self.result, self.stderr())
         return self.result
@@ -394,6 +420,26 @@ class Answers(unittest.TestCase):
         again.wait()
         self.assert_stored_once(fake, expected_points(range(5), 1, t0))
 
+    def test_close_is_quick_with_a_batch_waiting(self):
+        """SIGTERM while the writer waits to fill a batch (the queue is
+        empty) and the database hangs: the last attempt keeps to the
+        close budget, not the request timeout, and the batch is spooled."""
+        fake = FakeInflux(self)
+        fake.queue(Answer(204))
+        fake.set_default(Answer(204, delay=30, store=False))
+        spool = common.tmpdir(self)
+        load, t0 = self.run_load(fake, ticks=5, spool=spool, pace_ms=100, flush=60,
+                                 drain=0, extra=["--hold", "--timeout", "20",
+                                                 "--final-budget-ms", "2000"])
+        load.wait_ticks(5)
+        time.sleep(0.3)     # taken from the queue into the batch
+        began = time.monotonic()
+        res = load.terminate()
+        self.assertLess(time.monotonic() - began, 5.0)
+        self.assertEqual(res["written"], INPUTS)    # the first tick
+        self.assertEqual(res["spool_points"], 4 * INPUTS, load.stderr())
+        self.assertEqual(res["dropped"], 0)
+
     def test_reload_close_spools_then_replays(self):
         fake = FakeInflux(self)
         spool = common.tmpdir(self)
@@ -424,6 +470,111 @@ class Answers(unittest.TestCase):
         self.assertLessEqual(n, 13)
         self.assertEqual(sum(len(r.lines) for r in fake.writes()), 12 * 2 * INPUTS)
         self.assertTrue(all(len(r.lines) % INPUTS == 0 for r in fake.writes()))
+
+
+class SpoolUnwritable(unittest.TestCase):
+    """A spool that cannot be written (a full disk; here RLIMIT_FSIZE 0,
+    so every append fails with EFBIG): the points stay in memory, bounded,
+    and the failure is logged once, not at every flush."""
+
+    AUTH = ["--api", "v2", "--org", "o", "--bucket", "b", "--token", "tok"]
+
+    def assert_stored_once(self, fake, want_keys):
+        stored = [line_key(l) for l in fake.stored()]
+        self.assertEqual(len(stored), len(set(stored)), "a point was stored twice")
+        self.assertEqual(sorted(set(want_keys) - set(stored))[:5], [])
+        self.assertEqual(set(stored), set(want_keys))
+
+    def test_kept_in_memory_until_the_database_answers(self):
+        fake = FakeInflux(self, start=False)
+        t0 = start_ms()
+        load = Load(self, fake.url, common.tmpdir(self), *self.AUTH,
+                    *samples_args(30, start=t0, pace_ms=50, flush=0.1, drain=0,
+                                  extra=["--hold"]), fsize=0)
+        load.wait_ticks(30)
+        time.sleep(1.0)     # more flushes and spool retries (every 0.4 s)
+        fake.start()
+        fake.wait_stored(30 * INPUTS)
+        res = load.terminate()
+        self.assert_stored_once(fake, expected_points(range(30), 1, t0))
+        self.assertEqual(res["dropped"], 0, load.stderr())
+        self.assertEqual(res["spooled"], 0)
+        err = load.stderr()
+        self.assertEqual(len([l for l in err.splitlines()
+                              if "cannot write to the spool" in l]), 1, err)
+        self.assertIn("keeping the points in memory", err)
+
+    def test_spool_writable_again(self):
+        fake = FakeInflux(self, start=False)
+        spool = common.tmpdir(self)
+        t0 = start_ms()
+        load = Load(self, fake.url, spool, *self.AUTH,
+                    *samples_args(30, start=t0, pace_ms=50, flush=0.1, drain=0,
+                                  extra=["--hold"]), fsize=0)
+        load.wait_ticks(5)
+        common.wait_for(lambda: "cannot write to the spool" in load.stderr(), 10,
+                        what="the spool failure logged")
+        resource.prlimit(load.proc.pid, resource.RLIMIT_FSIZE,
+                         (resource.RLIM_INFINITY, resource.RLIM_INFINITY))
+        common.wait_for(lambda: "writable again" in load.stderr(), 10,
+                        what="the spool working again")
+        load.wait_ticks(30)
+        fake.start()
+        fake.wait_stored(30 * INPUTS)
+        res = load.terminate()
+        self.assert_stored_once(fake, expected_points(range(30), 1, t0))
+        self.assertEqual(res["dropped"], 0, load.stderr())
+        # what memory held went to the spool, and from there to the database
+        self.assertGreater(res["spooled"], 0)
+        self.assertEqual(res["replayed"], res["spooled"])
+        self.assertEqual(res["spool_points"], 0)
+
+    def test_read_position_failure_logged_once(self):
+        """Replaying from a spool whose read position cannot be saved: the
+        points go out once each, and that is said once, not per batch."""
+        fake = FakeInflux(self, start=False)
+        spool = common.tmpdir(self)
+        t0 = start_ms()
+        first = Load(self, fake.url, spool, *self.AUTH,
+                     *samples_args(20, start=t0, pace_ms=50, flush=0.1, drain=0))
+        r1 = first.wait()
+        self.assertEqual(r1["spool_points"], 20 * INPUTS, first.stderr())
+        fake.start()
+        second = Load(self, fake.url, spool, *self.AUTH,
+                      *samples_args(0, start=t0, extra=["--batch-lines", 16]),
+                      fsize=10)
+        r2 = second.wait()
+        self.assert_stored_once(fake, expected_points(range(20), 1, t0))
+        self.assertEqual(r2["replayed"], 20 * INPUTS)
+        self.assertGreater(len(fake.writes()), 5)   # several batches
+        err = second.stderr()
+        complaints = [l for l in err.splitlines()
+                      if re.search("cannot update the .*read position", l)]
+        self.assertEqual(len(complaints), 1, err)
+
+    def test_memory_bound_drops_the_oldest(self):
+        fake = FakeInflux(self, start=False)
+        t0 = start_ms()
+        load = Load(self, fake.url, common.tmpdir(self), *self.AUTH,
+                    *samples_args(40, start=t0, pace_ms=20, flush=0.1, drain=0,
+                                  extra=["--hold", "--ring-bytes", 16384]), fsize=0)
+        load.wait_ticks(40)
+        time.sleep(0.5)
+        fake.start()
+        common.wait_for(lambda: len(fake.stored()) >= 100, 20, what="delivery")
+        res = load.terminate()
+        pushed = 40 * INPUTS
+        stored = [line_key(l) for l in fake.stored()]
+        self.assertEqual(len(stored), len(set(stored)))
+        self.assertEqual(res["written"], len(stored))
+        self.assertGreater(res["dropped"], 0)
+        self.assertEqual(res["written"] + res["dropped"], pushed)
+        # about 16 KiB of line protocol kept: the newest points, in order
+        self.assertLess(len(stored), pushed // 2)
+        order = sorted(expected_points(range(40), 1, t0), key=lambda k: (k[2], k[1]))
+        self.assertEqual(set(stored), set(order[-len(stored):]))
+        losses = [l for l in load.stderr().splitlines() if "dropped the oldest" in l]
+        self.assertTrue(1 <= len(losses) <= 2, losses)
 
 
 class Crash(unittest.TestCase):

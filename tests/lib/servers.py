@@ -8,6 +8,7 @@ cleanup. Standard library only.
     ... write with url=db.url, database=db.database ...
     rows = db.points("powermeter")         # [{"time": ms, "device_id": "1", ...}]
     db.stop(); db.start()                  # same port and data: an outage
+    tls = Influx1(self, tls=TLS(cert, key, ca))  # HTTPS only; tls.url is https://
 
     vm = Victoria(self)                    # started; vm.url (v2 write, any token)
     vm.settle()                            # wait until accepted rows are searchable
@@ -21,8 +22,10 @@ key); tags become labels. It keeps every sample it is sent, duplicates
 included (no -dedup.minScrapeInterval here), so its export shows a point
 written twice; InfluxDB overwrites an identical point instead, so it cannot.
 """
+import collections
 import json
 import os
+import ssl
 import subprocess
 import time
 import urllib.error
@@ -34,11 +37,17 @@ import common
 START_TIMEOUT = 30.0
 
 
-def _http(method, url, body=None, headers=None, timeout=10.0):
-    """(status, body bytes) of one request; HTTP errors are returned too."""
+# A server's certificate and private key (PEM files) and the CA file that
+# verifies it (the test's own client trusts only that CA).
+TLS = collections.namedtuple("TLS", "certificate private_key ca_file")
+
+
+def _http(method, url, body=None, headers=None, timeout=10.0, context=None):
+    """(status, body bytes) of one request; HTTP errors are returned too.
+    'context' is the ssl.SSLContext for an https:// url."""
     req = urllib.request.Request(url, data=body, method=method, headers=headers or {})
     try:
-        with urllib.request.urlopen(req, timeout=timeout) as resp:
+        with urllib.request.urlopen(req, timeout=timeout, context=context) as resp:
             return resp.status, resp.read()
     except urllib.error.HTTPError as e:
         return e.code, e.read()
@@ -124,12 +133,22 @@ class _Server:
 class Influx1(_Server):
     """InfluxDB 1.6 with a database created (self.database). With
     auth=True, HTTP auth is on and self.username / self.password is an admin
-    (so a wrong password gives a real 401)."""
+    (so a wrong password gives a real 401). With tls=TLS(...), it serves
+    HTTPS only (https-enabled) with that certificate; self.url is https://
+    and the helpers here check its chain against tls.ca_file."""
     name = "influxd"
 
-    def __init__(self, testcase, database="powermeter", auth=False, start=True):
+    def __init__(self, testcase, database="powermeter", auth=False, start=True, tls=None):
         common.require_tool("influxd")
         super().__init__(testcase)
+        self.tls = tls
+        self._ssl = None
+        if tls:
+            self.url = "https://%s:%d" % (self.host, self.port)
+            self._ssl = ssl.create_default_context(cafile=tls.ca_file)
+            # the chain only: a test may give a certificate for another
+            # name on purpose, and this client knows whom it started
+            self._ssl.check_hostname = False
         self.database = database
         self.auth = auth
         self.username = "pmadmin" if auth else None
@@ -171,12 +190,15 @@ bind-address = "127.0.0.1:%(rpc)d"
   auth-enabled = %(auth)s
   log-enabled = false
   pprof-enabled = false
-
+%(https)s
 [logging]
   level = "warn"
   suppress-logo = true
 """ % {"rpc": self.rpc_port, "d": d, "port": self.port,
-       "auth": "true" if self.auth else "false"}
+       "auth": "true" if self.auth else "false",
+       "https": ('  https-enabled = true\n  https-certificate = "%s"\n'
+                 '  https-private-key = "%s"\n' % (self.tls.certificate, self.tls.private_key)
+                 if self.tls else "")}
         with open(self.conf_path, "w") as f:
             f.write(conf)
 
@@ -184,7 +206,7 @@ bind-address = "127.0.0.1:%(rpc)d"
         return [common.require_tool("influxd"), "run", "-config", self.conf_path]
 
     def _ready(self):
-        status, _ = _http("GET", self.url + "/ping", timeout=2.0)
+        status, _ = _http("GET", self.url + "/ping", timeout=2.0, context=self._ssl)
         return status == 204
 
     def _setup(self):
@@ -206,9 +228,9 @@ bind-address = "127.0.0.1:%(rpc)d"
             params["p"] = self.password
         url = self.url + "/query?" + urllib.parse.urlencode(params)
         if method == "POST":
-            status, body = _http("POST", url, body=b"")
+            status, body = _http("POST", url, body=b"", context=self._ssl)
         else:
-            status, body = _http("GET", url)
+            status, body = _http("GET", url, context=self._ssl)
         if status != 200:
             raise AssertionError("influxd query %r: HTTP %d %s" % (q, status, body[:300]))
         doc = json.loads(body)
@@ -224,7 +246,8 @@ bind-address = "127.0.0.1:%(rpc)d"
             params["u"] = self.username
             params["p"] = self.password
         status, _ = _http("POST", self.url + "/write?" + urllib.parse.urlencode(params),
-                          body=lines.encode() if isinstance(lines, str) else lines)
+                          body=lines.encode() if isinstance(lines, str) else lines,
+                          context=self._ssl)
         return status
 
     def points(self, measurement="powermeter", db=None, where=""):

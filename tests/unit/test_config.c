@@ -16,6 +16,7 @@
 
 #include "config.h"
 #include "driver.h"
+#include "fileio.h"
 #include "influxconf.h"
 
 #define SEED_DIR PM_SOURCE_DIR "/../shared/reference/seed-files"
@@ -896,6 +897,57 @@ static void test_public_load_skips_secrets(void **state)
 	free(errors);
 }
 
+/* "ca_file" is resolved against the config's directory and read by the
+ * loaders that write to InfluxDB (a PEM certificate, or an error naming the
+ * file and the key); the public loader keeps the path unread. */
+static void test_influx_ca_file(void **state)
+{
+	const char *missing = "{" ONE_DEVICE ", \"influx\": {\"url\": \"https://h\", "
+		"\"ca_file\": \"/nonexistent/ca.pem\"}}";
+	struct pm_config *cfg = NULL;
+	char *errors = NULL, want[600];
+	const char *path;
+
+	(void)state;
+	write_file("ca.pem", "# the site's CA\n-----BEGIN CERTIFICATE-----\n"
+		   "MIIB\n-----END CERTIFICATE-----\n");
+	cfg = load_ok("{" ONE_DEVICE ", \"influx\": {\"url\": \"https://h\", "
+		      "\"ca_file\": \"ca.pem\"}}");
+	snprintf(want, sizeof(want), "%s/ca.pem", tmp);
+	assert_string_equal(cfg->influx->ca_file, want);
+	assert_true(cfg->influx->verify_ssl);
+	pm_config_free(cfg);
+
+	cfg = load_ok("{" ONE_DEVICE ", \"influx\": {\"url\": \"https://h\"}}");
+	assert_null(cfg->influx->ca_file);
+	pm_config_free(cfg);
+
+	/* a key, not a certificate: caught here, not at every connection */
+	write_file("key.pem", "-----BEGIN PRIVATE KEY-----\nMIGH\n"
+		   "-----END PRIVATE KEY-----\n");
+	errors = load_bad("{" ONE_DEVICE ", \"influx\": {\"url\": \"https://h\", "
+			  "\"ca_file\": \"key.pem\"}}");
+	snprintf(want, sizeof(want), "%s/powermeter.json: influx.ca_file: "
+		 "%s/key.pem holds no PEM certificate", tmp, tmp);
+	assert_non_null(strstr(errors, want));
+	assert_int_equal(count_lines(errors), 1);
+	free(errors);
+
+	path = write_file("powermeter.json", missing);
+	cfg = NULL;
+	errors = NULL;
+	assert_int_equal(pm_config_load_flags(&cfg, path, 0, &errors), -PM_ECONFIG);
+	assert_null(cfg);
+	assert_non_null(strstr(errors, "influx.ca_file: cannot read "
+			       "/nonexistent/ca.pem: No such file or directory"));
+	free(errors);
+	errors = NULL;
+	assert_int_equal(pm_config_load_flags(&cfg, path, PM_CONFIG_NO_SECRETS,
+					      &errors), 0);
+	assert_string_equal(cfg->influx->ca_file, "/nonexistent/ca.pem");
+	pm_config_free(cfg);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -924,6 +976,7 @@ int main(void)
 		T(test_golden_bad),
 		T(test_golden_good),
 		T(test_public_load_skips_secrets),
+		T(test_influx_ca_file),
 #undef T
 	};
 

@@ -313,6 +313,43 @@ static void tick_done_once_per_tick_of_all_ports(void **unused)
 	pthread_mutex_unlock(&rec.lock);
 }
 
+/* ---- the sinks' STATUS= parts ------------------------------------------ */
+
+static void status_says(void *state, struct pm_buf *out)
+{
+	(void)pm_buf_adds(out, state);
+}
+
+static void status_silent(void *state, struct pm_buf *out)
+{
+	(void)state;
+	(void)out;
+}
+
+static void sinkset_status_skips_a_silent_sink(void **unused)
+{
+	static const struct pm_sink_ops says = { .name = "says",
+						 .status = status_says };
+	static const struct pm_sink_ops silent = { .name = "silent",
+						   .status = status_silent };
+	struct pm_sinkset set = { .n = 3, .ops = { &says, &silent, &says },
+				  .state = { "influx ok", NULL, "snapshot ok" } };
+	struct pm_buf b;
+
+	(void)unused;
+	pm_buf_init(&b, 512);
+	(void)pm_buf_adds(&b, "2/2 modules up");
+	pm_sinkset_status(&set, &b);
+	assert_string_equal(b.data, "2/2 modules up; influx ok; snapshot ok");
+	/* a silent last sink leaves no separator behind */
+	set.n = 2;
+	pm_buf_reset(&b);
+	(void)pm_buf_adds(&b, "2/2 modules up");
+	pm_sinkset_status(&set, &b);
+	assert_string_equal(b.data, "2/2 modules up; influx ok");
+	pm_buf_free(&b);
+}
+
 static void health_notices_a_stuck_poller(void **unused)
 {
 	struct pm_input in = { .channel = 0, .ratio = 0.01, .name = (char *)"a" };
@@ -347,6 +384,7 @@ int main(void)
 		cmocka_unit_test(pollers_missing_port),
 		cmocka_unit_test(tick_done_once_per_tick_of_all_ports),
 		cmocka_unit_test(health_notices_a_stuck_poller),
+		cmocka_unit_test(sinkset_status_skips_a_silent_sink),
 	};
 
 	pm_log_set_level(LOG_ERR);	/* the failures are expected */
