@@ -675,6 +675,18 @@ again:
 		goto again;
 	}
 	fd = spool_read_fd(sp);
+	if (fd == -ENOENT) {
+		/* Deleted behind our back: its points are gone. Not passed
+		 * on, -ENOENT would say "empty" while records are counted,
+		 * and the writer would ask again at once, for ever. */
+		sp->st.corrupt_records += sp->seg[0].records;
+		sp->st.corrupt_lines += sp->seg[0].lines;
+		r = spool_advance(sp, sp->seg[0].size, sp->seg[0].records,
+				  sp->seg[0].lines);
+		if (r < 0)
+			return r;
+		goto again;
+	}
 	if (fd < 0)
 		return fd;
 	off = sp->rd_off;
@@ -683,8 +695,13 @@ again:
 		char *p;
 
 		r = read_at(fd, h, sizeof(h), off);
-		if (r < 0)
+		if (r < 0 && r != -ENODATA && r != -EIO)
 			goto fail;
+		/* Shorter than written (changed under us) or unreadable (a bad
+		 * block): like a bad header, or replay would stop here for
+		 * good and the spool only ever grow. */
+		if (r < 0)
+			memset(h, 0, sizeof(h));
 		rec_len = get32(h + 4);
 		rec_lines = get32(h + 8);
 		if (get32(h) != SPOOL_RECORD_MAGIC || rec_len == 0 ||
@@ -714,9 +731,11 @@ again:
 		}
 		text = p;
 		r = read_at(fd, text + len, rec_len, off + sizeof(h));
-		if (r < 0)
+		if (r < 0 && r != -ENODATA && r != -EIO)
 			goto fail;
-		if (record_crc(h + 8, text + len, rec_len) != get32(h + 12)) {
+		/* an unreadable payload is skipped as a corrupt one */
+		if (r < 0 ||
+		    record_crc(h + 8, text + len, rec_len) != get32(h + 12)) {
 			if (records > 0)
 				break;	/* the next peek skips it */
 			sp->st.corrupt_records++;

@@ -79,7 +79,8 @@ int pm_spool_append(struct pm_spool *sp, const char *text, size_t len,
 
 /* Reads the oldest uncommitted records, as many as fit in max_bytes and
  * max_lines (at least one), into *b. Corrupt records met first are skipped
- * and counted. Returns 0, -ENOENT (nothing to read), or -errno. */
+ * and counted, and so are unreadable ones (EIO, a file cut short or deleted
+ * under us). Returns 0, -ENOENT (nothing to read), or -errno. */
 int pm_spool_peek_oldest(struct pm_spool *sp, size_t max_bytes,
 			 size_t max_lines, struct pm_spool_batch *b);
 /* Marks what 'b' (the latest peek) holds as delivered; persists the read

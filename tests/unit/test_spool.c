@@ -348,6 +348,75 @@ static void test_corrupt_record_skipped(void **state)
 	pm_spool_close(sp);
 }
 
+/* A segment cut short while open (or unreadable): what comes before the
+ * cut is replayed, the rest of that segment skipped and counted, and the
+ * replay goes on with the next segment instead of failing for good. */
+static void test_segment_cut_under_us(void **state)
+{
+	const char *dir = *state;
+	struct pm_spool_stats st;
+	struct pm_spool_batch b;
+	struct pm_spool *sp;
+	char path[512];
+	size_t len;
+	char *t;
+
+	assert_int_equal(pm_spool_open(&sp, dir, SMALL, 0), 0);
+	for (unsigned i = 0; i < 3; i++)
+		append(sp, i, 4);
+	pm_spool_close(sp);
+	assert_int_equal(pm_spool_open(&sp, dir, SMALL, 0), 0);
+	append(sp, 3, 4);	/* a second segment */
+	assert_int_equal(count_files(dir, ".seg"), 2);
+	/* the first segment loses its end, in the middle of record 1 */
+	t = record_text(0, 4, &len);
+	free(t);
+	snprintf(path, sizeof(path), "%s/%016x.seg", dir, 0u);
+	assert_int_equal(truncate(path, (off_t)(PM_SPOOL_HEADER_SIZE * 2 + len + 3)),
+			 0);
+
+	assert_int_equal(pm_spool_peek_oldest(sp, 1 << 20, 1 << 20, &b), 0);
+	assert_int_equal(b.records, 1);
+	assert_int_equal(first_record(&b), 0);
+	assert_int_equal(pm_spool_commit_oldest(sp, &b), 0);
+	pm_spool_batch_free(&b);
+	assert_int_equal(pm_spool_peek_oldest(sp, 1 << 20, 1 << 20, &b), 0);
+	assert_int_equal(first_record(&b), 3);
+	assert_int_equal(pm_spool_commit_oldest(sp, &b), 0);
+	pm_spool_batch_free(&b);
+	pm_spool_stats(sp, &st);
+	/* the cut record, then the rest of its segment */
+	assert_int_equal(st.corrupt_records, 2);
+	assert_int_equal(st.corrupt_lines, 8);
+	assert_int_equal(st.records, 0);
+	pm_spool_close(sp);
+}
+
+/* A segment deleted while open: its points are counted as lost and the
+ * replay goes on with the next one (not "empty" while points remain). */
+static void test_segment_deleted_under_us(void **state)
+{
+	const char *dir = *state;
+	struct pm_spool_stats st;
+	struct pm_spool *sp;
+	char path[512];
+
+	assert_int_equal(pm_spool_open(&sp, dir, SMALL, 0), 0);
+	append(sp, 0, 3);
+	append(sp, 1, 3);
+	pm_spool_close(sp);
+	assert_int_equal(pm_spool_open(&sp, dir, SMALL, 0), 0);
+	append(sp, 2, 3);	/* a second segment */
+	snprintf(path, sizeof(path), "%s/%016x.seg", dir, 0u);
+	assert_int_equal(unlink(path), 0);
+	expect_next(sp, 2, 3, 1);
+	pm_spool_stats(sp, &st);
+	assert_int_equal(st.corrupt_records, 2);
+	assert_int_equal(st.corrupt_lines, 6);
+	assert_int_equal(st.records, 0);
+	pm_spool_close(sp);
+}
+
 static void test_bad_magic_truncated(void **state)
 {
 	const char *dir = *state;
@@ -511,6 +580,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_torn_last_record, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_torn_header, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_corrupt_record_skipped, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_segment_cut_under_us, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_segment_deleted_under_us, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_bad_magic_truncated, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_size_bound_drops_oldest, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_bound_drop_persists_position, setup, teardown),
