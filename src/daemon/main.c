@@ -261,8 +261,10 @@ static int daemon_run(struct daemon *d, const sigset_t *sigs)
 		if (sig < 0) {
 			if (errno == EAGAIN || errno == EINTR)
 				continue;
-			log_err("sigtimedwait: %s", strerror(errno));
-			return -errno;
+			int err = errno;
+
+			log_err("sigtimedwait: %s", strerror(err));
+			return -err;
 		}
 		if (sig == SIGHUP) {
 			int r = daemon_reload(d);

@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -912,7 +913,7 @@ static int influx_open(void **state, const struct pm_config *cfg)
 		log_info("writing to %s", shown);
 		free(url);
 	}
-	if (!ix->verify_ssl && ix->url && strncmp(ix->url, "https:", 6) == 0)
+	if (!ix->verify_ssl && ix->url && strncasecmp(ix->url, "https:", 6) == 0)
 		log_warning("InfluxDB %s: TLS certificate and host name "
 			    "checks are off (verify_ssl false)", s->url_log);
 	open_spool(s, cfg);
