@@ -443,8 +443,11 @@ class Answers(unittest.TestCase):
     def test_reload_close_spools_then_replays(self):
         fake = FakeInflux(self)
         spool = common.tmpdir(self)
+        # Ticks 300 ms apart: the first tick is sent at once (no tick period
+        # known yet), the later ones wait for the 60 s flush. Pushed back to
+        # back they could reach the writer as one tick and all be sent.
         load, t0 = self.run_load(fake, ticks=4, spool=spool, flush=60, drain=0,
-                                 extra=["--reload-close"])
+                                 pace_ms=300, extra=["--reload-close"])
         res = load.wait()
         # what was not sent yet went to the spool at close, without a try
         sent = len(fake.writes())
