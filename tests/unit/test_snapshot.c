@@ -445,7 +445,7 @@ static void test_bad_files(void **state)
 
 struct race {
 	struct env *e;
-	volatile int stop;
+	int stop;		/* atomic: the reader polls it */
 	unsigned reads, bad;
 };
 
@@ -453,7 +453,7 @@ static void *reader_loop(void *arg)
 {
 	struct race *race = arg;
 
-	while (!race->stop) {
+	while (!__atomic_load_n(&race->stop, __ATOMIC_RELAXED)) {
 		struct pm_readings *r = pm_readings_new(&race->e->cfg);
 		int err;
 
@@ -517,7 +517,7 @@ static void test_atomic_replace(void **state)
 	/* let the reader see the final file at least once */
 	while (__atomic_load_n(&race.reads, __ATOMIC_RELAXED) < 20)
 		usleep(1000);
-	race.stop = 1;
+	__atomic_store_n(&race.stop, 1, __ATOMIC_RELAXED);
 	pthread_join(reader, NULL);
 	assert_int_equal(race.bad, 0);
 	assert_true(race.reads >= 20);
