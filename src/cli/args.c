@@ -1,10 +1,13 @@
 /* args.c — the argument parsing the subcommands share: -c/--config and
- * -h/--help alone, the seed's config path given as an operand, device ids. */
+ * -h/--help alone, the seed's config path given as an operand, device ids,
+ * and a module named on the command line (address, baud, framing). */
 #include <errno.h>
 #include <getopt.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "cli.h"
+#include "config.h"
 
 int cli_config_options(int argc, char **argv, bool in_order,
 		       void (*usage)(FILE *f), const char **path)
@@ -56,5 +59,82 @@ int cli_parse_device_id(const char *s, int *id)
 	if (errno || end == s || *end || v < 0 || v > 0x7fffffff)
 		return -EINVAL;
 	*id = (int)v;
+	return 0;
+}
+
+static int parse_long(const char *s, long min, long max, long *v)
+{
+	char *end;
+
+	errno = 0;
+	*v = strtol(s, &end, 10);
+	if (errno || end == s || *end || *v < min || *v > max)
+		return -EINVAL;
+	return 0;
+}
+
+int cli_parse_address(const char *s, int *address)
+{
+	long v;
+
+	if (parse_long(s, PM_ADDRESS_MIN, PM_ADDRESS_MAX, &v) < 0)
+		return -EINVAL;
+	*address = (int)v;
+	return 0;
+}
+
+/* Datasheet register 0x0003: the baud rates a module can be set to. */
+int cli_parse_baud(const char *s, int *baud)
+{
+	static const long bauds[] = {
+		1200, 2400, 4800, 9600, 19200, 38400, 57600, 115200,
+	};
+	long v;
+
+	if (parse_long(s, 1, 115200, &v) < 0)
+		return -EINVAL;
+	for (size_t i = 0; i < sizeof(bauds) / sizeof(bauds[0]); i++) {
+		if (v == bauds[i]) {
+			*baud = (int)v;
+			return 0;
+		}
+	}
+	return -EINVAL;
+}
+
+/* "N81" (as the datasheet's register 3 lists them) or "8N1". */
+int cli_parse_framing(const char *s, struct pm_line *line)
+{
+	char parity, data, stop;
+
+	if (strlen(s) != 3)
+		return -EINVAL;
+	if (s[0] >= '0' && s[0] <= '9') {
+		data = s[0];
+		parity = s[1];
+	} else {
+		parity = s[0];
+		data = s[1];
+	}
+	stop = s[2];
+	if (parity >= 'a' && parity <= 'z')
+		parity = (char)(parity - 'a' + 'A');
+	if ((parity != 'N' && parity != 'E' && parity != 'O') ||
+	    (data != '7' && data != '8') || (stop != '1' && stop != '2'))
+		return -EINVAL;
+	line->parity = parity;
+	line->data_bits = data - '0';
+	line->stop_bits = stop - '0';
+	return 0;
+}
+
+int cli_parse_timeout(const char *s, double *timeout)
+{
+	char *end;
+	double v = strtod(s, &end);
+
+	if (end == s || *end || !(v > 0) || v > 60)
+		return -EINVAL;
+	*timeout = v;
 	return 0;
 }

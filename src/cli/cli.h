@@ -11,6 +11,7 @@
 int cmd_check(int argc, char **argv);
 int cmd_read(int argc, char **argv);
 int cmd_info(int argc, char **argv);
+int cmd_address(int argc, char **argv);
 int cmd_json(int argc, char **argv);
 int cmd_zabbix(int argc, char **argv);
 
@@ -33,6 +34,15 @@ int cli_config_options(int argc, char **argv, bool in_order,
 int cli_config_operand(int argc, char **argv, const char **path);
 /* A non-negative device id from an option argument: 0 or -EINVAL. */
 int cli_parse_device_id(const char *s, int *id);
+/* A module named on the command line (--address, --baud, --framing,
+ * --timeout): each 0 or -EINVAL, the output untouched on error. Addresses
+ * 1..247, the baud rates of the datasheet's register 3, framings "N81" or
+ * "8N1" (parity, data and stop bits into 'line'), 0 < timeout <= 60 s. */
+struct pm_line;
+int cli_parse_address(const char *s, int *address);
+int cli_parse_baud(const char *s, int *baud);
+int cli_parse_framing(const char *s, struct pm_line *line);
+int cli_parse_timeout(const char *s, double *timeout);
 
 /* ---- shared.c: what several subcommands do alike ---------------------------- */
 

@@ -5,7 +5,6 @@
 #include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
-#include <string.h>
 
 #include <powermeter/powermeter.h>
 
@@ -33,56 +32,6 @@ static void info_usage(FILE *f)
 		"      --framing F     parity, data and stop bits (default N81)\n"
 		"  -t, --timeout S     seconds to wait for an answer (default 1)\n",
 		PM_DEFAULT_CONFIG);
-}
-
-/* "N81" (as the datasheet's register 3 lists them) or "8N1". */
-static int parse_framing(const char *s, struct pm_line *line)
-{
-	char parity, data, stop;
-
-	if (strlen(s) != 3)
-		return -EINVAL;
-	if (s[0] >= '0' && s[0] <= '9') {
-		data = s[0];
-		parity = s[1];
-	} else {
-		parity = s[0];
-		data = s[1];
-	}
-	stop = s[2];
-	if (parity >= 'a' && parity <= 'z')
-		parity = (char)(parity - 'a' + 'A');
-	if ((parity != 'N' && parity != 'E' && parity != 'O') ||
-	    (data != '7' && data != '8') || (stop != '1' && stop != '2'))
-		return -EINVAL;
-	line->parity = parity;
-	line->data_bits = data - '0';
-	line->stop_bits = stop - '0';
-	return 0;
-}
-
-/* Datasheet register 0x0003: the baud rates a module can be set to. */
-static bool baud_valid(long baud)
-{
-	static const long bauds[] = {
-		1200, 2400, 4800, 9600, 19200, 38400, 57600, 115200,
-	};
-
-	for (size_t i = 0; i < sizeof(bauds) / sizeof(bauds[0]); i++)
-		if (baud == bauds[i])
-			return true;
-	return false;
-}
-
-static int parse_long(const char *s, long min, long max, long *v)
-{
-	char *end;
-
-	errno = 0;
-	*v = strtol(s, &end, 10);
-	if (errno || end == s || *end || *v < min || *v > max)
-		return -EINVAL;
-	return 0;
 }
 
 /* Reads and prints one module's info. 0, or 1 when it failed. */
@@ -162,8 +111,6 @@ int cmd_info(int argc, char **argv)
 	struct pm_config *cfg = NULL;
 	bool module_options = false;
 	int device_id = -1, c, status = 0, shown = 0;
-	char *end;
-	long v;
 
 	optind = 1;
 	while ((c = getopt_long(argc, argv, "c:d:p:a:b:t:h", options, NULL)) != -1) {
@@ -181,25 +128,23 @@ int cmd_info(int argc, char **argv)
 			manual.port = optarg;
 			break;
 		case 'a':
-			if (parse_long(optarg, PM_ADDRESS_MIN, PM_ADDRESS_MAX, &v) < 0) {
+			if (cli_parse_address(optarg, &manual.address) < 0) {
 				log_err("invalid address '%s' (%d..%d)", optarg,
 					PM_ADDRESS_MIN, PM_ADDRESS_MAX);
 				return 2;
 			}
-			manual.address = (int)v;
 			module_options = true;
 			break;
 		case 'b':
-			if (parse_long(optarg, 1, 115200, &v) < 0 || !baud_valid(v)) {
+			if (cli_parse_baud(optarg, &manual.line.baud) < 0) {
 				log_err("invalid baud rate '%s' (1200, 2400, 4800, "
 					"9600, 19200, 38400, 57600, 115200)", optarg);
 				return 2;
 			}
-			manual.line.baud = (int)v;
 			module_options = true;
 			break;
 		case OPT_FRAMING:
-			if (parse_framing(optarg, &manual.line) < 0) {
+			if (cli_parse_framing(optarg, &manual.line) < 0) {
 				log_err("invalid framing '%s' (N81, E81, O81, N82)",
 					optarg);
 				return 2;
@@ -207,9 +152,7 @@ int cmd_info(int argc, char **argv)
 			module_options = true;
 			break;
 		case 't':
-			manual.timeout = strtod(optarg, &end);
-			if (end == optarg || *end || !(manual.timeout > 0) ||
-			    manual.timeout > 60) {
+			if (cli_parse_timeout(optarg, &manual.timeout) < 0) {
 				log_err("invalid timeout '%s' (seconds)", optarg);
 				return 2;
 			}

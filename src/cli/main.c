@@ -14,6 +14,7 @@ static const struct {
 	{ "check", cmd_check, "validate the config and print a summary" },
 	{ "read", cmd_read, "read the modules (--format json|table|influx)" },
 	{ "info", cmd_info, "show a module's version, ranges, line settings, CT ratios" },
+	{ "address", cmd_address, "give a module on a shared bus its own Modbus address" },
 	{ "json", cmd_json, "the seed's JSON for Zabbix, from the daemon's snapshot" },
 	{ "zabbix", cmd_zabbix, "Zabbix low-level discovery (zabbix discovery)" },
 };

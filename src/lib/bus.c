@@ -323,6 +323,27 @@ static int foreign_answer(struct pm_bus *bus, const uint8_t *rsp)
 	return -PM_EUNIT;
 }
 
+/* What every request does first: clears the last fault, checks the unit id
+ * and timeout, drops stale input and keeps the inter-frame silence. 0 or
+ * the failure (recorded). */
+static int bus_begin(struct pm_bus *bus, int address, double timeout)
+{
+	memset(&bus->fault, 0, sizeof(bus->fault));
+	if (bus->broken)
+		return bus_fail(bus, -EIO);
+	if (address < PM_ADDRESS_MIN || address > PM_ADDRESS_MAX ||
+	    !(timeout > 0))
+		return bus_fail(bus, -EINVAL);
+	if (modbus_set_slave(bus->ctx, address) < 0)
+		return bus_fail(bus, -EINVAL);
+
+	/* A late answer that arrived since is not for this request. */
+	(void)modbus_flush(bus->ctx);
+	if (pm_mono_ns() < bus->quiet_at_ns)
+		pm_sleep_until_ns(bus->quiet_at_ns);
+	return 0;
+}
+
 /* One FC 0x03 transaction: 'count' registers from 'first', of which the
  * caller wants the first 'want'. */
 static int bus_transact(struct pm_bus *bus, int address, double timeout,
@@ -334,20 +355,13 @@ static int bus_transact(struct pm_bus *bus, int address, double timeout,
 	bool saw_stale = false;
 	int r;
 
-	memset(&bus->fault, 0, sizeof(bus->fault));
-	if (bus->broken)
-		return bus_fail(bus, -EIO);
-	if (address < PM_ADDRESS_MIN || address > PM_ADDRESS_MAX ||
-	    count < 1 || count > PM_MODBUS_MAX_READ || !(timeout > 0))
+	if (count < 1 || count > PM_MODBUS_MAX_READ) {
+		memset(&bus->fault, 0, sizeof(bus->fault));
 		return bus_fail(bus, -EINVAL);
-	if (modbus_set_slave(bus->ctx, address) < 0)
-		return bus_fail(bus, -EINVAL);
-
-	/* A late answer that arrived since is not for this request. */
-	(void)modbus_flush(bus->ctx);
-	now = pm_mono_ns();
-	if (now < bus->quiet_at_ns)
-		pm_sleep_until_ns(bus->quiet_at_ns);
+	}
+	r = bus_begin(bus, address, timeout);
+	if (r < 0)
+		return r;
 
 	req[0] = (uint8_t)address;
 	req[1] = FC_READ_HOLDING;
@@ -423,6 +437,29 @@ int pm_bus_read_registers(struct pm_bus *bus, int address, double timeout,
 	if (r == 0)
 		memcpy(regs, tmp, count * sizeof(*regs));
 	return r;
+}
+
+int pm_bus_write_register(struct pm_bus *bus, int address, double timeout,
+			   uint16_t reg, uint16_t value)
+{
+	int r, e;
+
+	r = bus_begin(bus, address, timeout);
+	if (r < 0)
+		return r;
+	/* libmodbus checks the echo (Modbus application protocol v1.1b3,
+	 * 6.6: the answer repeats the request): unit, function, register. */
+	set_modbus_timeout(bus->ctx, (int64_t)(timeout * (double)NS_PER_SEC),
+			   false);
+	r = modbus_write_register(bus->ctx, reg, value);
+	e = errno;
+	bus->quiet_at_ns = pm_mono_ns() + bus->silence_ns;
+	if (r == 1)
+		return 0;
+	r = r < 0 ? map_modbus_errno(e) : -PM_EFRAME;
+	if (r == -PM_EEXCEPTION)
+		bus->fault.exception = e - MODBUS_ENOBASE;
+	return bus_fail(bus, r);
 }
 
 int pm_bus_read(struct pm_bus *bus, const struct pm_device *dev,

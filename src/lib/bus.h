@@ -54,6 +54,12 @@ int pm_bus_read(struct pm_bus *bus, const struct pm_device *dev,
 int pm_bus_read_registers(struct pm_bus *bus, int address, double timeout,
 			  unsigned first, unsigned count, uint16_t *regs);
 
+/* One FC 0x06 request (write single register): 'value' into register
+ * 'reg' of unit 'address', waiting up to 'timeout' seconds for the echo.
+ * Same errors as pm_bus_read_registers; 0 once the module confirmed. */
+int pm_bus_write_register(struct pm_bus *bus, int address, double timeout,
+			  uint16_t reg, uint16_t value);
+
 /* The last failure's details (err 0 after a success). */
 const struct pm_bus_fault *pm_bus_last_fault(const struct pm_bus *bus);
 

@@ -47,6 +47,12 @@ struct pm_driver {
 	size_t n_info_blocks;
 	const struct pm_info_field *info_fields;
 	size_t n_info_fields;
+	/* Where the module keeps its own Modbus address (`powermeter
+	 * address`): the bits 'address_mask' of holding register
+	 * 'address_register', the other bits kept as they are when it is
+	 * rewritten with FC 0x06. A mask of 0: not settable over the bus. */
+	uint16_t address_register;
+	uint16_t address_mask;
 };
 
 /* A register count in the block's unit. A unit of 1/n divides by n, so that

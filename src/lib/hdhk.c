@@ -22,6 +22,9 @@
 #define HDHK_REG_FREQUENCY	24	/* 24..39: channel A..P, 0.1 Hz */
 #define HDHK_REG_CT_RATIO	40	/* 40..55: channel A..P CT ratio */
 
+/* Register 3: high byte the line settings (below), low byte the address. */
+#define HDHK_LINE_ADDRESS_MASK	0x00ff
+
 #define HDHK_FREQ_DIV_MIN	1
 #define HDHK_FREQ_DIV_MAX	5
 
@@ -65,7 +68,7 @@ static int hdhk_decode_line(uint16_t reg, int *baud, const char **framing,
 		return -EINVAL;
 	*baud = hdhk_baud_codes[baud_code];
 	*framing = hdhk_framing_codes[framing_code];
-	*address = reg & 0xff;
+	*address = reg & HDHK_LINE_ADDRESS_MASK;
 	return 0;
 }
 
@@ -86,7 +89,7 @@ static int hdhk_decode_line_text(const uint16_t *regs, struct pm_buf *out)
 
 static int hdhk_decode_address(const uint16_t *regs, struct pm_buf *out)
 {
-	unsigned address = regs[0] & 0xff;
+	unsigned address = regs[0] & HDHK_LINE_ADDRESS_MASK;
 
 	if (address == 0)
 		return pm_buf_adds(out, "0 (broadcast)");
@@ -192,4 +195,6 @@ const struct pm_driver pm_driver_hdhk = {
 	.n_info_blocks = ARRAY_SIZE(hdhk_info_blocks),
 	.info_fields = hdhk_info_fields,
 	.n_info_fields = ARRAY_SIZE(hdhk_info_fields),
+	.address_register = HDHK_REG_LINE,
+	.address_mask = HDHK_LINE_ADDRESS_MASK,
 };
