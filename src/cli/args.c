@@ -8,6 +8,7 @@
 
 #include "cli.h"
 #include "config.h"
+#include "log.h"
 
 int cli_config_options(int argc, char **argv, bool in_order,
 		       void (*usage)(FILE *f), const char **path)
@@ -84,7 +85,7 @@ int cli_parse_address(const char *s, int *address)
 }
 
 /* Datasheet register 0x0003: the baud rates a module can be set to. */
-int cli_parse_baud(const char *s, int *baud)
+static int parse_baud(const char *s, int *baud)
 {
 	static const long bauds[] = {
 		1200, 2400, 4800, 9600, 19200, 38400, 57600, 115200,
@@ -103,7 +104,7 @@ int cli_parse_baud(const char *s, int *baud)
 }
 
 /* "N81" (as the datasheet's register 3 lists them) or "8N1". */
-int cli_parse_framing(const char *s, struct pm_line *line)
+static int parse_framing(const char *s, struct pm_line *line)
 {
 	char parity, data, stop;
 
@@ -128,7 +129,7 @@ int cli_parse_framing(const char *s, struct pm_line *line)
 	return 0;
 }
 
-int cli_parse_timeout(const char *s, double *timeout)
+static int parse_timeout(const char *s, double *timeout)
 {
 	char *end;
 	double v = strtod(s, &end);
@@ -137,4 +138,52 @@ int cli_parse_timeout(const char *s, double *timeout)
 		return -EINVAL;
 	*timeout = v;
 	return 0;
+}
+
+void cli_module_init(struct pm_device *dev)
+{
+	*dev = (struct pm_device){
+		.id = -1,
+		.address = 1,
+		.line = { .baud = 9600, .parity = 'N', .data_bits = 8,
+			  .stop_bits = 1 },
+		.timeout = PM_DEFAULT_TIMEOUT,
+	};
+}
+
+int cli_module_option(int opt, char *arg, struct pm_device *dev)
+{
+	switch (opt) {
+	case 'p':
+		dev->port = arg;
+		return 1;
+	case 'a':
+		if (cli_parse_address(arg, &dev->address) < 0) {
+			log_err("invalid address '%s' (%d..%d)", arg,
+				PM_ADDRESS_MIN, PM_ADDRESS_MAX);
+			return -EINVAL;
+		}
+		return 1;
+	case 'b':
+		if (parse_baud(arg, &dev->line.baud) < 0) {
+			log_err("invalid baud rate '%s' (1200, 2400, 4800, "
+				"9600, 19200, 38400, 57600, 115200)", arg);
+			return -EINVAL;
+		}
+		return 1;
+	case CLI_OPT_FRAMING:
+		if (parse_framing(arg, &dev->line) < 0) {
+			log_err("invalid framing '%s' (N81, E81, O81, N82)", arg);
+			return -EINVAL;
+		}
+		return 1;
+	case 't':
+		if (parse_timeout(arg, &dev->timeout) < 0) {
+			log_err("invalid timeout '%s' (seconds)", arg);
+			return -EINVAL;
+		}
+		return 1;
+	default:
+		return 0;
+	}
 }

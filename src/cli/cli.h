@@ -34,15 +34,28 @@ int cli_config_options(int argc, char **argv, bool in_order,
 int cli_config_operand(int argc, char **argv, const char **path);
 /* A non-negative device id from an option argument: 0 or -EINVAL. */
 int cli_parse_device_id(const char *s, int *id);
-/* A module named on the command line (--address, --baud, --framing,
- * --timeout): each 0 or -EINVAL, the output untouched on error. Addresses
- * 1..247, the baud rates of the datasheet's register 3, framings "N81" or
- * "8N1" (parity, data and stop bits into 'line'), 0 < timeout <= 60 s. */
-struct pm_line;
+/* A Modbus address 1..247: 0 or -EINVAL, *address untouched on error. */
 int cli_parse_address(const char *s, int *address);
-int cli_parse_baud(const char *s, int *baud);
-int cli_parse_framing(const char *s, struct pm_line *line);
-int cli_parse_timeout(const char *s, double *timeout);
+
+/* A module named on the command line instead of by the config: -p/--port,
+ * -a/--address, -b/--baud, --framing, -t/--timeout (info, address). Their
+ * getopt_long entries, for the command's own option table: */
+#define CLI_OPT_FRAMING 0x100
+#define CLI_MODULE_OPTIONS \
+	{ "port", required_argument, NULL, 'p' }, \
+	{ "address", required_argument, NULL, 'a' }, \
+	{ "baud", required_argument, NULL, 'b' }, \
+	{ "framing", required_argument, NULL, CLI_OPT_FRAMING }, \
+	{ "timeout", required_argument, NULL, 't' }
+#define CLI_MODULE_SHORTOPTS "p:a:b:t:"
+struct pm_device;
+/* The datasheet's defaults: address 1, 9600 8N1, the default timeout. */
+void cli_module_init(struct pm_device *dev);
+/* Applies option 'opt' with 'arg' to 'dev': 1 when it was a module option,
+ * 0 when it is not one, -EINVAL after saying what is invalid (addresses
+ * 1..247, the baud rates of the datasheet's register 3, framings "N81" or
+ * "8N1", 0 < timeout <= 60 s). */
+int cli_module_option(int opt, char *arg, struct pm_device *dev);
 
 /* ---- shared.c: what several subcommands do alike ---------------------------- */
 

@@ -109,58 +109,24 @@ out:
 
 int cmd_address(int argc, char **argv)
 {
-	enum { OPT_FRAMING = 0x100 };
 	static const struct option options[] = {
-		{ "port", required_argument, NULL, 'p' },
-		{ "address", required_argument, NULL, 'a' },
-		{ "baud", required_argument, NULL, 'b' },
-		{ "framing", required_argument, NULL, OPT_FRAMING },
-		{ "timeout", required_argument, NULL, 't' },
+		CLI_MODULE_OPTIONS,
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
-	struct pm_device dev = {
-		.id = -1,
-		.address = 1,
-		.line = { .baud = 9600, .parity = 'N', .data_bits = 8,
-			  .stop_bits = 1 },
-		.timeout = PM_DEFAULT_TIMEOUT,
-	};
-	int c, to;
+	struct pm_device dev;
+	int c, r, to;
 
+	cli_module_init(&dev);
 	optind = 0;
-	while ((c = getopt_long(argc, argv, "p:a:b:t:h", options, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, CLI_MODULE_SHORTOPTS "h", options,
+				NULL)) != -1) {
+		r = cli_module_option(c, optarg, &dev);
+		if (r < 0)
+			return 2;
+		if (r > 0)
+			continue;
 		switch (c) {
-		case 'p':
-			dev.port = optarg;
-			break;
-		case 'a':
-			if (cli_parse_address(optarg, &dev.address) < 0) {
-				log_err("invalid address '%s' (%d..%d)", optarg,
-					PM_ADDRESS_MIN, PM_ADDRESS_MAX);
-				return 2;
-			}
-			break;
-		case 'b':
-			if (cli_parse_baud(optarg, &dev.line.baud) < 0) {
-				log_err("invalid baud rate '%s' (1200, 2400, 4800, "
-					"9600, 19200, 38400, 57600, 115200)", optarg);
-				return 2;
-			}
-			break;
-		case OPT_FRAMING:
-			if (cli_parse_framing(optarg, &dev.line) < 0) {
-				log_err("invalid framing '%s' (N81, E81, O81, N82)",
-					optarg);
-				return 2;
-			}
-			break;
-		case 't':
-			if (cli_parse_timeout(optarg, &dev.timeout) < 0) {
-				log_err("invalid timeout '%s' (seconds)", optarg);
-				return 2;
-			}
-			break;
 		case 'h':
 			address_usage(stdout);
 			return 0;

@@ -88,32 +88,32 @@ fail:
 
 int cmd_info(int argc, char **argv)
 {
-	enum { OPT_FRAMING = 0x100 };
 	static const struct option options[] = {
 		{ "config", required_argument, NULL, 'c' },
 		{ "device", required_argument, NULL, 'd' },
-		{ "port", required_argument, NULL, 'p' },
-		{ "address", required_argument, NULL, 'a' },
-		{ "baud", required_argument, NULL, 'b' },
-		{ "framing", required_argument, NULL, OPT_FRAMING },
-		{ "timeout", required_argument, NULL, 't' },
+		CLI_MODULE_OPTIONS,
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
-	struct pm_device manual = {
-		.id = -1,
-		.address = 1,
-		.line = { .baud = 9600, .parity = 'N', .data_bits = 8,
-			  .stop_bits = 1 },
-		.timeout = PM_DEFAULT_TIMEOUT,
-	};
+	struct pm_device manual;
 	const char *path = NULL;
 	struct pm_config *cfg = NULL;
 	bool module_options = false;
-	int device_id = -1, c, status = 0, shown = 0;
+	int device_id = -1, c, r, status = 0, shown = 0;
 
+	cli_module_init(&manual);
 	optind = 1;
-	while ((c = getopt_long(argc, argv, "c:d:p:a:b:t:h", options, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "c:d:" CLI_MODULE_SHORTOPTS "h",
+				options, NULL)) != -1) {
+		r = cli_module_option(c, optarg, &manual);
+		if (r < 0)
+			return 2;
+		if (r > 0) {
+			/* the port alone names the module; the others
+			 * only make sense with it */
+			module_options |= c != 'p';
+			continue;
+		}
 		switch (c) {
 		case 'c':
 			path = optarg;
@@ -123,40 +123,6 @@ int cmd_info(int argc, char **argv)
 				log_err("invalid device id '%s'", optarg);
 				return 2;
 			}
-			break;
-		case 'p':
-			manual.port = optarg;
-			break;
-		case 'a':
-			if (cli_parse_address(optarg, &manual.address) < 0) {
-				log_err("invalid address '%s' (%d..%d)", optarg,
-					PM_ADDRESS_MIN, PM_ADDRESS_MAX);
-				return 2;
-			}
-			module_options = true;
-			break;
-		case 'b':
-			if (cli_parse_baud(optarg, &manual.line.baud) < 0) {
-				log_err("invalid baud rate '%s' (1200, 2400, 4800, "
-					"9600, 19200, 38400, 57600, 115200)", optarg);
-				return 2;
-			}
-			module_options = true;
-			break;
-		case OPT_FRAMING:
-			if (cli_parse_framing(optarg, &manual.line) < 0) {
-				log_err("invalid framing '%s' (N81, E81, O81, N82)",
-					optarg);
-				return 2;
-			}
-			module_options = true;
-			break;
-		case 't':
-			if (cli_parse_timeout(optarg, &manual.timeout) < 0) {
-				log_err("invalid timeout '%s' (seconds)", optarg);
-				return 2;
-			}
-			module_options = true;
 			break;
 		case 'h':
 			info_usage(stdout);
