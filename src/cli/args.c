@@ -7,8 +7,8 @@
 #include <string.h>
 
 #include "cli.h"
-#include "config.h"
-#include "log.h"
+#include "config/config.h"
+#include "util/log.h"
 
 int cli_config_options(int argc, char **argv, bool in_order,
 		       void (*usage)(FILE *f), const char **path)
@@ -84,48 +84,13 @@ int cli_parse_address(const char *s, int *address)
 	return 0;
 }
 
-/* Datasheet register 0x0003: the baud rates a module can be set to. */
 static int parse_baud(const char *s, int *baud)
 {
-	static const long bauds[] = {
-		1200, 2400, 4800, 9600, 19200, 38400, 57600, 115200,
-	};
 	long v;
 
-	if (parse_long(s, 1, 115200, &v) < 0)
+	if (parse_long(s, 1, 115200, &v) < 0 || !pm_line_baud_ok(v))
 		return -EINVAL;
-	for (size_t i = 0; i < sizeof(bauds) / sizeof(bauds[0]); i++) {
-		if (v == bauds[i]) {
-			*baud = (int)v;
-			return 0;
-		}
-	}
-	return -EINVAL;
-}
-
-/* "N81" (as the datasheet's register 3 lists them) or "8N1". */
-static int parse_framing(const char *s, struct pm_line *line)
-{
-	char parity, data, stop;
-
-	if (strlen(s) != 3)
-		return -EINVAL;
-	if (s[0] >= '0' && s[0] <= '9') {
-		data = s[0];
-		parity = s[1];
-	} else {
-		parity = s[0];
-		data = s[1];
-	}
-	stop = s[2];
-	if (parity >= 'a' && parity <= 'z')
-		parity = (char)(parity - 'a' + 'A');
-	if ((parity != 'N' && parity != 'E' && parity != 'O') ||
-	    (data != '7' && data != '8') || (stop != '1' && stop != '2'))
-		return -EINVAL;
-	line->parity = parity;
-	line->data_bits = data - '0';
-	line->stop_bits = stop - '0';
+	*baud = (int)v;
 	return 0;
 }
 
@@ -145,8 +110,7 @@ void cli_module_init(struct pm_device *dev)
 	*dev = (struct pm_device){
 		.id = -1,
 		.address = 1,
-		.line = { .baud = 9600, .parity = 'N', .data_bits = 8,
-			  .stop_bits = 1 },
+		.line = PM_LINE_DEFAULT,
 		.timeout = PM_DEFAULT_TIMEOUT,
 	};
 }
@@ -166,14 +130,15 @@ int cli_module_option(int opt, char *arg, struct pm_device *dev)
 		return 1;
 	case 'b':
 		if (parse_baud(arg, &dev->line.baud) < 0) {
-			log_err("invalid baud rate '%s' (1200, 2400, 4800, "
-				"9600, 19200, 38400, 57600, 115200)", arg);
+			log_err("invalid baud rate '%s' (" PM_LINE_BAUD_LIST ")",
+				arg);
 			return -EINVAL;
 		}
 		return 1;
 	case CLI_OPT_FRAMING:
-		if (parse_framing(arg, &dev->line) < 0) {
-			log_err("invalid framing '%s' (N81, E81, O81, N82)", arg);
+		if (pm_line_parse_framing(arg, &dev->line) < 0) {
+			log_err("invalid framing '%s' (" PM_LINE_FRAMING_LIST ")",
+				arg);
 			return -EINVAL;
 		}
 		return 1;

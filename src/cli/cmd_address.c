@@ -8,11 +8,12 @@
 
 #include <powermeter/powermeter.h>
 
-#include "bus.h"
+#include "bus/bus.h"
+#include "meter/failure.h"
 #include "cli.h"
-#include "config.h"
-#include "driver.h"
-#include "log.h"
+#include "config/config.h"
+#include "device/driver.h"
+#include "util/log.h"
 
 #define FAILURE_TEXT_MAX 512
 

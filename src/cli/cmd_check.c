@@ -9,7 +9,7 @@
 #include <powermeter/powermeter.h>
 
 #include "cli.h"
-#include "config.h"
+#include "config/config.h"
 
 static void usage(FILE *f)
 {

@@ -8,12 +8,13 @@
 
 #include <powermeter/powermeter.h>
 
-#include "buf.h"
-#include "bus.h"
+#include "util/buf.h"
+#include "bus/bus.h"
+#include "meter/failure.h"
 #include "cli.h"
-#include "config.h"
-#include "driver.h"
-#include "log.h"
+#include "config/config.h"
+#include "device/driver.h"
+#include "util/log.h"
 
 #define INFO_TEXT_MAX (64u * 1024)
 #define FAILURE_TEXT_MAX 512

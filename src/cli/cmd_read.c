@@ -10,8 +10,8 @@
 #include <powermeter/powermeter.h>
 
 #include "cli.h"
-#include "config.h"
-#include "log.h"
+#include "config/config.h"
+#include "util/log.h"
 
 static void read_usage(FILE *f)
 {

@@ -10,13 +10,15 @@
 
 #include <powermeter/powermeter.h>
 
-#include "buf.h"
+#include "util/buf.h"
 #include "cli.h"
-#include "config.h"
-#include "format.h"
-#include "log.h"
-#include "snapshot.h"
-#include "timeutil.h"
+#include "config/config.h"
+#include "output/format.h"
+#include "util/jsonstr.h"
+#include "util/numfmt.h"
+#include "util/log.h"
+#include "meter/snapshot.h"
+#include "util/timeutil.h"
 
 #define ZABBIX_TEXT_MAX (64u * 1024 * 1024)
 

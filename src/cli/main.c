@@ -3,7 +3,7 @@
 #include <string.h>
 
 #include "cli.h"
-#include "log.h"
+#include "util/log.h"
 #include "pm-build.h"
 
 static const struct {

@@ -7,10 +7,10 @@
 
 #include <powermeter/powermeter.h>
 
-#include "buf.h"
+#include "util/buf.h"
 #include "cli.h"
-#include "config.h"
-#include "log.h"
+#include "config/config.h"
+#include "util/log.h"
 
 /* Reading never writes to InfluxDB: its secrets are not needed (nor
  * readable by the Zabbix agent's user). */

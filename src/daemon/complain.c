@@ -3,7 +3,7 @@
  * a flapping one twice as many. */
 #include <stdio.h>
 
-#include "complain.h"
+#include "daemon/complain.h"
 
 bool pm_complain_failure(struct pm_complaint *c, int64_t now_ns)
 {

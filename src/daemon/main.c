@@ -14,14 +14,14 @@
 #include <unistd.h>
 
 #include "pm-build.h"
-#include "config.h"
-#include "influx.h"
-#include "log.h"
-#include "notify.h"
-#include "poller.h"
-#include "sink_stdout.h"
-#include "sinkset.h"
-#include "timeutil.h"
+#include "config/config.h"
+#include "output/influx.h"
+#include "util/log.h"
+#include "daemon/notify.h"
+#include "daemon/poller.h"
+#include "daemon/sink_stdout.h"
+#include "daemon/sinkset.h"
+#include "util/timeutil.h"
 
 #define NS_PER_S 1000000000LL
 /* STATUS= is refreshed this often (the summary changes slowly). */

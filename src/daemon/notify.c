@@ -5,9 +5,9 @@
 
 #include <systemd/sd-daemon.h>
 
-#include "log.h"
-#include "notify.h"
-#include "timeutil.h"
+#include "util/log.h"
+#include "daemon/notify.h"
+#include "util/timeutil.h"
 
 #define NS_PER_S 1000000000LL
 /* How often the main thread samples progress when the watchdog is on. */

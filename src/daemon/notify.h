@@ -7,8 +7,8 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-#include "poller.h"
-#include "sinkset.h"
+#include "daemon/poller.h"
+#include "daemon/sinkset.h"
 
 void pm_notify_ready(const char *status);
 /* RELOADING=1 with MONOTONIC_USEC=, as Type=notify-reload expects. */

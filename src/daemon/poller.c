@@ -8,11 +8,13 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "bus.h"
-#include "complain.h"
-#include "log.h"
-#include "poller.h"
-#include "timeutil.h"
+#include "bus/bus.h"
+#include "meter/module.h"
+#include "meter/failure.h"
+#include "daemon/complain.h"
+#include "util/log.h"
+#include "daemon/poller.h"
+#include "util/timeutil.h"
 
 #define NS_PER_MS 1000000LL
 #define NS_PER_S 1000000000LL
@@ -306,7 +308,7 @@ static void poller_tick(struct poller *p)
 			break;
 		err = poller_open(p, &fault);
 		if (err == 0) {
-			err = pm_bus_read(p->bus, d->dev, d->index, &s);
+			err = pm_module_read(p->bus, d->dev, d->index, &s);
 			if (err < 0) {
 				fault = *pm_bus_last_fault(p->bus);
 				if (pm_bus_broken(p->bus))
@@ -365,7 +367,8 @@ static void pollers_free(struct pm_pollers *g)
 	free(g);
 }
 
-/* Groups the devices by port, in config order. */
+/* Groups the devices by bus (pm_bus_same: a udev symlink and the tty it
+ * names are one), in config order. */
 static int pollers_layout(struct pm_pollers *g)
 {
 	const struct pm_config *cfg = g->cfg;
@@ -379,7 +382,7 @@ static int pollers_layout(struct pm_pollers *g)
 		struct poller *p = NULL;
 
 		for (size_t j = 0; j < g->n; j++)
-			if (strcmp(g->pollers[j].port, dev->port) == 0)
+			if (pm_bus_same(g->pollers[j].port, dev->port))
 				p = &g->pollers[j];
 		if (!p) {
 			p = &g->pollers[g->n++];

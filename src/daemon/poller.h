@@ -7,8 +7,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "config.h"
-#include "sinkset.h"
+#include "config/config.h"
+#include "daemon/sinkset.h"
 
 struct pm_pollers;
 

@@ -7,8 +7,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "buf.h"
-#include "sink.h"
+#include "util/buf.h"
+#include "daemon/sink.h"
 
 #define PM_SINKS_MAX 8
 

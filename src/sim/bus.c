@@ -15,9 +15,9 @@
 #include <termios.h>
 #include <unistd.h>
 
-#include "log.h"
+#include "util/log.h"
 #include "sim.h"
-#include "timeutil.h"
+#include "util/timeutil.h"
 
 #define SILENCE_MIN_NS	1750000	/* Modbus RTU: fixed 1.75 ms above 19200 baud */
 #define RETRY_NS	1000000000LL

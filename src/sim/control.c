@@ -13,12 +13,12 @@
 #include <sys/un.h>
 #include <unistd.h>
 
-#include "buf.h"
-#include "log.h"
+#include "util/buf.h"
+#include "util/log.h"
 #include "sim.h"
 
 #define JSON_FLAGS (JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE)
-#include "timeutil.h"
+#include "util/timeutil.h"
 
 #define CONTROL_MAX_CLIENTS	16
 #define CONTROL_LINE_MAX	512

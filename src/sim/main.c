@@ -9,10 +9,10 @@
 #include <sys/signalfd.h>
 #include <unistd.h>
 
-#include "log.h"
+#include "util/log.h"
 #include "pm-build.h"
 #include "sim.h"
-#include "timeutil.h"
+#include "util/timeutil.h"
 
 #define EXIT_USAGE 64
 #define EXIT_CONFIG 78

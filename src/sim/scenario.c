@@ -10,7 +10,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "log.h"
+#include "util/log.h"
 #include "sim.h"
 
 #define SIM_CONFIG_MAX		(1024 * 1024)	/* bytes of SIM.json */

@@ -21,13 +21,13 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "config.h"
-#include "influx.h"
-#include "log.h"
-#include "sample.h"
-#include "sink_influx.h"
-#include "spool.h"
-#include "timeutil.h"
+#include "config/config.h"
+#include "output/influx.h"
+#include "util/log.h"
+#include "meter/sample.h"
+#include "daemon/sink_influx.h"
+#include "output/spool.h"
+#include "util/timeutil.h"
 
 static volatile sig_atomic_t got_signal;
 

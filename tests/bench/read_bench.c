@@ -1,4 +1,4 @@
-/* read_bench.c — times pm_bus_read() in a loop against one module (for
+/* read_bench.c — times pm_module_read() in a loop against one module (for
  * tests/bench/read_latency.py): one line per read with its duration in
  * microseconds, so the script computes the median and compares it with the
  * frames' wire time. Not a test.
@@ -11,10 +11,11 @@
 
 #include <powermeter/powermeter.h>
 
-#include "bus.h"
-#include "config.h"
-#include "driver.h"
-#include "timeutil.h"
+#include "bus/bus.h"
+#include "meter/module.h"
+#include "config/config.h"
+#include "device/driver.h"
+#include "util/timeutil.h"
 
 /* Idle time between reads, longer than any inter-frame silence, so each
  * measured read is one request and its answer, as a poller's would be. */
@@ -56,7 +57,7 @@ int main(int argc, char **argv)
 
 		pm_sleep_until_ns(pm_mono_ns() + GAP_NS);
 		t0 = pm_mono_ns();
-		r = pm_bus_read(bus, &dev, 0, &s);
+		r = pm_module_read(bus, &dev, 0, &s);
 		t1 = pm_mono_ns();
 		if (r < 0) {
 			fprintf(stderr, "read-bench: read %ld: %s\n", i, pm_strerror(r));

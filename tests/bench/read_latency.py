@@ -3,7 +3,7 @@
 with wire emulation, as a ratio to the frames' computed wire time, at 9600
 and 115200 baud:
 
-  in-process    pm_bus_read() in a loop (tests/bench/read-bench), median
+  in-process    pm_module_read() in a loop (tests/bench/read-bench), median
   process       a whole `powermeter read` (what a Zabbix check costs), median
   mbpoll        `mbpoll -1` reading the same 16 registers, median
 

@@ -6,8 +6,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "config.h"
-#include "driver.h"
+#include "config/config.h"
+#include "device/driver.h"
 
 struct fixture_input {
 	char letter;

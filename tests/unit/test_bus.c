@@ -1,4 +1,5 @@
-/* test_bus.c — Modbus RTU transactions of bus.c against a scripted module
+/* test_bus.c — Modbus RTU transactions of bus.c over the serial transport
+ * (serial.c), and a module read (meter/module.c), against a scripted module
  * on a pseudo-terminal: every kind of bad answer is told apart and none
  * becomes a value, a late answer to an earlier request is never taken for
  * the current one, the port lock, and the electrician's messages. */
@@ -19,7 +20,10 @@
 
 #include <powermeter/powermeter.h>
 
-#include "../../src/lib/bus.c"
+#include "../../src/bus/bus.c"
+#include "../../src/bus/serial.c"
+#include "meter/failure.h"
+#include "meter/module.h"
 
 /* ---- a scripted module on the master side of a pty ---------------------- */
 
@@ -158,7 +162,7 @@ static int read_once(struct module *m, struct pm_device *dev,
 	assert_int_equal(pm_bus_open(&bus, m->slave, &dev->line), 0);
 	module_start(m);
 	*s = untouched;
-	r = pm_bus_read(bus, dev, 0, s);
+	r = pm_module_read(bus, dev, 0, s);
 	*fault = *pm_bus_last_fault(bus);
 	pm_bus_close(bus);
 	module_finish(m);
@@ -234,12 +238,12 @@ static void test_line_switch(void **state)
 	assert_int_equal(pm_bus_open(&bus, m.slave, &dev.line), 0);
 	dev.line = (struct pm_line){ 19200, 'E', 8, 1 };
 	module_start(&m);
-	assert_int_equal(pm_bus_read(bus, &dev, 0, &s), 0);
+	assert_int_equal(pm_module_read(bus, &dev, 0, &s), 0);
 	pthread_join(m.thread, NULL);
-	assert_int_equal(tcgetattr(modbus_get_socket(bus->ctx), &tio), 0);
+	assert_int_equal(tcgetattr(modbus_get_socket(((struct serial *)bus->t)->ctx), &tio), 0);
 	assert_int_equal(cfgetospeed(&tio), B19200);	/* (a pty keeps 8N1) */
 	/* 11 bits per character now: 3.5 characters are 2005 us */
-	assert_int_equal(bus->char_ns, 572916);
+	assert_int_equal(((struct serial *)bus->t)->char_ns, 572916);
 	pm_bus_close(bus);
 	close(m.master);
 }
@@ -366,9 +370,9 @@ static void test_late_answer_never_taken(void **state)
 	assert_int_equal(pm_bus_open(&bus, m.slave, &dev.line), 0);
 	module_start(&m);
 	s = untouched;
-	assert_int_equal(pm_bus_read(bus, &dev, 0, &s), -ETIMEDOUT);
+	assert_int_equal(pm_module_read(bus, &dev, 0, &s), -ETIMEDOUT);
 	assert_untouched(&s);
-	assert_int_equal(pm_bus_read(bus, &dev, 0, &s), 0);
+	assert_int_equal(pm_module_read(bus, &dev, 0, &s), 0);
 	assert_int_equal(s.current[0], 100);
 	assert_int_equal(s.current[15], 115);
 	/* back to the plain request once answered */
@@ -395,13 +399,13 @@ static void test_hang_up(void **state)
 	assert_int_equal(pm_bus_open(&bus, m.slave, &dev.line), 0);
 	module_start(&m);
 	s = untouched;
-	r = pm_bus_read(bus, &dev, 0, &s);
+	r = pm_module_read(bus, &dev, 0, &s);
 	module_finish(&m);
 	assert_int_equal(r, -EIO);
 	assert_true(pm_bus_broken(bus));
 	assert_untouched(&s);
 	/* and it stays so until reopened */
-	assert_int_equal(pm_bus_read(bus, &dev, 0, &s), -EIO);
+	assert_int_equal(pm_module_read(bus, &dev, 0, &s), -EIO);
 	pm_bus_close(bus);
 }
 

@@ -14,10 +14,10 @@
 
 #include <cmocka.h>
 
-#include "config.h"
-#include "driver.h"
-#include "fileio.h"
-#include "influxconf.h"
+#include "config/config.h"
+#include "device/driver.h"
+#include "util/fileio.h"
+#include "config/influxconf.h"
 
 #define SEED_DIR PM_SOURCE_DIR "/../shared/reference/seed-files"
 #define DATA_DIR PM_SOURCE_DIR "/tests/data/config"

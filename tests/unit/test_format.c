@@ -12,9 +12,11 @@
 
 #include <cmocka.h>
 
-#include "buf.h"
-#include "format.h"
-#include "readings.h"
+#include "util/buf.h"
+#include "output/format.h"
+#include "util/jsonstr.h"
+#include "util/numfmt.h"
+#include "meter/readings.h"
 #include "reader_fixture.h"
 
 static void check_repr(double v, const char *want)

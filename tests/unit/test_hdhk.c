@@ -12,7 +12,7 @@
 
 #include <powermeter/powermeter.h>
 
-#include "../../src/lib/hdhk.c"
+#include "../../src/device/hdhk.c"
 
 static char *decoded(int (*decode)(const uint16_t *, struct pm_buf *),
 		     uint16_t reg, struct pm_buf *b)

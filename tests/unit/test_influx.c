@@ -22,8 +22,8 @@
 
 #include <powermeter/powermeter.h>
 
-#include "influx.h"
-#include "timeutil.h"
+#include "output/influx.h"
+#include "util/timeutil.h"
 
 static struct pm_influx v2(void)
 {

@@ -12,7 +12,7 @@
 
 #include <cmocka.h>
 
-#include "readings.h"
+#include "meter/readings.h"
 #include "reader_fixture.h"
 
 static void make_config(struct pm_config *cfg)

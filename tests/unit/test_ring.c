@@ -14,8 +14,8 @@
 
 #include <cmocka.h>
 
-#include "ring.h"
-#include "timeutil.h"
+#include "output/ring.h"
+#include "util/timeutil.h"
 
 /* A chunk whose text is "<n>\n" repeated 'lines' times. */
 static struct pm_chunk chunk(unsigned n, size_t lines)

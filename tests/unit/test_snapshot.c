@@ -18,10 +18,10 @@
 #include <json-c/json.h>
 
 #include "reader_fixture.h"
-#include "readings.h"
-#include "sink.h"
-#include "snapshot.h"
-#include "timeutil.h"
+#include "meter/readings.h"
+#include "daemon/sink.h"
+#include "meter/snapshot.h"
+#include "util/timeutil.h"
 
 #define T0 1700000000000LL	/* a sample time, Unix ms */
 

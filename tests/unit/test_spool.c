@@ -19,7 +19,7 @@
 
 #include <powermeter/powermeter.h>
 
-#include "spool.h"
+#include "output/spool.h"
 
 #define SMALL (64u * 1024)	/* segments of 4 KiB */
 

@@ -1,0 +1,117 @@
+/* config.h — the parsed configuration: devices, inputs, InfluxDB, spool and
+ * paths. Parsing and validation live in config.c, the seed's influx.conf in
+ * influxconf.c. A pm_config is immutable once loaded: reload builds a new one.
+ */
+#ifndef PM_CONFIG_H
+#define PM_CONFIG_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <powermeter/powermeter.h>
+
+#include "device/line.h"
+
+/* sysexits.h EX_CONFIG: what every program exits with on a bad config. */
+#define PM_EXIT_CONFIG 78
+
+#define PM_DEFAULT_CONFIG "/etc/powermeter/powermeter.json"
+/* Older seed installs used this name; tried when the default is missing. */
+#define PM_SEED_CONFIG "/etc/powermeter/powermeter_config.json"
+#define PM_DEFAULT_STATE_DIR "/var/lib/powermeter"
+#define PM_DEFAULT_RUNTIME_DIR "/run/powermeter"
+#define PM_DEFAULT_INTERVAL 1.0
+#define PM_DEFAULT_TIMEOUT 1.0
+#define PM_DEFAULT_SPOOL_MAX (100ull * 1024 * 1024)
+
+struct pm_driver;
+
+struct pm_input {
+	unsigned channel;	/* 0..15, channel A..P */
+	double ratio;		/* amperes per register count */
+	char *name;
+	int id;			/* running index over the whole config */
+};
+
+struct pm_device {
+	int id;			/* the user's device id ("id") */
+	char *port;		/* e.g. /dev/ttyUSB0 */
+	int address;		/* Modbus unit id, default 1 */
+	struct pm_line line;
+	double timeout;		/* seconds to wait for an answer */
+	bool frequency;		/* also read registers 24..39 */
+	const struct pm_driver *driver;	/* "model", default "hdhk" */
+	size_t n_inputs;
+	struct pm_input *inputs;
+};
+
+enum pm_influx_api {
+	PM_INFLUX_V1 = 1,	/* /write?db=&rp=, user/password */
+	PM_INFLUX_V2 = 2,	/* /api/v2/write?org=&bucket=, Token */
+};
+
+struct pm_influx {
+	char *url;		/* base URL, e.g. http://127.0.0.1:8086 */
+	enum pm_influx_api api;
+	char *org, *bucket;	/* v2 */
+	char *token;		/* v2 secret: from "token", "token_file" or
+				   $CREDENTIALS_DIRECTORY/influx-token */
+	char *database, *retention_policy;	/* v1 */
+	char *username;
+	char *password;		/* v1 secret: "password", "password_file" or
+				   $CREDENTIALS_DIRECTORY/influx-password */
+	char *measurement;	/* default "powermeter" */
+	bool verify_ssl;	/* default true */
+	char *ca_file;		/* PEM CAs trusted instead of the system's,
+				   resolved against the config's directory;
+				   NULL: the system's store */
+	size_t batch_lines;	/* default 5000 */
+	size_t batch_bytes;	/* default 1 MiB (uncompressed) */
+	double flush_interval;	/* seconds, default 1 */
+	double timeout;		/* seconds per HTTP request, default 10 */
+};
+
+struct pm_config {
+	char *path;		/* the file it came from */
+	double interval;	/* seconds between polls */
+	size_t n_devices;
+	struct pm_device *devices;
+	size_t n_inputs;	/* over all devices */
+	struct pm_influx *influx;	/* NULL: not configured */
+	char *state_dir;	/* $STATE_DIRECTORY or /var/lib/powermeter */
+	char *runtime_dir;	/* $RUNTIME_DIRECTORY or /run/powermeter */
+	char *spool_dir;	/* default <state_dir>/spool */
+	uint64_t spool_max_bytes;	/* default 100 MB */
+	char *snapshot;		/* default <runtime_dir>/values.json */
+	char *influx_conf;	/* the seed's influx.conf merged in, or NULL */
+};
+
+/* Loads 'path' (NULL: PM_DEFAULT_CONFIG, falling back to PM_SEED_CONFIG),
+ * then the seed's influx.conf beside it if present. Returns 0, -PM_ECONFIG
+ * with every problem in *errors (one per line, "file: path: message"), or
+ * -errno. Environment read: STATE_DIRECTORY, RUNTIME_DIRECTORY,
+ * CREDENTIALS_DIRECTORY. (Declared in powermeter.h as pm_config_load, which
+ * leaves out the secrets: see PM_CONFIG_NO_SECRETS.) */
+
+/* pm_config_load_flags(): don't read token_file, password_file or
+ * $CREDENTIALS_DIRECTORY, and skip an influx.conf this user may not read.
+ * For programs that never write to InfluxDB (read, json, zabbix), so the
+ * Zabbix agent's user can load a config whose secrets it cannot see. The
+ * secrets in the result are then NULL unless given inline. */
+#define PM_CONFIG_NO_SECRETS 0x1
+
+/* pm_config_load() with flags (PM_CONFIG_*). */
+int pm_config_load_flags(struct pm_config **cfg, const char *path,
+			 unsigned flags, char **errors);
+
+/* Looks a device up by its id; NULL when absent. */
+const struct pm_device *pm_config_device(const struct pm_config *cfg, int id);
+
+/* Channel letter of an input ('a'..'p'). */
+static inline char pm_channel_letter(unsigned channel)
+{
+	return (char)('a' + channel);
+}
+
+#endif

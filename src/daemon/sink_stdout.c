@@ -1,0 +1,86 @@
+/* sink_stdout.c — every reading as InfluxDB line protocol on stdout, one
+ * write(2) per module so lines of concurrent pollers never interleave. For
+ * demos and pipes (powermeterd --stdout | ...). */
+#include <errno.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <unistd.h>
+
+#include "util/fileio.h"
+#include "output/lineproto.h"
+#include "daemon/sink.h"
+#include "daemon/sink_stdout.h"
+
+/* 16 inputs x (tags + fields) stays far below this. */
+#define STDOUT_SAMPLE_MAX (64 * 1024)
+
+struct stdout_sink {
+	pthread_mutex_t lock;	/* one writer at a time */
+	bool broken;		/* stdout closed: stop trying */
+};
+
+static atomic_bool stdout_enabled;
+
+void pm_sink_stdout_enable(bool on)
+{
+	atomic_store(&stdout_enabled, on);
+}
+
+static bool stdout_wanted(const struct pm_config *cfg)
+{
+	(void)cfg;
+	return atomic_load(&stdout_enabled);
+}
+
+static int stdout_open(void **state, const struct pm_config *cfg)
+{
+	struct stdout_sink *s = calloc(1, sizeof(*s));
+
+	(void)cfg;
+	if (!s)
+		return -ENOMEM;
+	pthread_mutex_init(&s->lock, NULL);
+	*state = s;
+	return 0;
+}
+
+static void stdout_emit(void *state, const struct pm_config *cfg,
+			size_t device, const struct pm_sample *sample,
+			const struct pm_device_state *st)
+{
+	struct stdout_sink *s = state;
+	const char *measurement = cfg->influx ? cfg->influx->measurement : NULL;
+	struct pm_buf b;
+
+	(void)device;
+	(void)st;
+	if (!sample)
+		return;
+	pm_buf_init(&b, STDOUT_SAMPLE_MAX);
+	if (pm_lp_append_sample(&b, cfg, measurement, sample) == 0 &&
+	    b.len > 0) {
+		pthread_mutex_lock(&s->lock);
+		if (!s->broken && pm_write_all(STDOUT_FILENO, b.data, b.len) < 0)
+			s->broken = true;
+		pthread_mutex_unlock(&s->lock);
+	}
+	pm_buf_free(&b);
+}
+
+static void stdout_close(void *state, bool final)
+{
+	struct stdout_sink *s = state;
+
+	(void)final;
+	pthread_mutex_destroy(&s->lock);
+	free(s);
+}
+
+const struct pm_sink_ops pm_sink_stdout = {
+	.name = "stdout",
+	.wanted = stdout_wanted,
+	.open = stdout_open,
+	.emit = stdout_emit,
+	.close = stdout_close,
+};

@@ -1,0 +1,805 @@
+/* snapshot.c — the daemon's snapshot file: kept in memory by the poller
+ * threads, written atomically after every tick, and read back (validated
+ * against the reader's config, checked for freshness) by pm_read() and the
+ * Zabbix commands, so that nobody but the daemon touches its serial ports. */
+#include <errno.h>
+#include <fcntl.h>
+#include <math.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <json-c/json.h>
+
+#include "bus/bus.h"
+#include "meter/failure.h"
+#include "device/driver.h"
+#include "util/fileio.h"
+#include "util/jsonstr.h"
+#include "util/numfmt.h"
+#include "meter/readings.h"
+#include "meter/snapshot.h"
+
+/* ---- writer ------------------------------------------------------------- */
+
+struct snap_device {
+	bool has_sample;
+	struct pm_sample sample;
+	struct pm_device_state state;
+	char error[256];	/* text of state.last_error, "" when 0 */
+};
+
+struct pm_snapshot {
+	const struct pm_config *cfg;
+	pthread_mutex_t lock;		/* guards devices[] */
+	pthread_mutex_t write_lock;	/* one pm_snapshot_write at a time */
+	struct snap_device *devices;
+	struct pm_buf text;		/* under write_lock */
+	char *tmp_path;			/* <snapshot>.<pid>.tmp */
+	int64_t written_at;		/* last stamp written, under write_lock */
+	bool written;			/* the file at cfg->snapshot is ours: */
+	dev_t written_dev;
+	ino_t written_ino;
+};
+
+static atomic_uint snapshot_serial;
+
+struct pm_snapshot *pm_snapshot_new(const struct pm_config *cfg)
+{
+	struct pm_snapshot *snap;
+	size_t n;
+
+	snap = calloc(1, sizeof(*snap));
+	if (!snap)
+		return NULL;
+	snap->cfg = cfg;
+	snap->devices = calloc(cfg->n_devices ? cfg->n_devices : 1,
+			       sizeof(*snap->devices));
+	n = strlen(cfg->snapshot ? cfg->snapshot : "") + 32;
+	snap->tmp_path = malloc(n);
+	if (!snap->devices || !snap->tmp_path) {
+		free(snap->devices);
+		free(snap->tmp_path);
+		free(snap);
+		return NULL;
+	}
+	/* Unique per object: during a reload two sinks may write at once. */
+	(void)snprintf(snap->tmp_path, n, "%s.%ld.%u.tmp",
+		       cfg->snapshot ? cfg->snapshot : "", (long)getpid(),
+		       atomic_fetch_add(&snapshot_serial, 1u));
+	pthread_mutex_init(&snap->lock, NULL);
+	pthread_mutex_init(&snap->write_lock, NULL);
+	pm_buf_init(&snap->text, PM_SNAPSHOT_MAX);
+	return snap;
+}
+
+void pm_snapshot_free(struct pm_snapshot *snap)
+{
+	if (!snap)
+		return;
+	pthread_mutex_destroy(&snap->lock);
+	pthread_mutex_destroy(&snap->write_lock);
+	pm_buf_free(&snap->text);
+	free(snap->devices);
+	free(snap->tmp_path);
+	free(snap);
+}
+
+void pm_snapshot_update(struct pm_snapshot *snap, size_t device,
+			const struct pm_sample *s,
+			const struct pm_device_state *st)
+{
+	const struct pm_device *dev;
+	struct snap_device *d;
+	char error[sizeof(d->error)] = "";
+
+	if (device >= snap->cfg->n_devices)
+		return;
+	dev = &snap->cfg->devices[device];
+	/* Described outside the lock: -EBUSY looks the holder up in
+	 * /proc/locks. */
+	if (st->last_error)
+		(void)pm_describe_failure(error, sizeof(error), dev,
+					  st->last_error, NULL);
+	pthread_mutex_lock(&snap->lock);
+	d = &snap->devices[device];
+	if (s) {
+		d->sample = *s;
+		d->has_sample = true;
+	}
+	d->state = *st;
+	memcpy(d->error, error, sizeof(error));
+	pthread_mutex_unlock(&snap->lock);
+}
+
+static int add_double(struct pm_buf *b, double v)
+{
+	char num[PM_DOUBLE_LEN];
+
+	/* JSON has no NaN or infinity */
+	if (!isfinite(v))
+		return pm_buf_adds(b, "null");
+	(void)pm_fmt_double(num, v);
+	return pm_buf_adds(b, num);
+}
+
+static int add_time(struct pm_buf *b, int64_t ms)
+{
+	if (ms <= 0)
+		return pm_buf_adds(b, "null");
+	return pm_buf_printf(b, "%lld", (long long)ms);
+}
+
+static int format_state(struct pm_buf *b, const struct snap_device *d)
+{
+	const struct pm_device_state *st = &d->state;
+	int r;
+
+	r = pm_buf_printf(b, "\t\t\t\"state\": {\"up\": %s, \"last_success\": ",
+			  st->up ? "true" : "false");
+	if (!r)
+		r = add_time(b, st->last_success_ms);
+	if (!r)
+		r = pm_buf_adds(b, ", \"last_attempt\": ");
+	if (!r)
+		r = add_time(b, st->last_attempt_ms);
+	if (!r)
+		r = pm_buf_printf(b, ", \"consecutive_failures\": %u, "
+				  "\"last_error\": %d, \"error\": ",
+				  st->consecutive_failures, st->last_error);
+	if (!r)
+		r = d->error[0] ? pm_json_string(b, d->error)
+				: pm_buf_adds(b, "null");
+	if (!r)
+		r = pm_buf_printf(b, ",\n\t\t\t\t\"reads\": %llu, "
+				  "\"failures\": %llu, \"timeouts\": %llu, "
+				  "\"crc_errors\": %llu, \"frame_errors\": %llu, "
+				  "\"exceptions\": %llu, \"io_errors\": %llu},\n",
+				  (unsigned long long)st->reads,
+				  (unsigned long long)st->failures,
+				  (unsigned long long)st->timeouts,
+				  (unsigned long long)st->crc_errors,
+				  (unsigned long long)st->frame_errors,
+				  (unsigned long long)st->exceptions,
+				  (unsigned long long)st->io_errors);
+	return r;
+}
+
+static int format_input(struct pm_buf *b, const struct pm_device *dev,
+			const struct pm_input *in, const struct snap_device *d)
+{
+	const struct pm_sample *s = &d->sample;
+	int r;
+
+	r = pm_buf_printf(b, "\t\t\t\t{\"id\": %d, \"device_id\": %d, "
+			  "\"input\": \"%c\", \"name\": ", in->id, dev->id,
+			  pm_channel_letter(in->channel));
+	if (!r)
+		r = pm_json_string(b, in->name ? in->name : "");
+	if (!r)
+		r = pm_buf_adds(b, ", \"ratio\": ");
+	if (!r)
+		r = add_double(b, in->ratio);
+	if (r || !d->has_sample || in->channel >= PM_CHANNELS)
+		return r ? r : pm_buf_adds(b, ", \"raw\": null, \"current\": "
+					   "null, \"frequency\": null, "
+					   "\"time_ms\": null}");
+	/* pm_amperes(), as everywhere: a reader gets the very double a bus
+	 * read would have given. */
+	r = pm_buf_printf(b, ", \"raw\": %u, \"current\": ",
+			  (unsigned)s->current[in->channel]);
+	if (!r)
+		r = add_double(b, pm_sample_amperes(s, in));
+	if (!r)
+		r = pm_buf_adds(b, ", \"frequency\": ");
+	if (!r)
+		r = s->has_frequency
+			? add_double(b, pm_sample_hertz(s, dev, in))
+			: pm_buf_adds(b, "null");
+	if (!r)
+		r = pm_buf_printf(b, ", \"time_ms\": %lld}",
+				  (long long)s->time_ms);
+	return r;
+}
+
+static int format_device(struct pm_buf *b, const struct pm_device *dev,
+			 const struct snap_device *d)
+{
+	int r;
+
+	r = pm_buf_printf(b, "\t\t{\n\t\t\t\"id\": %d, \"port\": ", dev->id);
+	if (!r)
+		r = pm_json_string(b, dev->port);
+	if (!r)
+		r = pm_buf_printf(b, ", \"address\": %d, \"model\": ",
+				  dev->address);
+	if (!r)
+		r = pm_json_string(b, dev->driver ? dev->driver->model : "hdhk");
+	if (!r)
+		r = pm_buf_adds(b, ",\n");
+	if (!r)
+		r = format_state(b, d);
+	if (!r)
+		r = pm_buf_adds(b, "\t\t\t\"time_ms\": ");
+	if (!r)
+		r = add_time(b, d->has_sample ? d->sample.time_ms : 0);
+	if (!r)
+		r = pm_buf_adds(b, ",\n\t\t\t\"inputs\": [\n");
+	for (size_t i = 0; !r && i < dev->n_inputs; i++) {
+		r = format_input(b, dev, &dev->inputs[i], d);
+		if (!r)
+			r = pm_buf_adds(b, i + 1 < dev->n_inputs ? ",\n" : "\n");
+	}
+	if (!r)
+		r = pm_buf_adds(b, "\t\t\t]\n\t\t}");
+	return r;
+}
+
+int pm_snapshot_format(struct pm_snapshot *snap, int64_t now_ms, pid_t pid,
+		       struct pm_buf *out)
+{
+	const struct pm_config *cfg = snap->cfg;
+	size_t start = out->len;
+	int r;
+
+	r = pm_buf_printf(out, "{\n\t\"format\": \"%s\",\n\t\"version\": %d,\n"
+			  "\t\"pid\": %ld,\n\t\"config\": ", PM_SNAPSHOT_FORMAT,
+			  PM_SNAPSHOT_VERSION, (long)pid);
+	if (!r)
+		r = cfg->path ? pm_json_string(out, cfg->path)
+			      : pm_buf_adds(out, "null");
+	if (!r)
+		r = pm_buf_adds(out, ",\n\t\"interval\": ");
+	if (!r)
+		r = add_double(out, cfg->interval);
+	if (!r)
+		r = pm_buf_printf(out, ",\n\t\"written_at\": %lld,\n"
+				  "\t\"devices\": [\n", (long long)now_ms);
+	pthread_mutex_lock(&snap->lock);
+	for (size_t i = 0; !r && i < cfg->n_devices; i++) {
+		r = format_device(out, &cfg->devices[i], &snap->devices[i]);
+		if (!r)
+			r = pm_buf_adds(out, i + 1 < cfg->n_devices ? ",\n" : "\n");
+	}
+	pthread_mutex_unlock(&snap->lock);
+	if (!r)
+		r = pm_buf_adds(out, "\t]\n}\n");
+	if (r)
+		pm_buf_truncate(out, out->len - start);
+	return r;
+}
+
+int pm_snapshot_write(struct pm_snapshot *snap, int64_t now_ms)
+{
+	const char *path = snap->cfg->snapshot;
+	struct stat st;
+	int fd = -1, r;
+
+	if (!path || !*path)
+		return -EINVAL;
+	/* Formatting under write_lock too: whoever renames last also
+	 * formatted last, so the file never goes back in time. */
+	pthread_mutex_lock(&snap->write_lock);
+	/* Two pollers may take the time in one order and the lock in the
+	 * other: the stamp never goes back either. */
+	if (now_ms < snap->written_at)
+		now_ms = snap->written_at;
+	pm_buf_reset(&snap->text);
+	r = pm_snapshot_format(snap, now_ms, getpid(), &snap->text);
+	if (r)
+		goto out;
+	fd = open(snap->tmp_path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC |
+		  O_NOFOLLOW, 0644);
+	if (fd < 0) {
+		r = -errno;
+		goto out;
+	}
+	/* The Zabbix agent runs as another user: 0644 whatever the umask
+	 * (systemd services often run with UMask=0077). */
+	if (fchmod(fd, 0644) < 0 || fstat(fd, &st) < 0) {
+		r = -errno;
+		goto out;
+	}
+	r = pm_write_all(fd, snap->text.data, snap->text.len);
+	if (r)
+		goto out;
+	/* No fsync: the file lives on tmpfs and is rewritten every tick;
+	 * after a crash a stale snapshot is what a reader should see. */
+	if (close(fd) < 0) {
+		fd = -1;
+		r = -errno;
+		goto out;
+	}
+	fd = -1;
+	if (rename(snap->tmp_path, path) < 0) {
+		r = -errno;
+		goto out;
+	}
+	snap->written_at = now_ms;
+	snap->written = true;
+	snap->written_dev = st.st_dev;
+	snap->written_ino = st.st_ino;
+out:
+	if (fd >= 0)
+		(void)close(fd);
+	if (r)
+		(void)unlink(snap->tmp_path);
+	pthread_mutex_unlock(&snap->write_lock);
+	return r;
+}
+
+int pm_snapshot_remove(struct pm_snapshot *snap)
+{
+	const char *path = snap->cfg->snapshot;
+	struct stat st;
+	int r = 0;
+
+	pthread_mutex_lock(&snap->write_lock);
+	if (!snap->written || !path)
+		goto out;
+	if (stat(path, &st) < 0) {
+		r = errno == ENOENT ? 0 : -errno;
+		goto out;
+	}
+	/* Another daemon may have taken the path over since. */
+	if (st.st_dev == snap->written_dev && st.st_ino == snap->written_ino &&
+	    unlink(path) < 0)
+		r = -errno;
+	snap->written = false;
+out:
+	pthread_mutex_unlock(&snap->write_lock);
+	return r;
+}
+
+/* ---- reader ------------------------------------------------------------- */
+
+/* The file's text, at most PM_SNAPSHOT_MAX bytes, NUL-terminated. */
+static int read_file(const char *path, char **text, size_t *len)
+{
+	struct pm_buf b;
+	char chunk[65536];
+	int fd, r = 0;
+
+	fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
+	if (fd < 0)
+		return errno == ENOENT ? -PM_ENOSNAPSHOT : -errno;
+	pm_buf_init(&b, PM_SNAPSHOT_MAX);
+	for (;;) {
+		ssize_t n = read(fd, chunk, sizeof(chunk));
+
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			r = -errno;
+			break;
+		}
+		if (n == 0)
+			break;
+		r = pm_buf_add(&b, chunk, (size_t)n);
+		if (r)
+			break;
+	}
+	(void)close(fd);
+	if (r) {
+		pm_buf_free(&b);
+		return r;
+	}
+	*text = pm_buf_take(&b, len);
+	return *text ? 0 : -ENOMEM;
+}
+
+static struct json_object *member(struct json_object *o, const char *key,
+				  enum json_type type)
+{
+	struct json_object *v;
+
+	if (!json_object_object_get_ex(o, key, &v) || !json_object_is_type(v, type))
+		return NULL;
+	return v;
+}
+
+/* A number member (json-c keeps 1 as an int, 1.5 as a double). */
+static bool member_number(struct json_object *o, const char *key, double *out)
+{
+	struct json_object *v;
+
+	if (!json_object_object_get_ex(o, key, &v))
+		return false;
+	if (!json_object_is_type(v, json_type_int) &&
+	    !json_object_is_type(v, json_type_double))
+		return false;
+	*out = json_object_get_double(v);
+	return true;
+}
+
+static bool member_int64(struct json_object *o, const char *key, int64_t *out)
+{
+	struct json_object *v = member(o, key, json_type_int);
+
+	if (!v)
+		return false;
+	*out = json_object_get_int64(v);
+	return true;
+}
+
+/* A time member: an integer, or null for "never" (0). */
+static bool member_time(struct json_object *o, const char *key, int64_t *out)
+{
+	struct json_object *v;
+
+	if (!json_object_object_get_ex(o, key, &v))
+		return false;
+	if (!v) {
+		*out = 0;
+		return true;
+	}
+	if (!json_object_is_type(v, json_type_int))
+		return false;
+	*out = json_object_get_int64(v);
+	return true;
+}
+
+static bool member_string_is(struct json_object *o, const char *key,
+			     const char *want)
+{
+	struct json_object *v = member(o, key, json_type_string);
+
+	return v && want && !strcmp(json_object_get_string(v), want);
+}
+
+static bool member_int_is(struct json_object *o, const char *key, int64_t want)
+{
+	int64_t v;
+
+	return member_int64(o, key, &v) && v == want;
+}
+
+/* Is input object 'jin' the configured input 'in' of 'dev'? */
+static bool input_matches(struct json_object *jin, const struct pm_device *dev,
+			  const struct pm_input *in)
+{
+	char letter[2] = { pm_channel_letter(in->channel), '\0' };
+	double ratio;
+
+	return json_object_is_type(jin, json_type_object) &&
+	       member_int_is(jin, "id", in->id) &&
+	       member_int_is(jin, "device_id", dev->id) &&
+	       member_string_is(jin, "input", letter) &&
+	       member_string_is(jin, "name", in->name ? in->name : "") &&
+	       member_number(jin, "ratio", &ratio) && ratio == in->ratio;
+}
+
+/* Is device object 'jdev' the configured device 'dev', input for input? */
+static bool device_matches(struct json_object *jdev,
+			   const struct pm_device *dev)
+{
+	struct json_object *inputs;
+
+	if (!json_object_is_type(jdev, json_type_object) ||
+	    !member_int_is(jdev, "id", dev->id) ||
+	    !member_string_is(jdev, "port", dev->port) ||
+	    !member_int_is(jdev, "address", dev->address) ||
+	    !member(jdev, "state", json_type_object))
+		return false;
+	inputs = member(jdev, "inputs", json_type_array);
+	if (!inputs || json_object_array_length(inputs) != dev->n_inputs)
+		return false;
+	for (size_t i = 0; i < dev->n_inputs; i++)
+		if (!input_matches(json_object_array_get_idx(inputs, i), dev,
+				   &dev->inputs[i]))
+			return false;
+	return true;
+}
+
+static uint64_t member_counter(struct json_object *o, const char *key)
+{
+	int64_t v;
+
+	return member_int64(o, key, &v) && v > 0 ? (uint64_t)v : 0;
+}
+
+/* Fills 'out' from device object 'jdev' (already checked by
+ * device_matches). */
+static int device_parse(struct json_object *jdev, struct pm_snapshot_device *out)
+{
+	struct json_object *jst = member(jdev, "state", json_type_object);
+	struct json_object *up = member(jst, "up", json_type_boolean);
+	struct json_object *error;
+	int64_t v;
+
+	memset(out, 0, sizeof(*out));
+	if (!up || !member_time(jst, "last_success", &out->state.last_success_ms) ||
+	    !member_time(jst, "last_attempt", &out->state.last_attempt_ms) ||
+	    !member_time(jdev, "time_ms", &out->sample_ms) ||
+	    !member_int64(jst, "consecutive_failures", &v) || v < 0 ||
+	    v > UINT32_MAX)
+		return -PM_EFRAME;
+	out->state.up = json_object_get_boolean(up);
+	out->state.consecutive_failures = (unsigned)v;
+	out->device_id = (int)json_object_get_int64(member(jdev, "id",
+							   json_type_int));
+	out->has_sample = out->sample_ms > 0;
+	if (member_int64(jst, "last_error", &v) && v <= 0 && v >= INT32_MIN)
+		out->state.last_error = (int)v;
+	out->state.reads = member_counter(jst, "reads");
+	out->state.failures = member_counter(jst, "failures");
+	out->state.timeouts = member_counter(jst, "timeouts");
+	out->state.crc_errors = member_counter(jst, "crc_errors");
+	out->state.frame_errors = member_counter(jst, "frame_errors");
+	out->state.exceptions = member_counter(jst, "exceptions");
+	out->state.io_errors = member_counter(jst, "io_errors");
+	error = member(jst, "error", json_type_string);
+	if (error)
+		(void)snprintf(out->error, sizeof(out->error), "%s",
+			       json_object_get_string(error));
+	return 0;
+}
+
+/* Parses cfg->snapshot and checks that it was written for 'cfg': the same
+ * devices (id, port, address) with the same inputs (id, letter, name,
+ * ratio), in config order. On 0, *root holds the tree (caller puts it) and
+ * *written_at the stamp. */
+static int snapshot_load(const struct pm_config *cfg, struct json_object **root,
+			 int64_t *written_at)
+{
+	struct json_tokener *tok;
+	struct json_object *o = NULL, *devices;
+	char *text = NULL;
+	size_t len;
+	int64_t version;
+	int r;
+
+	if (!cfg->snapshot || !*cfg->snapshot)
+		return -PM_ENOSNAPSHOT;
+	r = read_file(cfg->snapshot, &text, &len);
+	if (r)
+		return r;
+	tok = json_tokener_new();
+	if (!tok) {
+		r = -ENOMEM;
+		goto out;
+	}
+	o = json_tokener_parse_ex(tok, text, (int)len);
+	/* A complete object and nothing but blanks after it. */
+	if (!o || json_tokener_get_error(tok) != json_tokener_success ||
+	    text[json_tokener_get_parse_end(tok) +
+		 strspn(text + json_tokener_get_parse_end(tok), " \t\r\n")] ||
+	    !json_object_is_type(o, json_type_object) ||
+	    !member_string_is(o, "format", PM_SNAPSHOT_FORMAT) ||
+	    !member_int64(o, "version", &version) ||
+	    !member_int64(o, "written_at", written_at)) {
+		r = -PM_EFRAME;
+		goto out;
+	}
+	/* A later version is another format: not guessed at. */
+	if (version != PM_SNAPSHOT_VERSION) {
+		r = -PM_EFRAME;
+		goto out;
+	}
+	devices = member(o, "devices", json_type_array);
+	if (!devices) {
+		r = -PM_EFRAME;
+		goto out;
+	}
+	if (json_object_array_length(devices) != cfg->n_devices) {
+		r = -PM_ENOSNAPSHOT;
+		goto out;
+	}
+	for (size_t i = 0; i < cfg->n_devices; i++) {
+		if (!device_matches(json_object_array_get_idx(devices, i),
+				    &cfg->devices[i])) {
+			r = -PM_ENOSNAPSHOT;
+			goto out;
+		}
+	}
+	*root = o;
+	o = NULL;
+out:
+	json_object_put(o);
+	if (tok)
+		json_tokener_free(tok);
+	free(text);
+	return r;
+}
+
+/* Milliseconds after which data is stale. */
+static int64_t stale_after_ms(const struct pm_config *cfg)
+{
+	return (int64_t)(PM_SNAPSHOT_STALE_INTERVALS * cfg->interval * 1000.0);
+}
+
+static bool is_fresh(int64_t stamp_ms, int64_t now_ms, int64_t limit_ms)
+{
+	int64_t age = now_ms - stamp_ms;
+
+	/* A stamp far in the future (the clock was set back) is as
+	 * untrustworthy as an old one. */
+	return stamp_ms > 0 && age < limit_ms && age > -limit_ms;
+}
+
+/* The values of device 'jdev''s inputs, checked before anything is set. */
+static int device_values(struct json_object *jdev, size_t n, double *current,
+			 double *frequency, int64_t *time_ms)
+{
+	struct json_object *inputs = member(jdev, "inputs", json_type_array);
+
+	for (size_t i = 0; i < n; i++) {
+		struct json_object *jin = json_object_array_get_idx(inputs, i);
+		struct json_object *f;
+
+		if (!member_number(jin, "current", &current[i]) ||
+		    !member_int64(jin, "time_ms", &time_ms[i]))
+			return -PM_EFRAME;
+		frequency[i] = NAN;
+		if (json_object_object_get_ex(jin, "frequency", &f) && f &&
+		    !member_number(jin, "frequency", &frequency[i]))
+			return -PM_EFRAME;
+	}
+	return 0;
+}
+
+/* What becomes of one device of the snapshot in the readings. */
+struct device_result {
+	int err;		/* 0: values below */
+	char message[320];
+	double *current, *frequency;
+	int64_t *time_ms;
+};
+
+static int device_result(const struct pm_config *cfg, size_t index,
+			 struct json_object *jdev, int64_t now_ms,
+			 struct device_result *res)
+{
+	const struct pm_device *dev = &cfg->devices[index];
+	struct pm_snapshot_device sd;
+	int64_t limit = stale_after_ms(cfg);
+	size_t n = dev->n_inputs ? dev->n_inputs : 1;
+	int r;
+
+	r = device_parse(jdev, &sd);
+	if (r)
+		return r;
+	/* Not -ENODATA: that means "not asked for" in the readings. */
+	if (!sd.has_sample && !sd.state.last_attempt_ms) {
+		res->err = -EAGAIN;
+		(void)snprintf(res->message, sizeof(res->message),
+			       "device %d on %s address %d: not read yet by "
+			       "powermeterd", dev->id, dev->port, dev->address);
+		return 0;
+	}
+	if (!sd.state.up) {
+		res->err = sd.state.last_error ? sd.state.last_error : -EIO;
+		if (sd.error[0])
+			(void)snprintf(res->message, sizeof(res->message),
+				       "%s", sd.error);
+		else
+			(void)pm_describe_failure(res->message,
+						  sizeof(res->message), dev,
+						  res->err, NULL);
+		return 0;
+	}
+	if (!sd.has_sample || !is_fresh(sd.sample_ms, now_ms, limit)) {
+		res->err = -PM_ESTALE;
+		(void)snprintf(res->message, sizeof(res->message),
+			       "device %d on %s address %d: powermeterd's last "
+			       "reading is %.1f s old", dev->id, dev->port,
+			       dev->address,
+			       sd.has_sample ? (double)(now_ms - sd.sample_ms) / 1000.0
+					     : INFINITY);
+		return 0;
+	}
+	res->current = calloc(n, sizeof(double));
+	res->frequency = calloc(n, sizeof(double));
+	res->time_ms = calloc(n, sizeof(int64_t));
+	if (!res->current || !res->frequency || !res->time_ms)
+		return -ENOMEM;
+	return device_values(jdev, dev->n_inputs, res->current, res->frequency,
+			     res->time_ms);
+}
+
+int pm_snapshot_read(const struct pm_config *cfg, struct pm_readings *r,
+		     int64_t now_ms)
+{
+	struct json_object *root = NULL, *devices;
+	struct device_result *res = NULL;
+	int64_t written_at;
+	int err;
+
+	err = snapshot_load(cfg, &root, &written_at);
+	if (err)
+		return err;
+	if (!is_fresh(written_at, now_ms, stale_after_ms(cfg))) {
+		err = -PM_ESTALE;
+		goto out;
+	}
+	res = calloc(cfg->n_devices ? cfg->n_devices : 1, sizeof(*res));
+	if (!res) {
+		err = -ENOMEM;
+		goto out;
+	}
+	devices = member(root, "devices", json_type_array);
+	/* Everything is checked before 'r' changes. */
+	for (size_t i = 0; i < cfg->n_devices && !err; i++)
+		if (pm_readings_device(r, i))
+			err = device_result(cfg, i,
+					    json_object_array_get_idx(devices, i),
+					    now_ms, &res[i]);
+	if (err)
+		goto out;
+	for (size_t i = 0; i < cfg->n_devices && !err; i++) {
+		const struct pm_device *dev = &cfg->devices[i];
+
+		if (!pm_readings_device(r, i))
+			continue;
+		if (res[i].err) {
+			err = pm_readings_add_failure(r, i, res[i].err,
+						      res[i].message);
+			continue;
+		}
+		for (size_t k = 0; k < dev->n_inputs && !err; k++)
+			err = pm_readings_set_input(r, dev->inputs[k].id,
+						    res[i].current[k],
+						    res[i].frequency[k],
+						    res[i].time_ms[k]);
+	}
+out:
+	if (res) {
+		for (size_t i = 0; i < cfg->n_devices; i++) {
+			free(res[i].current);
+			free(res[i].frequency);
+			free(res[i].time_ms);
+		}
+		free(res);
+	}
+	json_object_put(root);
+	return err;
+}
+
+int pm_snapshot_info_load(const struct pm_config *cfg,
+			  struct pm_snapshot_info *info)
+{
+	struct json_object *root = NULL, *devices;
+	struct pm_snapshot_info tmp = { 0 };
+	int64_t written_at, pid = 0;
+	int err;
+
+	err = snapshot_load(cfg, &root, &written_at);
+	if (err)
+		return err;
+	tmp.written_at_ms = written_at;
+	(void)member_int64(root, "pid", &pid);
+	tmp.pid = (pid_t)pid;
+	if (!member_number(root, "interval", &tmp.interval))
+		tmp.interval = cfg->interval;
+	tmp.n_devices = cfg->n_devices;
+	tmp.devices = calloc(cfg->n_devices ? cfg->n_devices : 1,
+			     sizeof(*tmp.devices));
+	if (!tmp.devices) {
+		err = -ENOMEM;
+		goto out;
+	}
+	devices = member(root, "devices", json_type_array);
+	for (size_t i = 0; i < cfg->n_devices && !err; i++) {
+		err = device_parse(json_object_array_get_idx(devices, i),
+				   &tmp.devices[i]);
+	}
+	if (err)
+		goto out;
+	*info = tmp;
+	tmp.devices = NULL;
+out:
+	free(tmp.devices);
+	json_object_put(root);
+	return err;
+}
+
+void pm_snapshot_info_free(struct pm_snapshot_info *info)
+{
+	free(info->devices);
+	info->devices = NULL;
+	info->n_devices = 0;
+}

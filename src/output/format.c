@@ -1,0 +1,209 @@
+/* format.c — printing readings: the seed's JSON byte for byte as Python's
+ * json.dumps(values, indent=4), a table for people, line protocol, and
+ * pm_readings_format(), the public call that picks one of them. */
+#include <errno.h>
+#include <float.h>
+#include <math.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "output/format.h"
+#include "output/lineproto.h"
+#include "meter/readings.h"
+#include "util/jsonstr.h"
+#include "util/numfmt.h"
+
+/* pm_readings_format() never builds a text larger than this. */
+#define READINGS_TEXT_MAX (64u * 1024 * 1024)
+
+/* A float as json.dumps prints it: repr, but NaN and Infinity spelled out. */
+static int json_float(struct pm_buf *b, double v)
+{
+	char num[PM_DOUBLE_LEN];
+
+	if (isnan(v))
+		return pm_buf_adds(b, "NaN");
+	if (isinf(v))
+		return pm_buf_adds(b, v < 0 ? "-Infinity" : "Infinity");
+	(void)pm_fmt_double(num, v);
+	return pm_buf_adds(b, num);
+}
+
+static int json_value(struct pm_buf *b, const struct pm_value *v, bool first)
+{
+	char input[2] = { v->input, '\0' };
+	int r;
+
+	r = pm_buf_printf(b, "%s\n    {\n        \"id\": %d,\n"
+			  "        \"device_id\": %d,\n        \"input\": ",
+			  first ? "" : ",", v->id, v->device_id);
+	if (r == 0)
+		r = pm_json_string(b, input);
+	if (r == 0)
+		r = pm_buf_adds(b, ",\n        \"name\": ");
+	if (r == 0)
+		r = pm_json_string(b, v->name);
+	if (r == 0)
+		r = pm_buf_adds(b, ",\n        \"current\": ");
+	if (r == 0)
+		r = json_float(b, pm_round(v->current, 2));
+	if (r == 0)
+		r = pm_buf_adds(b, "\n    }");
+	return r;
+}
+
+int pm_format_json(struct pm_buf *b, const struct pm_readings *r)
+{
+	size_t start = b->len, shown = 0;
+	int err = pm_buf_addc(b, '[');
+
+	for (size_t i = 0; err == 0 && i < r->n_values; i++) {
+		if (r->values[i].status != 0)
+			continue;
+		err = json_value(b, &r->values[i], shown == 0);
+		shown++;
+	}
+	if (err == 0)
+		err = pm_buf_adds(b, shown ? "\n]" : "]");
+	if (err < 0)
+		pm_buf_truncate(b, b->len - start);
+	return err;
+}
+
+/* Columns are counted in code points, so names with accents line up. */
+static size_t utf8_width(const char *s)
+{
+	size_t w = 0;
+
+	for (; *s; s++)
+		if (((unsigned char)*s & 0xc0) != 0x80)
+			w++;
+	return w;
+}
+
+static int table_cell(struct pm_buf *b, const char *s, size_t width,
+		      bool right)
+{
+	size_t w = utf8_width(s);
+	int pad = w < width ? (int)(width - w) : 0;
+
+	if (right)
+		return pm_buf_printf(b, "%*s%s", pad, "", s);
+	return pm_buf_printf(b, "%s%*s", s, pad, "");
+}
+
+enum { COL_DEVICE, COL_PORT, COL_INPUT, COL_NAME, COL_AMPS, COL_HZ, N_COLS };
+
+static void table_row(const struct pm_value *v, char cells[N_COLS][256],
+		      const char **name)
+{
+	snprintf(cells[COL_DEVICE], 256, "%d", v->device_id);
+	snprintf(cells[COL_PORT], 256, "%s #%d", v->port, v->address);
+	snprintf(cells[COL_INPUT], 256, "%c", v->input);
+	*name = v->name;
+	snprintf(cells[COL_AMPS], 256, "%.2f", v->current);
+	if (isnan(v->frequency))
+		snprintf(cells[COL_HZ], 256, "-");
+	else
+		snprintf(cells[COL_HZ], 256, "%.1f", v->frequency);
+}
+
+int pm_format_table(struct pm_buf *b, const struct pm_readings *r)
+{
+	static const char *const head[N_COLS] = {
+		"DEVICE", "PORT/ADDRESS", "INPUT", "NAME", "AMPS", "HZ",
+	};
+	static const bool right[N_COLS] = { true, false, false, false, true, true };
+	size_t width[N_COLS], start = b->len;
+	char cells[N_COLS][256];
+	bool any_hz = false;
+	const char *name;
+	int err = 0;
+
+	for (int c = 0; c < N_COLS; c++)
+		width[c] = strlen(head[c]);
+	for (size_t i = 0; i < r->n_values; i++) {
+		const struct pm_value *v = &r->values[i];
+
+		if (v->status != 0)
+			continue;
+		table_row(v, cells, &name);
+		any_hz |= !isnan(v->frequency);
+		for (int c = 0; c < N_COLS; c++) {
+			size_t w = utf8_width(c == COL_NAME ? name : cells[c]);
+
+			if (w > width[c])
+				width[c] = w;
+		}
+	}
+	for (size_t i = 0; err == 0 && i <= r->n_values; i++) {
+		int ncols = any_hz ? N_COLS : N_COLS - 1;
+
+		if (i > 0) {
+			if (r->values[i - 1].status != 0)
+				continue;
+			table_row(&r->values[i - 1], cells, &name);
+		}
+		for (int c = 0; err == 0 && c < ncols; c++) {
+			const char *text = i == 0 ? head[c]
+					   : c == COL_NAME ? name : cells[c];
+
+			if (c > 0)
+				err = pm_buf_adds(b, "  ");
+			/* no trailing blanks on the last column */
+			if (err == 0)
+				err = table_cell(b, text, c == ncols - 1 &&
+						 !right[c] ? 0 : width[c], right[c]);
+		}
+		if (err == 0)
+			err = pm_buf_addc(b, '\n');
+	}
+	if (err < 0)
+		pm_buf_truncate(b, b->len - start);
+	return err;
+}
+
+int pm_format_influx(struct pm_buf *b, const struct pm_readings *r,
+		     const char *measurement)
+{
+	size_t start = b->len;
+	int err = 0;
+
+	for (size_t i = 0; err == 0 && i < r->n_values; i++)
+		if (r->values[i].status == 0)
+			err = pm_lp_append_value(b, measurement, &r->values[i]);
+	if (err < 0)
+		pm_buf_truncate(b, b->len - start);
+	return err;
+}
+
+int pm_readings_format(const pm_readings *r, enum pm_format format,
+		       const char *measurement, char **out)
+{
+	struct pm_buf b;
+	int err;
+
+	pm_buf_init(&b, READINGS_TEXT_MAX);
+	switch (format) {
+	case PM_FORMAT_JSON:
+		err = pm_format_json(&b, r);
+		break;
+	case PM_FORMAT_TABLE:
+		err = pm_format_table(&b, r);
+		break;
+	case PM_FORMAT_INFLUX:
+		err = pm_format_influx(&b, r, measurement);
+		break;
+	default:
+		err = -EINVAL;
+	}
+	if (err < 0) {
+		pm_buf_free(&b);
+		return err;
+	}
+	*out = pm_buf_take(&b, NULL);
+	return *out ? 0 : -ENOMEM;
+}

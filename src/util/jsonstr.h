@@ -1,0 +1,14 @@
+/* jsonstr.h — JSON string literals exactly as Python's json.dumps writes
+ * them, for every JSON this project prints by hand. */
+#ifndef PM_UTIL_JSONSTR_H
+#define PM_UTIL_JSONSTR_H
+
+#include "util/buf.h"
+
+/* Appends 's' as a JSON string the way json.dumps(ensure_ascii=True) does:
+ * quotes, \" \\ \n \r \t \b \f, other control characters and every
+ * non-ASCII character as \uXXXX (lowercase hex, surrogate pairs above
+ * U+FFFF; invalid UTF-8 as \ufffd). 0 or an error, 'b' unchanged. */
+int pm_json_string(struct pm_buf *b, const char *s);
+
+#endif
