@@ -8,9 +8,9 @@
 
 #include <powermeter/powermeter.h>
 
-#include "util/buf.h"
 #include "bus/bus.h"
 #include "meter/failure.h"
+#include "util/buf.h"
 #include "cli.h"
 #include "config/config.h"
 #include "device/driver.h"

@@ -11,11 +11,11 @@
 #include <powermeter/powermeter.h>
 
 #include "cli.h"
+#include "bus/portlock.h"
 #include "config/config.h"
+#include "meter/readings.h"
 #include "output/format.h"
 #include "util/log.h"
-#include "bus/portlock.h"
-#include "meter/readings.h"
 
 /* The seed's array is small: 64 MiB is far beyond any configuration. */
 #define JSON_TEXT_MAX (64u * 1024 * 1024)

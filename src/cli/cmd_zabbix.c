@@ -13,11 +13,11 @@
 #include "util/buf.h"
 #include "cli.h"
 #include "config/config.h"
+#include "meter/snapshot.h"
 #include "output/format.h"
 #include "util/jsonstr.h"
-#include "util/numfmt.h"
 #include "util/log.h"
-#include "meter/snapshot.h"
+#include "util/numfmt.h"
 #include "util/timeutil.h"
 
 #define ZABBIX_TEXT_MAX (64u * 1024 * 1024)

@@ -23,8 +23,10 @@ bool pm_complain_failure(struct pm_complaint *c, int64_t now_ns)
 	if (c->episode_failures < UINT32_MAX)
 		c->episode_failures++;
 	c->last_failure_ns = now_ns;
-	if (c->episode_failures >= c->next_report ||
-	    now_ns - c->last_report_ns >= PM_COMPLAIN_MAX_QUIET_NS) {
+	if ((c->episode_failures >= c->next_report ||
+	     now_ns - c->last_report_ns >= PM_COMPLAIN_MAX_QUIET_NS) &&
+	    (c->episode_failures == 1 ||
+	     now_ns - c->last_report_ns >= c->min_quiet_ns)) {
 		c->next_report = c->episode_failures <= UINT32_MAX / 2 ?
 			c->episode_failures * 2 : UINT32_MAX;
 		c->last_report_ns = now_ns;

@@ -26,6 +26,11 @@ struct pm_complaint {
 	unsigned next_report;	/* report when episode_failures reaches it */
 	int64_t last_failure_ns;
 	int64_t last_report_ns;
+	/* Set by the owner (0: none): after an episode's first line, none
+	 * sooner than this after the previous one. For failures that come
+	 * quickly at first and are not news (a database retried every second
+	 * while it is down). */
+	int64_t min_quiet_ns;
 };
 
 /* Counts one failure at 'now_ns'; true when it should be logged. */

@@ -15,12 +15,12 @@
 
 #include "pm-build.h"
 #include "config/config.h"
-#include "output/influx.h"
-#include "util/log.h"
 #include "daemon/notify.h"
 #include "daemon/poller.h"
 #include "daemon/sink_stdout.h"
 #include "daemon/sinkset.h"
+#include "output/influx.h"
+#include "util/log.h"
 #include "util/timeutil.h"
 
 #define NS_PER_S 1000000000LL

@@ -5,8 +5,8 @@
 
 #include <systemd/sd-daemon.h>
 
-#include "util/log.h"
 #include "daemon/notify.h"
+#include "util/log.h"
 #include "util/timeutil.h"
 
 #define NS_PER_S 1000000000LL

@@ -9,11 +9,11 @@
 #include <string.h>
 
 #include "bus/bus.h"
-#include "meter/module.h"
-#include "meter/failure.h"
 #include "daemon/complain.h"
-#include "util/log.h"
 #include "daemon/poller.h"
+#include "meter/failure.h"
+#include "meter/module.h"
+#include "util/log.h"
 #include "util/timeutil.h"
 
 #define NS_PER_MS 1000000LL

@@ -9,10 +9,10 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "util/buf.h"
 #include "config/config.h"
 #include "meter/devstate.h"
 #include "meter/sample.h"
+#include "util/buf.h"
 
 struct pm_sink_ops {
 	const char *name;

@@ -16,13 +16,14 @@
 
 #include <powermeter/powermeter.h>
 
-#include "util/buf.h"
+#include "daemon/complain.h"
+#include "daemon/sink_influx.h"
 #include "output/influx.h"
 #include "output/lineproto.h"
-#include "util/log.h"
 #include "output/ring.h"
-#include "daemon/sink_influx.h"
 #include "output/spool.h"
+#include "util/buf.h"
+#include "util/log.h"
 #include "util/timeutil.h"
 
 #define MS 1000000LL	/* ns */
@@ -31,7 +32,8 @@
 #define DEFAULT_BATCH_LINES 5000
 #define DEFAULT_BATCH_BYTES (1024u * 1024)
 /* A failing database is mentioned again at most this often. */
-#define COMPLAIN_EVERY_NS (300 * 1000 * MS)
+/* A failing database: a line at most every 5 minutes after the first. */
+#define COMPLAIN_QUIET_NS (300 * 1000 * MS)
 #define REJECT_LOG_EVERY_NS (60 * 1000 * MS)
 #define LOSS_LOG_EVERY_NS (60 * 1000 * MS)
 #define FINAL_ATTEMPT_MS 3000L
@@ -96,9 +98,8 @@ struct influx_sink {
 	int commit_err;		/* why the last read position was not saved */
 	int64_t retry_at;	/* 0: may send; else not before this */
 	unsigned failures;	/* consecutive */
-	int64_t failing_since;
-	int fail_class;		/* status or error of the first failure */
-	int64_t last_complaint;
+	int fail_class;		/* status or error last logged */
+	struct pm_complaint complaint;	/* when a failure is worth a line */
 	int64_t reject_logged;
 	uint64_t reject_unlogged;
 	uint64_t ring_dropped_seen;
@@ -195,19 +196,21 @@ static const char *failure_hint(struct influx_sink *s, long status)
 	}
 }
 
-/* Logs a failure: the first one, a change of kind, then now and then. */
+/* Logs a failure as the daemon's complaints go (complain.h: the first,
+ * then backing off, here never more than once in COMPLAIN_QUIET_NS), and at
+ * once when its kind changes. */
 static void complain(struct influx_sink *s, int cls, const char *what,
 		     const char *message, long delay_ms)
 {
-	int64_t now = pm_mono_ns();
 	const char *hint = failure_hint(s, cls);
+	bool due = pm_complain_failure(&s->complaint, pm_mono_ns());
 
-	if (s->failures > 1 && cls == s->fail_class &&
-	    now - s->last_complaint < COMPLAIN_EVERY_NS)
-		return;
-	s->last_complaint = now;
-	if (s->failures == 1 || cls != s->fail_class)
+	if (s->failures == 1 || cls != s->fail_class) {
+		due = true;
 		s->fail_class = cls;
+	}
+	if (!due)
+		return;
 	if (hint)
 		log_err("InfluxDB %s (%s): %s (%s): %s; keeping the data, "
 			"retrying every %ld s", s->url_log, s->what_log, what,
@@ -225,8 +228,6 @@ static void mark_failure(struct influx_sink *s, int cls, const char *what,
 	long delay;
 
 	s->failures++;
-	if (s->failures == 1)
-		s->failing_since = pm_mono_ns();
 	if (cls == 401 || cls == 403 || cls == 404)
 		delay = s->tune.auth_retry_ms;
 	else if (retry_after_ms >= 0)
@@ -247,14 +248,17 @@ static void mark_failure(struct influx_sink *s, int cls, const char *what,
 
 static void mark_success(struct influx_sink *s, long status)
 {
-	if (s->failures > 0) {
+	int64_t spell_ns;
+
+	if (pm_complain_success(&s->complaint, pm_mono_ns(), NULL, &spell_ns)) {
 		struct pm_spool_stats sst = {0};
+		char dur[32];
 
 		if (s->spool)
 			pm_spool_stats(s->spool, &sst);
-		log_notice("InfluxDB %s answers again after %.0f s; %" PRIu64
-			   " points in the spool to replay", s->url_log,
-			   (double)(pm_mono_ns() - s->failing_since) / 1e9,
+		pm_complain_duration(dur, sizeof(dur), spell_ns);
+		log_notice("InfluxDB %s answers again after %s; %" PRIu64
+			   " points in the spool to replay", s->url_log, dur,
 			   sst.lines);
 	}
 	s->failures = 0;
@@ -885,6 +889,7 @@ static int influx_open(void **state, const struct pm_config *cfg)
 	s->flush_ns = (int64_t)((ix->flush_interval > 0 ?
 				 ix->flush_interval : 1.0) * 1e9);
 	s->rand_state = (unsigned)pm_mono_ns() ^ (unsigned)getpid();
+	s->complaint.min_quiet_ns = COMPLAIN_QUIET_NS;
 	s->tick_period = s->flush_ns;
 	pm_buf_init(&s->batch, s->batch_bytes);
 	/* grows only as needed; a spooled record may be larger than a batch

@@ -5,9 +5,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "util/log.h"
 #include "daemon/sink.h"
 #include "meter/snapshot.h"
+#include "util/log.h"
 #include "util/timeutil.h"
 
 struct sink_snapshot {

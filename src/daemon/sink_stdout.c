@@ -7,10 +7,10 @@
 #include <stdlib.h>
 #include <unistd.h>
 
-#include "util/fileio.h"
-#include "output/lineproto.h"
 #include "daemon/sink.h"
 #include "daemon/sink_stdout.h"
+#include "output/lineproto.h"
+#include "util/fileio.h"
 
 /* 16 inputs x (tags + fields) stays far below this. */
 #define STDOUT_SAMPLE_MAX (64 * 1024)

@@ -2,8 +2,8 @@
  * configuration, in registry order (sinks.c). */
 #include <errno.h>
 
-#include "util/log.h"
 #include "daemon/sinkset.h"
+#include "util/log.h"
 
 int pm_sinkset_open(struct pm_sinkset *set, const struct pm_config *cfg)
 {

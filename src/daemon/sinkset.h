@@ -7,8 +7,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "util/buf.h"
 #include "daemon/sink.h"
+#include "util/buf.h"
 
 #define PM_SINKS_MAX 8
 

@@ -2,8 +2,8 @@
 #include <stddef.h>
 #include <string.h>
 
-#include "util/buf.h"
 #include "device/driver.h"
+#include "util/buf.h"
 
 const struct pm_driver *const pm_drivers[] = {
 	&pm_driver_hdhk,	/* the default: the first entry */

@@ -1,13 +1,13 @@
 /* hdhk.c — the HDHK 16-channel AC current acquisition module
  * (HDXXAXXXA160K): its register map and the decoding of its info registers.
- * Register numbers and meanings cite the vendor's datasheet (2020), as
- * transcribed in shared/reference/hdhk-datasheet.md. */
+ * Register numbers and meanings cite the vendor's datasheet (2020). */
 #include <errno.h>
 #include <stdint.h>
 
-#include "util/buf.h"
 #include "device/driver.h"
+#include "device/hdhk.h"
 #include "device/line.h"
+#include "util/buf.h"
 
 /* Datasheet register map: 56 holding registers, 0x0000..0x0037. */
 #define HDHK_REGISTERS		56
@@ -35,6 +35,21 @@ static const int hdhk_baud_codes[] = {
 };
 
 #define ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
+
+int pm_hdhk_baud_code(int baud)
+{
+	for (size_t i = 0; i < ARRAY_SIZE(hdhk_baud_codes); i++)
+		if (hdhk_baud_codes[i] == baud)
+			return (int)i;
+	return -EINVAL;
+}
+
+int pm_hdhk_baud_from_code(int code)
+{
+	if (code < 0 || code >= (int)ARRAY_SIZE(hdhk_baud_codes))
+		return -EINVAL;
+	return hdhk_baud_codes[code];
+}
 
 /* Register 0: the version as decimal digits, 628 = 6.2.8. */
 static int hdhk_decode_version(const uint16_t *regs, struct pm_buf *out)

@@ -9,8 +9,8 @@
 #include <powermeter/powermeter.h>
 
 #include "bus/bus.h"
-#include "meter/module.h"
 #include "meter/failure.h"
+#include "meter/module.h"
 #include "meter/readings.h"
 #include "meter/snapshot.h"
 #include "util/timeutil.h"

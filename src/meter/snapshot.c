@@ -16,13 +16,13 @@
 #include <json-c/json.h>
 
 #include "bus/bus.h"
-#include "meter/failure.h"
 #include "device/driver.h"
+#include "meter/failure.h"
+#include "meter/readings.h"
+#include "meter/snapshot.h"
 #include "util/fileio.h"
 #include "util/jsonstr.h"
 #include "util/numfmt.h"
-#include "meter/readings.h"
-#include "meter/snapshot.h"
 
 /* ---- writer ------------------------------------------------------------- */
 

@@ -10,10 +10,10 @@
 #include <stdint.h>
 #include <sys/types.h>
 
-#include "util/buf.h"
 #include "config/config.h"
 #include "meter/devstate.h"
 #include "meter/sample.h"
+#include "util/buf.h"
 
 struct pm_readings;
 

@@ -10,9 +10,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "meter/readings.h"
 #include "output/format.h"
 #include "output/lineproto.h"
-#include "meter/readings.h"
 #include "util/jsonstr.h"
 #include "util/numfmt.h"
 

@@ -16,8 +16,8 @@
 
 #include <powermeter/powermeter.h>
 
-#include "util/buf.h"
 #include "output/influx.h"
+#include "util/buf.h"
 #include "pm-build.h"
 
 /* What is kept of an answer's body: enough for InfluxDB's error JSON. */

@@ -8,10 +8,9 @@
 #include <string.h>
 
 #include "device/driver.h"
-#include "output/format.h"
+#include "output/lineproto.h"
 #include "util/jsonstr.h"
 #include "util/numfmt.h"
-#include "output/lineproto.h"
 
 /* Characters escaped with a backslash, per element. */
 #define ESC_MEASUREMENT	", "

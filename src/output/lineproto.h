@@ -20,9 +20,9 @@
 
 #include <stdint.h>
 
-#include "util/buf.h"
 #include "config/config.h"
 #include "meter/sample.h"
+#include "util/buf.h"
 
 #define PM_LP_MEASUREMENT "powermeter"
 

@@ -18,8 +18,8 @@
 
 #include <powermeter/powermeter.h>
 
-#include "util/fileio.h"
 #include "output/spool.h"
+#include "util/fileio.h"
 
 #define SPOOL_RECORD_MAGIC 0x31534d50u		/* "PMS1" little-endian */
 #define SPOOL_PROGRESS_MAGIC 0x50534d50u	/* "PMSP" */

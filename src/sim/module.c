@@ -6,40 +6,33 @@
 #include <strings.h>
 #include <termios.h>
 
+#include "device/hdhk.h"
+#include "device/line.h"
 #include "sim.h"
 
-/* Register 3, high byte, low nibble: baud codes 0..8 (0 and 4 both 9600). */
-static const int baud_by_code[] = { 9600, 1200, 2400, 4800, 9600, 19200, 38400, 57600, 115200 };
-#define NBAUD_CODES ((int)(sizeof(baud_by_code) / sizeof(baud_by_code[0])))
-static const char *const framing_names[] = { "N81", "E81", "O81", "N82" };
-
+/* Register 3's codes are the HDHK driver's (device/hdhk.h), its framings
+ * the module's (device/line.h). */
 int sim_baud_code(int baud)
 {
-	/* 9600 is code 0: the datasheet's default register 3 reads 0x0001 */
-	for (int i = 0; i < NBAUD_CODES; i++)
-		if (baud_by_code[i] == baud)
-			return i;
-	return -EINVAL;
+	return pm_hdhk_baud_code(baud);
 }
 
 int sim_baud_from_code(int code)
 {
-	if (code < 0 || code >= NBAUD_CODES)
-		return -EINVAL;
-	return baud_by_code[code];
+	return pm_hdhk_baud_from_code(code);
 }
 
 int sim_framing_parse(const char *s)
 {
-	for (int i = 0; i < 4; i++)
-		if (strcasecmp(s, framing_names[i]) == 0)
-			return i;
+	for (size_t i = 0; i < pm_line_n_framings; i++)
+		if (strcasecmp(s, pm_line_framings[i]) == 0)
+			return (int)i;
 	return -EINVAL;
 }
 
 const char *sim_framing_name(enum sim_framing f)
 {
-	return framing_names[f & 3];
+	return pm_line_framings[f & 3];
 }
 
 /* One character on the wire: start bit, 8 data bits, parity, stop bits. */

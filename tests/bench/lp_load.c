@@ -22,11 +22,11 @@
 #include <unistd.h>
 
 #include "config/config.h"
-#include "output/influx.h"
-#include "util/log.h"
-#include "meter/sample.h"
 #include "daemon/sink_influx.h"
+#include "meter/sample.h"
+#include "output/influx.h"
 #include "output/spool.h"
+#include "util/log.h"
 #include "util/timeutil.h"
 
 static volatile sig_atomic_t got_signal;

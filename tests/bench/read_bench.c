@@ -12,9 +12,9 @@
 #include <powermeter/powermeter.h>
 
 #include "bus/bus.h"
-#include "meter/module.h"
 #include "config/config.h"
 #include "device/driver.h"
+#include "meter/module.h"
 #include "util/timeutil.h"
 
 /* Idle time between reads, longer than any inter-frame silence, so each

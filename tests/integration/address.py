@@ -151,6 +151,23 @@ class Refusals(unittest.TestCase):
             r = common.run([common.POWERMETER] + argv)
             self.assertEqual(r.returncode, 2, argv)
 
+    def test_line_settings_as_the_config_takes_them(self):
+        # One list of framings and baud rates (device/line.c): what the
+        # config refuses (7 data bits, parity with 2 stop bits) the
+        # command line refuses too, naming the ones that exist.
+        for opt, bad in (("--framing", "7E1"), ("--framing", "E82"),
+                         ("--framing", "8O2"), ("--baud", "14400")):
+            r = common.run([common.POWERMETER, "info", "--port", "/dev/null", opt, bad])
+            self.assertEqual(r.returncode, 2, (opt, bad))
+            self.assertIn("N81, E81, O81, N82" if opt == "--framing"
+                          else "1200, 2400, 4800, 9600, 19200, 38400, 57600, 115200",
+                          r.stderr)
+        for good in ("N81", "e81", "8O1", "N82"):
+            r = common.run([common.POWERMETER, "info", "--port", "/nonexistent/tty",
+                            "--framing", good])
+            self.assertEqual(r.returncode, 1, good)     # parsed; the port is missing
+            self.assertIn("does not exist", r.stderr, good)
+
     def test_port_busy(self):
         sim = Sim.single(self)
         # O_NOCTTY: the pty must not become this process's terminal

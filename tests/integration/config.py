@@ -8,9 +8,9 @@ import unittest
 import common
 
 SAMPLE = os.path.join(common.SOURCE, "config", "powermeter.json")
-SEED_DIR = os.path.join(common.SOURCE, "..", "shared", "reference", "seed-files")
-SEED_JSON = os.path.join(SEED_DIR, "powermeter--powermeter.json")
-SEED_INFLUX = os.path.join(SEED_DIR, "powermeter--influx.conf")
+SEED_DIR = os.path.join(common.SOURCE, "tests", "data", "seed")
+SEED_JSON = os.path.join(SEED_DIR, "powermeter.json")
+SEED_INFLUX = os.path.join(SEED_DIR, "influx-v2.conf")
 DATA = os.path.join(common.SOURCE, "tests", "data", "config")
 
 

@@ -15,11 +15,11 @@
 #include <cmocka.h>
 
 #include "config/config.h"
+#include "config/influxconf.h"
 #include "device/driver.h"
 #include "util/fileio.h"
-#include "config/influxconf.h"
 
-#define SEED_DIR PM_SOURCE_DIR "/../shared/reference/seed-files"
+#define SEED_DIR PM_SOURCE_DIR "/tests/data/seed"
 #define DATA_DIR PM_SOURCE_DIR "/tests/data/config"
 
 static char tmp[64];
@@ -131,10 +131,10 @@ static void test_seed_sample(void **state)
 	char *errors = NULL;
 
 	(void)state;
-	assert_int_equal(pm_config_load_flags(&cfg, SEED_DIR "/powermeter--powermeter.json",
+	assert_int_equal(pm_config_load_flags(&cfg, SEED_DIR "/powermeter.json",
 					0, &errors), 0);
 	assert_null(errors);
-	assert_string_equal(cfg->path, SEED_DIR "/powermeter--powermeter.json");
+	assert_string_equal(cfg->path, SEED_DIR "/powermeter.json");
 	assert_int_equal(cfg->n_devices, 2);
 	assert_int_equal(pm_config_device_count(cfg), 2);
 	assert_int_equal(cfg->n_inputs, 32);
@@ -700,7 +700,7 @@ static void test_influxconf_parser(void **state)
 	(void)state;
 	pm_errlist_init(&e);
 	assert_int_equal(pm_influxconf_load(&ic, "/nonexistent/influx.conf", &e), -ENOENT);
-	assert_int_equal(pm_influxconf_load(&ic, SEED_DIR "/powermeter--influx.conf", &e), 0);
+	assert_int_equal(pm_influxconf_load(&ic, SEED_DIR "/influx-v2.conf", &e), 0);
 	assert_int_equal(e.count, 0);
 	assert_string_equal(ic.value[PM_IC_URL], "https://influx.example.com");
 	assert_int_equal(ic.line[PM_IC_URL], 7);

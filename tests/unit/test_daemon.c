@@ -143,6 +143,29 @@ static void complain_hourly_at_least(void **unused)
 	assert_true(n <= 30);
 }
 
+static void complain_min_quiet(void **unused)
+{
+	struct pm_complaint c = { .min_quiet_ns = 300 * SEC };
+	unsigned logged[16], n = 0, failures;
+	int64_t dur;
+
+	(void)unused;
+	/* a database retried every second for 20 minutes: the first failure
+	 * at once, then backing off but never twice within 5 minutes */
+	for (unsigned i = 1; i <= 1200; i++)
+		if (pm_complain_failure(&c, (int64_t)i * SEC)) {
+			assert_true(n < 16);
+			logged[n++] = i;
+		}
+	assert_int_equal(logged[0], 1);
+	for (unsigned i = 1; i < n; i++)
+		assert_true(logged[i] - logged[i - 1] >= 300);
+	assert_int_equal(n, 3);		/* 1, 301 (count >= 2), 602 (>= 602) */
+	/* the recovery is still told, and a new episode starts at once */
+	assert_true(pm_complain_success(&c, 1201 * SEC, &failures, &dur));
+	assert_true(pm_complain_failure(&c, 1201 * SEC + PM_COMPLAIN_CALM_NS));
+}
+
 static void complain_durations(void **unused)
 {
 	char b[32];
@@ -380,6 +403,7 @@ int main(void)
 		cmocka_unit_test(complain_backs_off),
 		cmocka_unit_test(complain_hourly_at_least),
 		cmocka_unit_test(complain_flapping),
+		cmocka_unit_test(complain_min_quiet),
 		cmocka_unit_test(complain_durations),
 		cmocka_unit_test(pollers_missing_port),
 		cmocka_unit_test(tick_done_once_per_tick_of_all_ports),

@@ -12,11 +12,11 @@
 
 #include <cmocka.h>
 
-#include "util/buf.h"
+#include "meter/readings.h"
 #include "output/format.h"
+#include "util/buf.h"
 #include "util/jsonstr.h"
 #include "util/numfmt.h"
-#include "meter/readings.h"
 #include "reader_fixture.h"
 
 static void check_repr(double v, const char *want)

@@ -13,9 +13,9 @@
 
 #include <cmocka.h>
 
-#include "util/buf.h"
-#include "output/lineproto.h"
 #include "meter/readings.h"
+#include "output/lineproto.h"
+#include "util/buf.h"
 #include "reader_fixture.h"
 
 static void check(int (*escape)(struct pm_buf *, const char *), const char *in,

@@ -18,8 +18,8 @@
 #include <json-c/json.h>
 
 #include "reader_fixture.h"
-#include "meter/readings.h"
 #include "daemon/sink.h"
+#include "meter/readings.h"
 #include "meter/snapshot.h"
 #include "util/timeutil.h"
 
