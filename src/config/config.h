@@ -1,7 +1,7 @@
 /* config.h — the parsed configuration: devices, inputs, InfluxDB, spool and
- * paths. Parsing and validation live in config.c, the seed's influx.conf in
- * influxconf.c. A pm_config is immutable once loaded: reload builds a new one.
- */
+ * paths. load.c reads the file, a file per section validates it (the list is
+ * in sections.c), influxconf.c reads the seed's influx.conf. A pm_config is
+ * immutable once loaded: reload builds a new one. */
 #ifndef PM_CONFIG_H
 #define PM_CONFIG_H
 

@@ -1,6 +1,6 @@
 /* influxconf.c — reads the seed's influx.conf (INI, section [influx]) the way
  * the seed's Python configparser did, so an existing install keeps working.
- * Merging it with the JSON config is config.c's job. */
+ * Merging it with the JSON config is influx.c's job. */
 #include <ctype.h>
 #include <errno.h>
 #include <math.h>

@@ -1,0 +1,72 @@
+/* sections.h — for the config's own files only: the registry of top-level
+ * sections (sections.c) and the hooks each section's file provides. */
+#ifndef PM_CONFIG_SECTIONS_H
+#define PM_CONFIG_SECTIONS_H
+
+#include <stddef.h>
+
+#include <json-c/json.h>
+
+#include "config/config.h"
+#include "config/parse.h"
+
+#define CFG_SECTION_KEYS 4	/* top-level keys one section may read */
+#define CFG_TOP_KEYS_MAX 32	/* all top-level keys, with the NULL */
+
+/* A section of the object form. load.c runs the hooks of every section in
+ * the registry's order: first each 'parse' (object form only), then, after
+ * influx.conf is read, each 'finish' (both forms); pm_config_free() each
+ * 'free'. Any hook may be NULL. */
+struct cfg_section {
+	/* Its top-level keys, as unknown-key errors list them. */
+	const char *keys[CFG_SECTION_KEYS];
+	/* Where those keys go in that list (after the generic keys). */
+	unsigned listed;
+	/* Reads the section from the top-level object 'root'; an absent key
+	 * is the section's own business (an error or the defaults). */
+	void (*parse)(struct parse *p, struct pm_config *cfg, json_object *root);
+	/* Completes it once the whole JSON and influx.conf (p->ic) are read:
+	 * defaults, merging. 'root' is the top-level object, or NULL for the
+	 * seed's array form or a file that did not parse. */
+	void (*finish)(struct parse *p, struct pm_config *cfg, json_object *root);
+	/* Frees what it put into cfg (which may be half-built). */
+	void (*free)(struct pm_config *cfg);
+	/* For an unknown top-level key that belongs inside this section, where
+	 * it goes; else NULL. */
+	const char *(*elsewhere)(const char *key);
+};
+
+extern const struct cfg_section cfg_sections[];
+extern const size_t cfg_n_sections;
+
+/* Every top-level key into out[CFG_TOP_KEYS_MAX], NULL-terminated, in the
+ * order messages list them: the generic ones, then the sections' by
+ * 'listed'. */
+void cfg_top_keys(const char **out);
+
+/* ---- the sections' hooks ------------------------------------------------ */
+
+/* devices.c: "devices", and the seed's array form (a list of devices at
+ * 'path' "", handed over by load.c). */
+void cfg_devices_parse(struct parse *p, struct pm_config *cfg, json_object *root);
+void cfg_devices_list(struct parse *p, struct pm_config *cfg, json_object *ja,
+		      const char *path);
+void cfg_devices_free(struct pm_config *cfg);
+const char *cfg_devices_elsewhere(const char *key);
+
+/* snapshot.c: "snapshot", "state_directory", "runtime_directory". */
+void cfg_snapshot_parse(struct parse *p, struct pm_config *cfg, json_object *root);
+void cfg_snapshot_finish(struct parse *p, struct pm_config *cfg, json_object *root);
+void cfg_snapshot_free(struct pm_config *cfg);
+
+/* spool.c: "spool". */
+void cfg_spool_parse(struct parse *p, struct pm_config *cfg, json_object *root);
+void cfg_spool_finish(struct parse *p, struct pm_config *cfg, json_object *root);
+void cfg_spool_free(struct pm_config *cfg);
+
+/* influx.c: "influx", merged with the seed's influx.conf. */
+void cfg_influx_parse(struct parse *p, struct pm_config *cfg, json_object *root);
+void cfg_influx_finish(struct parse *p, struct pm_config *cfg, json_object *root);
+void cfg_influx_free(struct pm_config *cfg);
+
+#endif
