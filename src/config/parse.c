@@ -161,7 +161,7 @@ const char *cfg_show_key(const char *key, char *buf)
 		buf[i] = ((unsigned char)key[i] < 0x20 || key[i] == 0x7f) ?
 			'?' : key[i];
 	if (key[i]) {
-		while (i > 0 && ((unsigned char)buf[i] & 0xc0) == 0x80)
+		while (i > 0 && ((unsigned char)key[i] & 0xc0) == 0x80)
 			i--;
 		buf[i++] = '.';
 		buf[i++] = '.';

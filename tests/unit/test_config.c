@@ -16,6 +16,7 @@
 
 #include "config/config.h"
 #include "config/influxconf.h"
+#include "config/parse.h"
 #include "device/driver.h"
 #include "util/fileio.h"
 
@@ -674,6 +675,25 @@ static void test_file_too_large(void **state)
 	free(errors);
 }
 
+/* A long key is cut before a character, never inside one. */
+static void test_show_key_cut(void **state)
+{
+	char key[200], buf[DESC_CAP];
+
+	(void)state;
+	memset(buf, 'x', sizeof(buf));
+	memset(key, 'k', sizeof(key));
+	/* "é" (2 bytes) straddling the cut at DESC_CAP - 4 */
+	key[DESC_CAP - 5] = (char)0xc3;
+	key[DESC_CAP - 4] = (char)0xa9;
+	key[sizeof(key) - 1] = '\0';
+	cfg_show_key(key, buf);
+	assert_int_equal(strlen(buf), DESC_CAP - 5 + 3);
+	assert_string_equal(buf + DESC_CAP - 5, "...");
+	/* short keys as they are, control characters as '?' */
+	assert_string_equal(cfg_show_key("a\tb", buf), "a?b");
+}
+
 static void test_suggest(void **state)
 {
 	static const char *const keys[] = { "id", "port", "address", "baudrate",
@@ -971,6 +991,7 @@ int main(void)
 		T(test_all_errors_reported),
 		T(test_error_text_capped),
 		T(test_file_too_large),
+		T(test_show_key_cut),
 		T(test_suggest),
 		T(test_influxconf_parser),
 		T(test_golden_bad),
