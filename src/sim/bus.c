@@ -251,14 +251,15 @@ static bool is_write(int fc)
 /* Builds the correct answer of module m into 'resp'. Returns its length;
  * *ex is the Modbus exception code or 0. */
 static size_t answer_build(struct sim_module *m, const struct request *q, uint8_t *resp,
-			   uint16_t *values, int *nvalues, int *ex, double t_s, int addr)
+			   uint16_t *values, int *nvalues, int *ex, double t_s, double unix_s,
+			   int addr)
 {
 	size_t n;
 
 	*nvalues = 0;
 	switch (q->fc) {
 	case MB_FC_READ_HOLDING:
-		*ex = sim_module_read(m, q->start, q->count, values, t_s);
+		*ex = sim_module_read(m, q->start, q->count, values, t_s, unix_s);
 		if (*ex)
 			break;
 		resp[0] = (uint8_t)addr;
@@ -306,6 +307,29 @@ static void frame_write(struct sim_bus *b, const uint8_t *frame, size_t len)
 		}
 		done += (size_t)n;
 	}
+}
+
+/*
+ * The Unix time at which the answer to q goes out (profiles are read at
+ * it): with wire time the instant the whole correct answer is written (see
+ * request_handle), otherwise now, the request being complete.
+ */
+static double answer_unix_s(const struct sim_bus *b, const struct sim_line *line,
+			    const struct request *q, size_t len, int64_t t0, int64_t now)
+{
+	struct timespec ts;
+	int64_t at = now;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	if (b->wire_time && q->fc == MB_FC_READ_HOLDING) {
+		int64_t char_ns = sim_char_ns(line);
+		int64_t due = t0 + (int64_t)(len + 5 + 2 * (size_t)q->count) * char_ns +
+			      char_ns * 7 / 2;
+
+		if (due > now)
+			at = due;
+	}
+	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9 + (double)(at - pm_mono_ns()) / 1e9;
 }
 
 static void request_handle(struct sim_bus *b, const uint8_t *frame, size_t len, int64_t t0)
@@ -381,7 +405,8 @@ static void request_handle(struct sim_bus *b, const uint8_t *frame, size_t len, 
 		rlen = rtu_exception(resp, q.addr, q.fc, ex);
 		e.result = "exception";
 	} else {
-		rlen = answer_build(m, &q, resp, values, &nvalues, &ex, t_s, q.addr);
+		rlen = answer_build(m, &q, resp, values, &nvalues, &ex, t_s,
+				    answer_unix_s(b, &line, &q, len, t0, now), q.addr);
 		e.result = ex ? "exception" : "ok";
 		if (fault != SIM_FAULT_NONE) {
 			rlen = sim_fault_mangle(fault, resp, rlen, q.addr, &b->rng);

@@ -21,13 +21,15 @@
 #include "util/timeutil.h"
 
 #define CONTROL_MAX_CLIENTS	16
-#define CONTROL_LINE_MAX	512
+#define CONTROL_LINE_MAX	512	/* an answer line (stats aside) */
+#define CONTROL_REQUEST_MAX	(64 * 1024)	/* a command line: profiles are long */
+#define CONTROL_ERROR_MAX	256
 #define CONTROL_ANSWER_MAX	(1024 * 1024)
 #define CONTROL_MAX_ARGS	8
 
 struct client {
 	int fd;
-	char line[CONTROL_LINE_MAX];
+	char *line;		/* CONTROL_REQUEST_MAX bytes */
 	size_t len;
 };
 
@@ -265,6 +267,63 @@ static int cmd_set(struct sim *sim, char **argv, int argc, struct pm_buf *out)
 	return answer(out, "ok register %d = %d on %d module(s)", s.reg, s.value, n);
 }
 
+struct setprofile {
+	int reg;
+	const struct sim_gen *gen;
+};
+
+static int profile_set(struct sim_module *m, void *ctx)
+{
+	struct setprofile *s = ctx;
+	struct sim_gen *g = s->reg < HDHK_REG_FREQUENCY ? &m->current[s->reg - HDHK_REG_CURRENT] :
+			    &m->frequency[s->reg - HDHK_REG_FREQUENCY];
+	struct sim_gen copy;
+	int r = sim_gen_copy(&copy, s->gen);
+
+	if (r < 0)
+		return r;
+	sim_gen_clear(g);
+	*g = copy;
+	return 0;
+}
+
+/* profile/profilefreq BUS ADDR CHANNEL JSON */
+static int cmd_profile(struct sim *sim, char **argv, int argc, const char *json,
+		       struct pm_buf *out)
+{
+	char err[CONTROL_ERROR_MAX];
+	struct setprofile s;
+	struct sim_gen g;
+	struct sim_bus *b;
+	double start;
+	int n, r, ch;
+
+	if (argc != 4 || !*json)
+		return answer(out, "error usage: %s BUS ADDR CHANNEL {\"start\": UNIX_SECONDS, "
+			      "\"points\": [[SECONDS, RAW], ...], \"repeat\": false}", argv[0]);
+	if (!(b = bus_arg(sim, argv[1])))
+		return answer(out, "error no bus %s", argv[1]);
+	ch = channel_arg(argv[3]);
+	if (ch < 0)
+		return answer(out, "error bad channel %s (0..15 or a..p)", argv[3]);
+	s.reg = ch + (strcmp(argv[0], "profile") == 0 ? HDHK_REG_CURRENT : HDHK_REG_FREQUENCY);
+	sim_gen_const(&g, 0);
+	r = sim_profile_from_json(json, &g, err, sizeof(err));
+	if (r == -EINVAL)
+		return answer(out, "error %s", err);
+	if (r < 0)
+		return answer(out, "error %s", strerror(-r));
+	start = g.profile->start;
+	s.gen = &g;
+	n = for_modules(b, argv[2], profile_set, &s, &r);
+	sim_gen_clear(&g);
+	if (n == 0)
+		return answer(out, "error no module %s on bus %d", argv[2], b->index);
+	if (r < 0)
+		return answer(out, "error %s", strerror(-r));
+	return answer(out, "ok register %d profile on %d module(s), start %.6f", s.reg, n, start);
+}
+
 static void add_count(json_object *o, const char *key, uint64_t n)
 {
 	json_object_object_add(o, key, json_object_new_int64((int64_t)n));
@@ -316,19 +375,50 @@ static int cmd_stats(struct sim *sim, struct pm_buf *out)
 	return 0;
 }
 
+static bool is_blank(char c)
+{
+	return c == ' ' || c == '\t' || c == '\r';
+}
+
+/* The next blank-separated word of *s, terminated in place; NULL at the end. */
+static char *next_word(char **s)
+{
+	char *w;
+
+	while (is_blank(**s))
+		(*s)++;
+	if (!**s)
+		return NULL;
+	w = *s;
+	while (**s && !is_blank(**s))
+		(*s)++;
+	if (**s)
+		*(*s)++ = '\0';
+	return w;
+}
+
 /* Runs one command line; the answer (without newline) is left in out. */
 static int control_command(struct sim *sim, char *line, struct pm_buf *out)
 {
-	char *argv[CONTROL_MAX_ARGS + 1], *save = NULL, *tok;
+	char *argv[CONTROL_MAX_ARGS + 1], *rest = line, *tok;
 	int argc = 0;
 
-	for (tok = strtok_r(line, " \t\r", &save); tok; tok = strtok_r(NULL, " \t\r", &save)) {
+	while ((tok = next_word(&rest))) {
 		if (argc == CONTROL_MAX_ARGS)
 			return answer(out, "error too many arguments");
 		argv[argc++] = tok;
+		/* profile's last argument is JSON, blanks and all */
+		if (argc == 4 && (strcmp(argv[0], "profile") == 0 ||
+				  strcmp(argv[0], "profilefreq") == 0)) {
+			while (is_blank(*rest))
+				rest++;
+			return cmd_profile(sim, argv, argc, rest, out);
+		}
 	}
 	if (argc == 0)
 		return answer(out, "error empty command");
+	if (strcmp(argv[0], "profile") == 0 || strcmp(argv[0], "profilefreq") == 0)
+		return cmd_profile(sim, argv, argc, "", out);
 	if (strcmp(argv[0], "fault") == 0)
 		return cmd_fault(sim, argv, argc, out);
 	if (strcmp(argv[0], "clear") == 0)
@@ -355,7 +445,7 @@ static void client_close(struct client *c)
 /* Reads what the client sent and answers each complete line. */
 static void client_serve(struct sim *sim, struct client *c, struct pm_buf *out)
 {
-	ssize_t n = read(c->fd, c->line + c->len, sizeof(c->line) - c->len);
+	ssize_t n = read(c->fd, c->line + c->len, CONTROL_REQUEST_MAX - c->len);
 	char *nl;
 
 	if (n < 0 && (errno == EAGAIN || errno == EINTR))
@@ -379,7 +469,7 @@ static void client_serve(struct sim *sim, struct client *c, struct pm_buf *out)
 		memmove(c->line, c->line + used, c->len - used);
 		c->len -= used;
 	}
-	if (c->len == sizeof(c->line)) {
+	if (c->len == CONTROL_REQUEST_MAX) {
 		static const char too_long[] = "error line too long\n";
 
 		(void)!send(c->fd, too_long, sizeof(too_long) - 1, MSG_NOSIGNAL | MSG_DONTWAIT);
@@ -396,14 +486,24 @@ int control_run(struct sim *sim, int signal_fd)
 	struct pm_buf out;
 	int lfd = -1, r = 0;
 
-	for (int i = 0; i < CONTROL_MAX_CLIENTS; i++)
+	for (int i = 0; i < CONTROL_MAX_CLIENTS; i++) {
 		clients[i].fd = -1;
+		clients[i].line = NULL;
+	}
 	pm_buf_init(&out, CONTROL_ANSWER_MAX);
 	if (sim->control_path) {
 		lfd = control_listen(sim->control_path);
 		if (lfd < 0) {
 			log_err("%s: cannot listen: %s", sim->control_path, strerror(-lfd));
 			return lfd;
+		}
+	}
+	for (int i = 0; lfd >= 0 && i < CONTROL_MAX_CLIENTS; i++) {
+		clients[i].line = malloc(CONTROL_REQUEST_MAX);
+		if (!clients[i].line) {
+			log_err("out of memory");
+			r = -ENOMEM;
+			goto out;
 		}
 	}
 	/* every bus and the socket are in place */
@@ -450,9 +550,12 @@ int control_run(struct sim *sim, int signal_fd)
 			}
 		}
 	}
-	for (int i = 0; i < CONTROL_MAX_CLIENTS; i++)
+out:
+	for (int i = 0; i < CONTROL_MAX_CLIENTS; i++) {
 		if (clients[i].fd >= 0)
 			client_close(&clients[i]);
+		free(clients[i].line);
+	}
 	if (lfd >= 0) {
 		close(lfd);
 		(void)unlink(sim->control_path);

@@ -2,6 +2,7 @@
  * registers 0..55), reads, writes, and the line settings of register 3. */
 #include <errno.h>
 #include <math.h>
+#include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 #include <termios.h>
@@ -57,6 +58,74 @@ void sim_gen_const(struct sim_gen *g, int value)
 	g->value = value;
 }
 
+/* Releases what g owns; g is the constant 0 afterwards. */
+void sim_gen_clear(struct sim_gen *g)
+{
+	if (g->kind == SIM_GEN_PROFILE)
+		free(g->profile);
+	sim_gen_const(g, 0);
+}
+
+/* dst (whatever it held is not released) becomes a copy of src with its own
+ * profile. Returns 0 or -ENOMEM (dst is then the constant 0). */
+int sim_gen_copy(struct sim_gen *dst, const struct sim_gen *src)
+{
+	size_t size;
+
+	*dst = *src;
+	if (src->kind != SIM_GEN_PROFILE)
+		return 0;
+	size = sizeof(*src->profile) + src->profile->n * sizeof(src->profile->points[0]);
+	dst->profile = malloc(size);
+	if (!dst->profile) {
+		sim_gen_const(dst, 0);
+		return -ENOMEM;
+	}
+	memcpy(dst->profile, src->profile, size);
+	return 0;
+}
+
+/* The profile at x seconds after its start, points sorted by time: the
+ * first value before the first point, the last after the last, linear in
+ * between; at a step (points sharing a time) the last of them counts. */
+static double profile_at(const struct sim_profile *p, double x)
+{
+	const struct sim_point *a, *b;
+	size_t lo = 0, hi = p->n;
+
+	/* lo = how many points have t <= x */
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+
+		if (p->points[mid].t <= x)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	if (lo == 0)
+		return p->points[0].raw;
+	if (lo == p->n)
+		return p->points[p->n - 1].raw;
+	a = &p->points[lo - 1];
+	b = &p->points[lo];	/* b->t > x >= a->t */
+	return a->raw + (b->raw - a->raw) * (x - a->t) / (b->t - a->t);
+}
+
+/* A profile's exact (unrounded) value at Unix time unix_s. Repeating, it
+ * runs from the first point's time to the last's and starts over. */
+double sim_profile_value(const struct sim_profile *p, double unix_s)
+{
+	double x = unix_s - p->start, t0 = p->points[0].t;
+	double period = p->points[p->n - 1].t - t0;
+
+	if (p->repeat && period > 0 && x >= t0) {
+		x = t0 + fmod(x - t0, period);
+		if (x >= t0 + period)	/* rounding of fmod */
+			x = t0;
+	}
+	return profile_at(p, x);
+}
+
 static uint16_t clamp_reg(double v)
 {
 	if (v < 0)
@@ -66,11 +135,14 @@ static uint16_t clamp_reg(double v)
 	return (uint16_t)lround(v);
 }
 
-/* The channel's value at t_s seconds after start; a walk moves one step
- * per read of its register ('advance'). */
-uint16_t sim_gen_value(struct sim_gen *g, double t_s, bool advance)
+/* The channel's value at t_s seconds after the simulator started (sine)
+ * or at Unix time unix_s (profile); a walk moves one step per read of its
+ * register ('advance'). */
+uint16_t sim_gen_value(struct sim_gen *g, double t_s, double unix_s, bool advance)
 {
 	switch (g->kind) {
+	case SIM_GEN_PROFILE:
+		return clamp_reg(sim_profile_value(g->profile, unix_s));
 	case SIM_GEN_SINE:
 		return clamp_reg(g->mean + g->amplitude * sin(2 * M_PI * t_s / g->period));
 	case SIM_GEN_WALK:
@@ -115,6 +187,15 @@ void sim_module_init(struct sim_module *m, int address, const struct sim_line *l
 	}
 }
 
+/* Releases what the module's generators own. */
+void sim_module_free(struct sim_module *m)
+{
+	for (int i = 0; i < HDHK_NCHANNELS; i++) {
+		sim_gen_clear(&m->current[i]);
+		sim_gen_clear(&m->frequency[i]);
+	}
+}
+
 int sim_module_address(const struct sim_module *m)
 {
 	return m->line_reg & 0xFF;
@@ -126,7 +207,7 @@ void sim_module_line(const struct sim_module *m, struct sim_line *line)
 	line->framing = (enum sim_framing)((m->line_reg >> 12) & 0x0F);
 }
 
-static uint16_t module_reg(struct sim_module *m, int reg, double t_s)
+static uint16_t module_reg(struct sim_module *m, int reg, double t_s, double unix_s)
 {
 	switch (reg) {
 	case HDHK_REG_VERSION:	return m->version;
@@ -141,21 +222,23 @@ static uint16_t module_reg(struct sim_module *m, int reg, double t_s)
 		break;
 	}
 	if (reg < HDHK_REG_FREQUENCY)
-		return sim_gen_value(&m->current[reg - HDHK_REG_CURRENT], t_s, true);
+		return sim_gen_value(&m->current[reg - HDHK_REG_CURRENT], t_s, unix_s, true);
 	if (reg < HDHK_REG_RATIO)
-		return sim_gen_value(&m->frequency[reg - HDHK_REG_FREQUENCY], t_s, true);
+		return sim_gen_value(&m->frequency[reg - HDHK_REG_FREQUENCY], t_s, unix_s, true);
 	return m->ratio[reg - HDHK_REG_RATIO];
 }
 
-/* FC 0x03. Returns 0 or the Modbus exception code. */
-int sim_module_read(struct sim_module *m, int start, int count, uint16_t *out, double t_s)
+/* FC 0x03 at t_s seconds after the simulator started, Unix time unix_s.
+ * Returns 0 or the Modbus exception code. */
+int sim_module_read(struct sim_module *m, int start, int count, uint16_t *out, double t_s,
+		    double unix_s)
 {
 	if (count < 1 || count > MB_MAX_READ)
 		return MB_EX_ILLEGAL_VALUE;
 	if (start < 0 || start + count > HDHK_NREGS)
 		return MB_EX_ILLEGAL_ADDRESS;
 	for (int i = 0; i < count; i++)
-		out[i] = module_reg(m, start + i, t_s);
+		out[i] = module_reg(m, start + i, t_s, unix_s);
 	return 0;
 }
 
@@ -240,11 +323,14 @@ int sim_module_setreg(struct sim_module *m, int reg, int value)
 	default:
 		break;
 	}
-	if (reg < HDHK_REG_FREQUENCY)
+	if (reg < HDHK_REG_FREQUENCY) {
+		sim_gen_clear(&m->current[reg - HDHK_REG_CURRENT]);
 		sim_gen_const(&m->current[reg - HDHK_REG_CURRENT], value);
-	else if (reg < HDHK_REG_RATIO)
+	} else if (reg < HDHK_REG_RATIO) {
+		sim_gen_clear(&m->frequency[reg - HDHK_REG_FREQUENCY]);
 		sim_gen_const(&m->frequency[reg - HDHK_REG_FREQUENCY], value);
-	else
+	} else {
 		m->ratio[reg - HDHK_REG_RATIO] = (uint16_t)value;
+	}
 	return 0;
 }

@@ -8,6 +8,7 @@
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "util/log.h"
@@ -21,6 +22,8 @@
 struct parse {
 	const char *file;
 	int errors;
+	char *err;		/* if set: the first error goes here, not to the log */
+	size_t errlen;
 };
 
 static void perr(struct parse *p, const char *path, const char *fmt, ...)
@@ -47,7 +50,12 @@ static void perr(struct parse *p, const char *path, const char *fmt, ...)
 	va_start(ap, fmt);
 	vsnprintf(msg, sizeof(msg), fmt, ap);
 	va_end(ap);
-	log_err("%s: %s: %s", p->file, path, msg);
+	if (p->err) {
+		if (p->errors == 0)
+			snprintf(p->err, p->errlen, "%s: %s", path, msg);
+	} else {
+		log_err("%s: %s: %s", p->file, path, msg);
+	}
 	p->errors++;
 }
 
@@ -172,20 +180,127 @@ static void parse_walk(struct parse *p, json_object *o, const char *path, struct
 	g->rng = (uint64_t)seed;
 }
 
-/* A number (constant) or {"const": N} | {"sine": {...}} | {"walk": {...}}. */
-static void parse_gen(struct parse *p, json_object *o, const char *path, struct sim_gen *g)
+static double unix_now(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+/* [seconds, raw] */
+static int parse_point(struct parse *p, json_object *o, const char *path, struct sim_point *pt)
 {
 	char sub[JPATH_MAX];
-	int v;
+	int raw;
 
+	if (!expect_type(p, o, path, json_type_array))
+		return -EINVAL;
+	if (json_object_array_length(o) != 2) {
+		perr(p, path, "expected [seconds, raw]");
+		return -EINVAL;
+	}
+	jpath(sub, "%s[0]", path);
+	if (get_double(p, json_object_array_get_idx(o, 0), sub, &pt->t) < 0)
+		return -EINVAL;
+	if (!(pt->t >= 0 && pt->t <= SIM_PROFILE_MAX_SECONDS)) {
+		perr(p, sub, "expected seconds in 0..%.0f", SIM_PROFILE_MAX_SECONDS);
+		return -EINVAL;
+	}
+	jpath(sub, "%s[1]", path);
+	if (get_int(p, json_object_array_get_idx(o, 1), sub, 0, 0xFFFF, &raw) < 0)
+		return -EINVAL;
+	pt->raw = raw;
+	return 0;
+}
+
+/* {"start", "points", "repeat"}; g becomes a profile generator only when
+ * all of it is right. Returns -ENOMEM or 0 (errors counted in p). */
+static int parse_profile(struct parse *p, json_object *o, const char *path, struct sim_gen *g)
+{
+	char sub[JPATH_MAX];
+	json_object *points = NULL;
+	struct sim_profile *prof;
+	double start = unix_now();
+	bool repeat = false;
+	int errors = p->errors;
+	size_t n;
+
+	if (!expect_type(p, o, path, json_type_object))
+		return 0;
+	json_object_object_foreach(o, key, val) {
+		jpath(sub, "%s.%s", path, key);
+		if (strcmp(key, "start") == 0) {
+			if (get_double(p, val, sub, &start) == 0 && !(start >= 0 && isfinite(start)))
+				perr(p, sub, "expected a Unix time in seconds");
+		} else if (strcmp(key, "points") == 0) {
+			points = val;
+		} else if (strcmp(key, "repeat") == 0) {
+			if (expect_type(p, val, sub, json_type_boolean))
+				repeat = json_object_get_boolean(val);
+		} else {
+			perr(p, sub, "unknown key");
+		}
+	}
+	if (!points) {
+		perr(p, path, "missing \"points\"");
+		return 0;
+	}
+	jpath(sub, "%s.points", path);
+	if (!expect_type(p, points, sub, json_type_array))
+		return 0;
+	n = json_object_array_length(points);
+	if (n < 1 || n > SIM_PROFILE_MAX_POINTS) {
+		perr(p, sub, "expected 1..%d points", SIM_PROFILE_MAX_POINTS);
+		return 0;
+	}
+	prof = malloc(sizeof(*prof) + n * sizeof(prof->points[0]));
+	if (!prof)
+		return -ENOMEM;
+	prof->start = start;
+	prof->repeat = repeat;
+	prof->n = n;
+	for (size_t i = 0; i < n; i++) {
+		jpath(sub, "%s.points[%zu]", path, i);
+		if (parse_point(p, json_object_array_get_idx(points, i), sub, &prof->points[i]) < 0) {
+			/* reported; the next point is compared with its predecessor */
+			prof->points[i] = i ? prof->points[i - 1] : (struct sim_point){ 0, 0 };
+			continue;
+		}
+		if (i > 0 && prof->points[i].t < prof->points[i - 1].t)
+			perr(p, sub, "seconds must not decrease (%g after %g)",
+			     prof->points[i].t, prof->points[i - 1].t);
+	}
+	if (p->errors == errors && repeat && prof->points[n - 1].t <= prof->points[0].t) {
+		jpath(sub, "%s.repeat", path);
+		perr(p, sub, "needs the last point later than the first (the period)");
+	}
+	if (p->errors != errors) {
+		free(prof);
+		return 0;
+	}
+	sim_gen_clear(g);
+	g->kind = SIM_GEN_PROFILE;
+	g->profile = prof;
+	return 0;
+}
+
+/* A number (constant) or {"const": N} | {"sine": {...}} | {"walk": {...}} |
+ * {"profile": {...}}. What g held is released. Returns 0 or -ENOMEM. */
+static int parse_gen(struct parse *p, json_object *o, const char *path, struct sim_gen *g)
+{
+	char sub[JPATH_MAX];
+	int v, r = 0;
+
+	sim_gen_clear(g);
 	if (!json_object_is_type(o, json_type_object)) {
 		if (get_int(p, o, path, 0, 0xFFFF, &v) == 0)
 			sim_gen_const(g, v);
-		return;
+		return 0;
 	}
 	if (json_object_object_length(o) != 1) {
-		perr(p, path, "expected one of \"const\", \"sine\", \"walk\"");
-		return;
+		perr(p, path, "expected one of \"const\", \"sine\", \"walk\", \"profile\"");
+		return 0;
 	}
 	json_object_object_foreach(o, key, val) {
 		jpath(sub, "%s.%s", path, key);
@@ -196,28 +311,36 @@ static void parse_gen(struct parse *p, json_object *o, const char *path, struct 
 			parse_sine(p, val, sub, g);
 		} else if (strcmp(key, "walk") == 0) {
 			parse_walk(p, val, sub, g);
+		} else if (strcmp(key, "profile") == 0) {
+			r = parse_profile(p, val, sub, g);
 		} else {
-			perr(p, sub, "unknown generator (const, sine, walk)");
+			perr(p, sub, "unknown generator (const, sine, walk, profile)");
 		}
 	}
+	return r;
 }
 
-static void parse_gen_array(struct parse *p, json_object *o, const char *path, struct sim_gen *gens)
+static int parse_gen_array(struct parse *p, json_object *o, const char *path,
+			   struct sim_gen *gens)
 {
 	char sub[JPATH_MAX];
 	size_t n;
+	int r;
 
 	if (!expect_type(p, o, path, json_type_array))
-		return;
+		return 0;
 	n = json_object_array_length(o);
 	if (n > HDHK_NCHANNELS) {
 		perr(p, path, "at most %d channels", HDHK_NCHANNELS);
-		return;
+		return 0;
 	}
 	for (size_t i = 0; i < n; i++) {
 		jpath(sub, "%s[%zu]", path, i);
-		parse_gen(p, json_object_array_get_idx(o, i), sub, &gens[i]);
+		r = parse_gen(p, json_object_array_get_idx(o, i), sub, &gens[i]);
+		if (r < 0)
+			return r;
 	}
+	return 0;
 }
 
 /* [a, b]: two integers 0..255 packed as a<<8|b, or two registers. */
@@ -238,15 +361,16 @@ static int parse_pair(struct parse *p, json_object *o, const char *path, int max
 	return get_int(p, json_object_array_get_idx(o, 1), sub, 0, max, b);
 }
 
-static void parse_module(struct parse *p, json_object *o, const char *path,
-			 struct sim_module *m, const struct sim_line *line)
+/* Returns 0 or -ENOMEM (other errors are counted in p). */
+static int parse_module(struct parse *p, json_object *o, const char *path,
+			struct sim_module *m, const struct sim_line *line)
 {
 	char sub[JPATH_MAX];
 	json_object *val;
-	int address = 1, v, a, b;
+	int address = 1, v, a, b, r = 0;
 
 	if (!expect_type(p, o, path, json_type_object))
-		return;
+		return 0;
 	/* the address first: the default channel values depend on it */
 	if (json_object_object_get_ex(o, "address", &val)) {
 		jpath(sub, "%s.address", path);
@@ -278,16 +402,19 @@ static void parse_module(struct parse *p, json_object *o, const char *path,
 			if (get_int(p, jv, sub, 0, 0xFF, &v) == 0)
 				m->selection = (uint16_t)((m->selection & 0x00FF) | v << 8);
 		} else if (strcmp(key, "channels") == 0) {
-			parse_gen_array(p, jv, sub, m->current);
+			r = parse_gen_array(p, jv, sub, m->current);
 		} else if (strcmp(key, "frequency") == 0) {
 			struct sim_gen g;
 
 			sim_gen_const(&g, HDHK_DEFAULT_FREQUENCY);
-			parse_gen(p, jv, sub, &g);
-			for (int i = 0; i < HDHK_NCHANNELS; i++)
-				m->frequency[i] = g;
+			r = parse_gen(p, jv, sub, &g);
+			for (int i = 0; r == 0 && i < HDHK_NCHANNELS; i++) {
+				sim_gen_clear(&m->frequency[i]);
+				r = sim_gen_copy(&m->frequency[i], &g);
+			}
+			sim_gen_clear(&g);
 		} else if (strcmp(key, "frequencies") == 0) {
-			parse_gen_array(p, jv, sub, m->frequency);
+			r = parse_gen_array(p, jv, sub, m->frequency);
 		} else if (strcmp(key, "ratios") == 0) {
 			if (!expect_type(p, jv, sub, json_type_array))
 				continue;
@@ -307,7 +434,10 @@ static void parse_module(struct parse *p, json_object *o, const char *path,
 		} else {
 			perr(p, sub, "unknown key");
 		}
+		if (r < 0)
+			return r;
 	}
+	return 0;
 }
 
 static int parse_bus(struct parse *p, json_object *o, const char *path, struct sim_bus *b)
@@ -370,7 +500,11 @@ static int parse_bus(struct parse *p, json_object *o, const char *path, struct s
 		return -ENOMEM;
 	for (size_t i = 0; i < b->nmodules; i++) {
 		jpath(sub, "%s.modules[%zu]", path, i);
-		parse_module(p, json_object_array_get_idx(mods, i), sub, &b->modules[i], &b->line);
+		int r = parse_module(p, json_object_array_get_idx(mods, i), sub, &b->modules[i],
+				     &b->line);
+
+		if (r < 0)
+			return r;
 		for (size_t j = 0; j < i; j++)
 			if (sim_module_address(&b->modules[j]) ==
 			    sim_module_address(&b->modules[i]))
@@ -513,6 +647,51 @@ int sim_config_load(struct sim *sim, const char *file)
 	return p.errors ? -EINVAL : 0;
 }
 
+/*
+ * The control socket's profile: text is the generator's inner object,
+ * {"start": ..., "points": [...], "repeat": ...}. On success g (whatever it
+ * held is released) is the profile and 0 is returned; otherwise -EINVAL
+ * with the first error in err, or -ENOMEM.
+ */
+int sim_profile_from_json(const char *text, struct sim_gen *g, char *err, size_t errlen)
+{
+	struct parse p = { .file = "profile", .err = err, .errlen = errlen };
+	struct json_tokener *tok;
+	enum json_tokener_error jerr;
+	json_object *root;
+	size_t len = strlen(text), end;
+	int r;
+
+	err[0] = '\0';
+	tok = json_tokener_new();
+	if (!tok)
+		return -ENOMEM;
+	/* the terminating NUL included: a bare "null" or number ends there */
+	root = json_tokener_parse_ex(tok, text, (int)len + 1);
+	jerr = json_tokener_get_error(tok);
+	end = json_tokener_get_parse_end(tok);
+	json_tokener_free(tok);
+	if (jerr != json_tokener_success) {
+		json_object_put(root);
+		snprintf(err, errlen, "invalid JSON: %s",
+			 json_tokener_error_desc(jerr == json_tokener_continue ?
+						 json_tokener_error_parse_eof : jerr));
+		return -EINVAL;
+	}
+	while (end < len && strchr(" \t\r\n", text[end]))
+		end++;
+	if (end < len) {
+		json_object_put(root);
+		snprintf(err, errlen, "invalid JSON: text after the object");
+		return -EINVAL;
+	}
+	r = parse_profile(&p, root, "profile", g);
+	json_object_put(root);
+	if (r < 0)
+		return r;
+	return p.errors ? -EINVAL : 0;
+}
+
 /* hdhk-sim --pty PATH [--baud B] [--framing F] [--address 1,2,...] */
 int sim_config_quick(struct sim *sim, const char *path, int baud, const char *framing,
 		     const char *addresses, bool wire_time)
@@ -572,6 +751,8 @@ int sim_config_quick(struct sim *sim, const char *path, int baud, const char *fr
 void sim_config_free(struct sim *sim)
 {
 	for (size_t i = 0; i < sim->nbuses; i++) {
+		for (size_t j = 0; sim->buses[i].modules && j < sim->buses[i].nmodules; j++)
+			sim_module_free(&sim->buses[i].modules[j]);
 		free(sim->buses[i].path);
 		free(sim->buses[i].modules);
 	}

@@ -64,15 +64,34 @@ enum sim_gen_kind {
 	SIM_GEN_CONST,
 	SIM_GEN_SINE,
 	SIM_GEN_WALK,
+	SIM_GEN_PROFILE,
 };
 
-/* Where one channel's register value comes from. */
+#define SIM_PROFILE_MAX_POINTS	1024
+#define SIM_PROFILE_MAX_SECONDS	1e9	/* a point's time since the start */
+
+struct sim_point {
+	double t;		/* seconds since the profile's start, non-decreasing */
+	double raw;		/* 0..65535 */
+};
+
+/* Steps and ramps through points; owned by the one generator holding it. */
+struct sim_profile {
+	double start;		/* Unix time (CLOCK_REALTIME) of second 0 */
+	bool repeat;		/* with period points[n-1].t - points[0].t */
+	size_t n;		/* 1..SIM_PROFILE_MAX_POINTS */
+	struct sim_point points[];
+};
+
+/* Where one channel's register value comes from. A profile generator owns
+ * its profile: copy it with sim_gen_copy, release it with sim_gen_clear. */
 struct sim_gen {
 	enum sim_gen_kind kind;
 	int value;			/* const; walk: current position */
 	double mean, amplitude, period;	/* sine: seconds per cycle */
 	int step, min, max;		/* walk */
 	uint64_t rng;			/* walk */
+	struct sim_profile *profile;	/* profile */
 };
 
 enum sim_fault_kind {
@@ -162,10 +181,15 @@ int64_t sim_char_ns(const struct sim_line *line);
 void sim_module_init(struct sim_module *m, int address, const struct sim_line *line);
 int sim_module_address(const struct sim_module *m);
 void sim_module_line(const struct sim_module *m, struct sim_line *line);
-uint16_t sim_gen_value(struct sim_gen *g, double t_s, bool advance);
+uint16_t sim_gen_value(struct sim_gen *g, double t_s, double unix_s, bool advance);
 void sim_gen_const(struct sim_gen *g, int value);
+void sim_gen_clear(struct sim_gen *g);
+int sim_gen_copy(struct sim_gen *dst, const struct sim_gen *src);
+double sim_profile_value(const struct sim_profile *p, double unix_s);
 int sim_default_raw(int address, int channel);
-int sim_module_read(struct sim_module *m, int start, int count, uint16_t *out, double t_s);
+void sim_module_free(struct sim_module *m);
+int sim_module_read(struct sim_module *m, int start, int count, uint16_t *out, double t_s,
+		    double unix_s);
 int sim_module_write(struct sim_module *m, int start, int count, const uint16_t *values,
 		     bool defer_line);
 void sim_module_apply_pending(struct sim_module *m);
@@ -180,6 +204,7 @@ uint64_t sim_rand(uint64_t *state);
 
 /* scenario.c */
 int sim_config_load(struct sim *sim, const char *file);
+int sim_profile_from_json(const char *text, struct sim_gen *g, char *err, size_t errlen);
 int sim_config_quick(struct sim *sim, const char *path, int baud, const char *framing,
 		     const char *addresses, bool wire_time);
 void sim_config_free(struct sim *sim);

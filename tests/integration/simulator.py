@@ -4,6 +4,7 @@ shares nothing with it. Covers the register map, writes, line settings,
 every fault kind, disconnects, wire time and the transaction log."""
 import errno
 import json
+import math
 import os
 import re
 import select
@@ -15,7 +16,7 @@ import time
 import unittest
 
 import common
-from sim import Sim, SimError
+from sim import Sim, SimError, profile_integral, profile_raw, profile_value
 
 BAUDS = {1200: termios.B1200, 2400: termios.B2400, 4800: termios.B4800, 9600: termios.B9600,
          19200: termios.B19200, 38400: termios.B38400, 57600: termios.B57600,
@@ -195,6 +196,215 @@ class Registers(SimTest):
             sim.set(0, 9, "a", 1)
         with self.assertRaises(SimError):
             sim.set(0, 2, "a", 70000)
+
+
+def read_timed(testcase, port, addr, start, count, timeout=2.0):
+    """One FC 0x03 read on a raw port: (values, Unix time just before the
+    request was sent, Unix time just after the whole answer arrived)."""
+    t_a = time.time()
+    answer = port.transact(read_request(addr, start, count), 5 + 2 * count, timeout)
+    t_b = time.time()
+    testcase.assertEqual(len(answer), 5 + 2 * count, answer)
+    testcase.assertEqual(answer, frame(*answer[:-2]), "bad CRC")
+    testcase.assertEqual(answer[:3], bytes([addr, 3, 2 * count]))
+    return list(struct.unpack(">%dH" % count, answer[3:-2])), t_a, t_b
+
+
+class Profiles(SimTest):
+    """Load profiles read through the pty: each value must be what
+    profile_value() gives at some instant between sending the request and
+    receiving the answer (rounded; one count of slack for the sampling of
+    the window)."""
+
+    def assert_profile(self, raw, points, start, t_a, t_b, repeat=False, what=""):
+        vals = [profile_value(points, start, t_a + (t_b - t_a) * i / 400, repeat)
+                for i in range(401)]
+        lo, hi = math.floor(min(vals) + 0.5), math.floor(max(vals) + 0.5)
+        self.assertTrue(lo - 1 <= raw <= hi + 1,
+                        "%s: read %d, the profile was %d..%d between %.3f and %.3f s"
+                        % (what, raw, lo, hi, t_a - start, t_b - start))
+
+    def test_profiles_from_scenario(self):
+        s = time.time()
+        ramp = [[0, 0], [100, 60000]]                        # 600 raw/s
+        step = [[0, 1000], [1.2, 1000], [1.2, 3000]]
+        saw = [[0, 0], [2, 2000], [2, 500], [3, 500]]        # repeats every 3 s
+        late = [[0, 42], [1, 43]]
+        freq = [[0, 450], [100, 550]]
+        sim = Sim.single(self, wire_time=False, modules=[{"address": 4, "channels": [
+            {"profile": {"start": s, "points": ramp}},
+            {"profile": {"start": s, "points": step, "repeat": False}},
+            {"profile": {"start": s - 3600, "points": saw, "repeat": True}},
+            {"profile": {"start": s + 1000, "points": late}},
+            7], "frequency": {"profile": {"start": s, "points": freq}}}])
+        port = RtuPort(sim.path())
+        self.addCleanup(port.close)
+        seen_step, seen_saw, answers = set(), set(), []
+        deadline = time.time() + 2.6
+        while time.time() < deadline:
+            regs, t_a, t_b = read_timed(self, port, 4, 8, 32)
+            answers.append(regs)
+            self.assert_profile(regs[0], ramp, s, t_a, t_b, what="ramp")
+            self.assert_profile(regs[1], step, s, t_a, t_b, what="step")
+            self.assert_profile(regs[2], saw, s - 3600, t_a, t_b, repeat=True, what="saw")
+            self.assertEqual(regs[3], 42)            # before its first point
+            self.assertEqual(regs[4], 7)
+            self.assertEqual(regs[5], Sim.default_raw(4, 5))
+            for ch in (0, 15):
+                self.assert_profile(regs[16 + ch], freq, s, t_a, t_b, what="frequency")
+            seen_step.add(regs[1])
+            seen_saw.add(regs[2] // 500)
+            time.sleep(0.1)
+        self.assertEqual(seen_step, {1000, 3000})
+        self.assertGreaterEqual(len(seen_saw), 3, "the saw did not go round")
+        self.assertGreater(answers[-1][0], answers[0][0] + 600, "the ramp did not rise")
+        logged = [e["values"] for e in sim.log() if e["result"] == "ok"]
+        self.assertEqual(logged, answers)
+
+    def test_profiles_by_control_command(self):
+        sim = Sim.single(self, n_modules=3, wire_time=False)
+        port = RtuPort(sim.path())
+        self.addCleanup(port.close)
+        steps = [[0, 100], [0.8, 100], [0.8, 900], [1.6, 900], [1.6, 300]]
+        before = time.time()
+        start = sim.profile(0, "*", "c", steps)
+        self.assertTrue(before - 0.001 <= start <= time.time() + 0.001, (before, start))
+        ramp = [[0, 0], [10, 10000]]
+        ramp_start = sim.profile(0, 2, 0, ramp, start=time.time() - 5)
+        sim.profile(0, 3, "p", [[0, 612]], frequency=True)
+        seen = set()
+        while time.time() < start + 2.0:
+            for addr in (1, 2, 3):
+                regs, t_a, t_b = read_timed(self, port, addr, 8, 16)
+                self.assert_profile(regs[2], steps, start, t_a, t_b,
+                                    what="module %d channel c" % addr)
+                seen.add(regs[2])
+                if addr == 2:
+                    self.assert_profile(regs[0], ramp, ramp_start, t_a, t_b, what="ramp")
+                    self.assertGreater(regs[0], 4900)
+                else:
+                    self.assertEqual(regs[0], Sim.default_raw(addr, 0))
+            time.sleep(0.05)
+        self.assertEqual(seen & {100, 900, 300}, {100, 900, 300})
+        regs, _, _ = read_timed(self, port, 3, 24, 16)
+        self.assertEqual(regs, [500] * 15 + [612])
+        # a constant replaces a profile
+        sim.set(0, 1, "c", 55)
+        self.assertEqual(read_timed(self, port, 1, 10, 1)[0], [55])
+
+    def test_long_profile_and_repeat_by_command(self):
+        sim = Sim.single(self, wire_time=False)
+        port = RtuPort(sim.path())
+        self.addCleanup(port.close)
+        points = [[i, (i * 50) % 65536] for i in range(1024)]     # a 14 kB line
+        start = sim.profile(0, 1, 0, points, start=time.time() - 100.5)
+        regs, t_a, t_b = read_timed(self, port, 1, 8, 1)
+        self.assert_profile(regs[0], points, start, t_a, t_b)
+        self.assertTrue(5000 <= regs[0] <= 5100, regs)
+        saw = [[0, 0], [1, 1000]]
+        start = sim.profile(0, 1, 1, saw, start=time.time() - 1e6 - 0.25, repeat=True)
+        regs, t_a, t_b = read_timed(self, port, 1, 9, 1)
+        self.assert_profile(regs[0], saw, start, t_a, t_b, repeat=True)
+        self.assertTrue(200 <= regs[0] <= 400, regs)
+
+    def test_value_is_taken_when_the_answer_goes_out(self):
+        """hdhk-sim(1): with wire time the register is read at the instant
+        the answer is written, (request + answer + 3.5) characters after the
+        request began: 404 ms at 1200 baud, 404 counts of this ramp."""
+        sim = Sim.single(self, baud=1200)
+        port = RtuPort(sim.path(), 1200)
+        self.addCleanup(port.close)
+        ramp = [[0, 0], [60, 60000]]                          # 1000 raw/s
+        start = sim.profile(0, 1, "a", ramp)
+        wire = wire_time_s(8, 37, 1200)
+        for _ in range(2):
+            regs, t_a, t_b = read_timed(self, port, 1, 8, 16, timeout=3)
+            self.assertGreaterEqual(t_b - t_a, wire - 0.001)
+            self.assert_profile(regs[0], ramp, start, t_a + wire, t_b)
+
+    def test_bad_profiles_are_refused(self):
+        sim = Sim.single(self)
+        for line, message in (
+                ("profile 0 1 a", "usage"),
+                ("profile 0 1 a {\"points\": []}", "profile.points: expected 1..1024 points"),
+                ("profile 0 1 a {\"points\": [[1, 5], [0, 6]]}", "must not decrease"),
+                ("profile 0 1 a {\"points\": [[0, 65536]]}", "0..65535"),
+                ("profile 0 1 a {\"points\": [[0, 1], [0, 2]], \"repeat\": true}",
+                 "profile.repeat: needs the last point later"),
+                ("profile 0 1 a {\"points\": [[0, 1]], \"start\": \"now\"}",
+                 "expected a number"),
+                ("profile 0 1 a {\"points\": [[0, 1]]", "invalid JSON"),
+                ("profile 0 1 q {\"points\": [[0, 1]]}", "bad channel"),
+                ("profile 0 9 a {\"points\": [[0, 1]]}", "no module 9"),
+                ("profile 4 1 a {\"points\": [[0, 1]]}", "no bus 4")):
+            with self.assertRaises(SimError, msg=line) as cm:
+                sim.command(line)
+            self.assertIn(message, str(cm.exception))
+        with self.assertRaises(SimError):
+            sim.profile(0, 1, 0, [[0, 1], [0, 2]], repeat=True)
+        self.assert_read(sim, 1, 8, Sim.default_raws(1))      # nothing was changed
+
+
+class ProfileMath(unittest.TestCase):
+    """tests/lib/sim.py's profile_value and profile_integral against hand
+    computation and against a fine numeric integration."""
+    EXAMPLE = [[0, 0], [60, 1000], [60, 500], [120, 500], [180, 2000]]
+
+    def test_values(self):
+        p = self.EXAMPLE
+        self.assertEqual(profile_value(p, 1000, 1030), 500)
+        self.assertEqual(profile_value(p, 1000, 1060), 500)      # at the step: the later
+        self.assertAlmostEqual(profile_value(p, 1000, 1059.99), 999.8333, places=3)
+        self.assertEqual(profile_value(p, 1000, 1150), 1250)
+        self.assertEqual(profile_value(p, 1000, 999), 0)
+        self.assertEqual(profile_value(p, 1000, 5000), 2000)
+        self.assertEqual(profile_raw([[0, 0], [2, 1]], 0, 1.0), 1)    # half up
+        self.assertEqual(profile_raw([[0, 0], [2, 1]], 0, 0.9), 0)
+        saw = [[0, 0], [10, 100]]
+        self.assertEqual(profile_value(saw, 0, 25, repeat=True), 50)
+        self.assertEqual(profile_value(saw, 0, 20, repeat=True), 0)
+        self.assertEqual(profile_value(saw, 0, 25), 100)
+        late = [[5, 100], [15, 200]]
+        self.assertEqual(profile_value(late, 0, 2, repeat=True), 100)
+        self.assertEqual(profile_value(late, 0, 20, repeat=True), 150)
+
+    def test_integral_by_hand(self):
+        p = self.EXAMPLE
+        # ramp 60 s averaging 500, 60 s at 500, ramp 60 s averaging 1250
+        self.assertAlmostEqual(profile_integral(p, 1000, 1000, 1180), 30000 + 30000 + 75000)
+        # 30 s of the first ramp (500 -> 1000), 30 s at 500
+        self.assertAlmostEqual(profile_integral(p, 1000, 1030, 1090), 22500 + 15000)
+        self.assertAlmostEqual(profile_integral(p, 1000, 1090, 1030), -37500)
+        self.assertAlmostEqual(profile_integral(p, 1000, 900, 1000), 0)
+        self.assertAlmostEqual(profile_integral(p, 1000, 1180, 1200), 40000)
+        self.assertAlmostEqual(profile_integral(p, 1000, 900, 1200), 175000)
+        self.assertAlmostEqual(profile_integral([[0, 300]], 50, 0, 100), 30000)
+        # repeat: a saw of 10 s averages 50; two cycles and half a rise
+        saw = [[0, 0], [10, 100]]
+        self.assertAlmostEqual(profile_integral(saw, 0, 0, 25, repeat=True), 1000 + 125)
+        self.assertAlmostEqual(profile_integral(saw, 0, 3, 13, repeat=True), 500)
+        self.assertAlmostEqual(profile_integral(saw, 1e9, 1e9 + 3, 1e9 + 10003, repeat=True),
+                               500000, places=3)
+        late = [[5, 100], [15, 200]]       # 100 until 5 s, then 10 s cycles averaging 150
+        self.assertAlmostEqual(profile_integral(late, 0, 0, 25, repeat=True), 500 + 1500 + 1500)
+
+    def test_integral_matches_numeric_integration(self):
+        p = [[0, 10], [3, 10], [3, 700], [7.5, 200], [7.5, 1200], [9, 0], [12, 65535]]
+        for repeat in (False, True):
+            for t_a, t_b in ((95, 130), (101, 101.5), (99, 140.25)):
+                n = 200000
+                dt = (t_b - t_a) / n
+                numeric = sum(profile_value(p, 100, t_a + (i + 0.5) * dt, repeat)
+                              for i in range(n)) * dt
+                self.assertAlmostEqual(profile_integral(p, 100, t_a, t_b, repeat), numeric,
+                                       delta=abs(numeric) * 1e-4 + 1, msg=(repeat, t_a, t_b))
+
+    def test_bad_profiles(self):
+        for points, repeat in (([], False), ([[1, 0], [0, 1]], False), ([[2, 0], [2, 1]], True)):
+            with self.assertRaises(ValueError):
+                profile_value(points, 0, 1, repeat)
+            with self.assertRaises(ValueError):
+                profile_integral(points, 0, 0, 1, repeat)
 
 
 class Writes(SimTest):

@@ -7,9 +7,13 @@ and reads its transaction log. See man/hdhk-sim.1 for what the simulator does.
     Sim.default_raw(2, 0)                    # 2010: module 2, channel a
     sim.fault(0, 1, "badcrc", 1)             # next answer of module 1 has a bad CRC
     [e for e in sim.log() if e["result"] == "ok"]
+    start = sim.profile(0, "*", "a", [[0, 0], [60, 1000], [60, 500]])
+    profile_integral([[0, 0], [60, 1000]], start, t_a, t_b)   # raw * seconds
 """
+import bisect
 import copy
 import json
+import math
 import os
 import select
 import socket
@@ -21,6 +25,93 @@ import common
 
 class SimError(Exception):
     """The control socket answered 'error ...'."""
+
+
+# Load profiles (hdhk-sim(1), Generators: "profile"), computed here the way
+# the simulator does: points are [seconds, raw] with non-decreasing
+# seconds, counted from 'start' (Unix time); linear between two points, a
+# step where two share a time (at the step's instant the later one counts),
+# the first value before the first point, the last after the last point.
+# With repeat, from the first point's time on the points start over every
+# last - first seconds.
+
+def _profile_check(points, repeat):
+    if not points:
+        raise ValueError("a profile needs at least one point")
+    times = [float(t) for t, _ in points]
+    if any(b < a for a, b in zip(times, times[1:])):
+        raise ValueError("profile times must not decrease: %r" % (times,))
+    if repeat and times[-1] <= times[0]:
+        raise ValueError("a repeating profile needs the last time after the first")
+    return times, [float(v) for _, v in points]
+
+
+def _profile_fold(times, x, repeat):
+    """x (seconds since start) moved into the first cycle of a repeating
+    profile, and how many whole cycles were cut off."""
+    t0, period = times[0], times[-1] - times[0]
+    if not repeat or x < t0:
+        return x, 0
+    cycles = math.floor((x - t0) / period)
+    x = t0 + (x - t0 - cycles * period)
+    if x >= t0 + period:     # rounding
+        x, cycles = t0, cycles + 1
+    return x, cycles
+
+
+def _profile_at(times, values, x):
+    i = bisect.bisect_right(times, x)    # points with t <= x
+    if i == 0:
+        return values[0]
+    if i == len(times):
+        return values[-1]
+    ta, tb, va, vb = times[i - 1], times[i], values[i - 1], values[i]
+    return va + (vb - va) * (x - ta) / (tb - ta)
+
+
+def profile_value(points, start, t, repeat=False):
+    """The profile's exact value (raw, a float) at Unix time t."""
+    times, values = _profile_check(points, repeat)
+    x, _ = _profile_fold(times, t - start, repeat)
+    return _profile_at(times, values, x)
+
+
+def profile_raw(points, start, t, repeat=False):
+    """What the register reads at Unix time t: the value rounded half up,
+    clamped to 0..65535."""
+    v = profile_value(points, start, t, repeat)
+    return int(min(max(math.floor(v + 0.5), 0), 65535))
+
+
+def _profile_cumulative(times, values, x, repeat):
+    """The integral of the profile from its first point's time to x
+    (negative for x before it), raw * seconds."""
+    if x < times[0]:
+        return values[0] * (x - times[0])
+    x, cycles = _profile_fold(times, x, repeat)
+    total = 0.0
+    for i in range(1, len(times)):
+        ta, tb = times[i - 1], times[i]
+        if x <= ta:
+            break
+        end = min(x, tb)
+        if end > ta:
+            vend = values[i - 1] + (values[i] - values[i - 1]) * (end - ta) / (tb - ta)
+            total += (end - ta) * (values[i - 1] + vend) / 2
+    if x > times[-1]:
+        total += values[-1] * (x - times[-1])
+    if cycles:
+        total += cycles * _profile_cumulative(times, values, times[-1], False)
+    return total
+
+
+def profile_integral(points, start, t_a, t_b, repeat=False):
+    """The exact integral of the profile's value over Unix times [t_a, t_b]
+    in raw * seconds (divide by 100 for ampere-seconds of a current
+    channel); negative when t_b < t_a."""
+    times, values = _profile_check(points, repeat)
+    return (_profile_cumulative(times, values, t_b - start, repeat) -
+            _profile_cumulative(times, values, t_a - start, repeat))
 
 
 class Sim:
@@ -192,6 +283,21 @@ class Sim:
 
     def setreg(self, bus, addr, reg, value):
         return self.command("setreg %s %s %d %d" % (bus, addr, reg, value))
+
+    def profile(self, bus, addr, channel, points, start=None, repeat=False, frequency=False):
+        """Channel 0..15 or a..p of the module (addr "*": every module on
+        the bus) plays the load profile 'points' ([[seconds, raw], ...])
+        from Unix time 'start' (default: now, as the simulator sees it).
+        frequency=True sets the channel's frequency register instead.
+        Returns the start the simulator used, for profile_value() and
+        profile_integral()."""
+        spec = {"points": [list(p) for p in points], "repeat": bool(repeat)}
+        if start is not None:
+            spec["start"] = start
+        answer = self.command("%s %s %s %s %s" % ("profilefreq" if frequency else "profile",
+                                                bus, addr, channel,
+                                                json.dumps(spec, separators=(",", ":"))))
+        return float(answer.rsplit(" ", 1)[1])
 
     def stats(self):
         return json.loads(self.command("stats")[3:])

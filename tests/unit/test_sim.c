@@ -1,6 +1,7 @@
 /* test_sim.c — hdhk-sim's protocol core without a pty: CRC and request
  * lengths (the datasheet's example frames), the register file, register 3,
- * write rules, generators and how each fault spoils a frame. */
+ * write rules, generators (load profiles and their parsing among them) and
+ * how each fault spoils a frame. */
 #include <math.h>
 #include <stdlib.h>
 #include <setjmp.h>
@@ -14,6 +15,7 @@
 #include "../../src/sim/fault.c"
 #include "../../src/sim/module.c"
 #include "../../src/sim/rtu.c"
+#include "../../src/sim/scenario.c"
 
 static const struct sim_line line_9600_n81 = { 9600, SIM_N81 };
 
@@ -74,7 +76,7 @@ static void test_defaults_and_register_map(void **state)
 
 	(void)state;
 	sim_module_init(&m, 2, &line_9600_n81);
-	assert_int_equal(sim_module_read(&m, 0, HDHK_NREGS, r, 0), 0);
+	assert_int_equal(sim_module_read(&m, 0, HDHK_NREGS, r, 0, 0), 0);
 	assert_int_equal(r[0], 628);
 	assert_int_equal(r[1], 40);
 	assert_int_equal(r[2], 40);
@@ -101,7 +103,7 @@ static void test_register_3_encoding(void **state)
 
 	(void)state;
 	sim_module_init(&m, 0x21, &l);
-	assert_int_equal(sim_module_read(&m, 3, 1, &v, 0), 0);
+	assert_int_equal(sim_module_read(&m, 3, 1, &v, 0, 0), 0);
 	assert_int_equal(v, (2 << 12) | (8 << 8) | 0x21);
 	sim_module_line(&m, &got);
 	assert_int_equal(got.baud, 115200);
@@ -122,11 +124,11 @@ static void test_read_limits(void **state)
 
 	(void)state;
 	sim_module_init(&m, 1, &line_9600_n81);
-	assert_int_equal(sim_module_read(&m, 55, 1, r, 0), 0);
-	assert_int_equal(sim_module_read(&m, 55, 2, r, 0), MB_EX_ILLEGAL_ADDRESS);
-	assert_int_equal(sim_module_read(&m, 56, 1, r, 0), MB_EX_ILLEGAL_ADDRESS);
-	assert_int_equal(sim_module_read(&m, 0, 0, r, 0), MB_EX_ILLEGAL_VALUE);
-	assert_int_equal(sim_module_read(&m, 0, 126, r, 0), MB_EX_ILLEGAL_VALUE);
+	assert_int_equal(sim_module_read(&m, 55, 1, r, 0, 0), 0);
+	assert_int_equal(sim_module_read(&m, 55, 2, r, 0, 0), MB_EX_ILLEGAL_ADDRESS);
+	assert_int_equal(sim_module_read(&m, 56, 1, r, 0, 0), MB_EX_ILLEGAL_ADDRESS);
+	assert_int_equal(sim_module_read(&m, 0, 0, r, 0, 0), MB_EX_ILLEGAL_VALUE);
+	assert_int_equal(sim_module_read(&m, 0, 126, r, 0, 0), MB_EX_ILLEGAL_VALUE);
 }
 
 static void test_writes(void **state)
@@ -141,9 +143,9 @@ static void test_writes(void **state)
 	sim_module_init(&m, 1, &line_9600_n81);
 	assert_int_equal(sim_module_write(&m, 6, 2, two, true), 0);
 	assert_int_equal(sim_module_write(&m, 53, 3, ratios, true), 0);
-	assert_int_equal(sim_module_read(&m, 7, 1, &v, 0), 0);
+	assert_int_equal(sim_module_read(&m, 7, 1, &v, 0, 0), 0);
 	assert_int_equal(v, 0x0114);
-	assert_int_equal(sim_module_read(&m, 55, 1, &v, 0), 0);
+	assert_int_equal(sim_module_read(&m, 55, 1, &v, 0, 0), 0);
 	assert_int_equal(v, 13);
 	/* read-only registers refuse, and nothing of the write is applied */
 	one = 9;
@@ -155,7 +157,7 @@ static void test_writes(void **state)
 					 MB_EX_ILLEGAL_ADDRESS);
 	}
 	assert_int_equal(sim_module_write(&m, 5, 2, bad_span, true), MB_EX_ILLEGAL_ADDRESS);
-	assert_int_equal(sim_module_read(&m, 6, 1, &v, 0), 0);
+	assert_int_equal(sim_module_read(&m, 6, 1, &v, 0, 0), 0);
 	assert_int_equal(v, 3);
 	/* values out of range */
 	one = 0;
@@ -186,7 +188,7 @@ static void test_register_3_write_is_deferred(void **state)
 	assert_int_equal(l.baud, 19200);
 	assert_int_equal(l.framing, SIM_E81);
 	/* channels stay with the module, whatever its address */
-	assert_int_equal(sim_module_read(&m, 8, 1, &v, 0), 0);
+	assert_int_equal(sim_module_read(&m, 8, 1, &v, 0, 0), 0);
 	assert_int_equal(v, 1010);
 }
 
@@ -200,22 +202,303 @@ static void test_generators(void **state)
 	int prev = walk.value, moved = 0;
 
 	(void)state;
-	assert_int_equal(sim_gen_value(&sine, 0, true), 500);
-	assert_int_equal(sim_gen_value(&sine, 2, true), 600);
-	assert_int_equal(sim_gen_value(&sine, 6, true), 400);
-	assert_int_equal(sim_gen_value(&low, 3, true), 0);	/* clamped */
+	assert_int_equal(sim_gen_value(&sine, 0, 0, true), 500);
+	assert_int_equal(sim_gen_value(&sine, 2, 0, true), 600);
+	assert_int_equal(sim_gen_value(&sine, 6, 0, true), 400);
+	assert_int_equal(sim_gen_value(&low, 3, 0, true), 0);	/* clamped */
 	for (int i = 0; i < 200; i++) {
-		int v = sim_gen_value(&walk, 0, true);
+		int v = sim_gen_value(&walk, 0, 0, true);
 
 		assert_true(v >= 90 && v <= 120);
 		assert_true(abs(v - prev) <= 7);
-		assert_int_equal(sim_gen_value(&again, 0, true), v);	/* same seed, same walk */
+		assert_int_equal(sim_gen_value(&again, 0, 0, true), v);	/* same seed, same walk */
 		moved += v != prev;
 		prev = v;
 	}
 	assert_true(moved > 50);
 	/* reading without advancing does not move it */
-	assert_int_equal(sim_gen_value(&walk, 0, false), prev);
+	assert_int_equal(sim_gen_value(&walk, 0, 0, false), prev);
+}
+
+/* The example of hdhk-sim(1): ramp 0 -> 1000 in a minute, step down to
+ * 500, hold a minute, ramp to 2000 in another. */
+#define EXAMPLE_POINTS "[[0, 0], [60, 1000], [60, 500], [120, 500], [180, 2000]]"
+
+static struct sim_gen profile_gen(const char *json)
+{
+	struct sim_gen g;
+	char err[256];
+
+	sim_gen_const(&g, 0);
+	if (sim_profile_from_json(json, &g, err, sizeof(err)) != 0)
+		fail_msg("%s: %s", json, err);
+	assert_int_equal(g.kind, SIM_GEN_PROFILE);
+	return g;
+}
+
+static void test_profile_ramps_and_steps(void **state)
+{
+	struct sim_gen g = profile_gen("{\"start\": 1000.5, \"points\": " EXAMPLE_POINTS "}");
+	const struct sim_profile *p = g.profile;
+
+	(void)state;
+	assert_int_equal(p->n, 5);
+	assert_false(p->repeat);
+	assert_true(p->start == 1000.5);
+	/* ramp midpoints and an arbitrary ramp point */
+	assert_true(fabs(sim_profile_value(p, 1000.5 + 30) - 500) < 1e-9);
+	assert_true(fabs(sim_profile_value(p, 1000.5 + 150) - 1250) < 1e-9);
+	assert_true(fabs(sim_profile_value(p, 1000.5 + 6) - 100) < 1e-9);
+	assert_int_equal(sim_gen_value(&g, 0, 1000.5 + 30, true), 500);
+	assert_int_equal(sim_gen_value(&g, 0, 1000.5 + 165, true), 1625);
+	/* the step: just before it the ramp's end, at it and after the new value */
+	assert_int_equal(sim_gen_value(&g, 0, 1000.5 + 59.9994, true), 1000);
+	assert_int_equal(sim_gen_value(&g, 0, 1000.5 + 59.5, true), 992);
+	assert_int_equal(sim_gen_value(&g, 0, 1000.5 + 60, true), 500);
+	assert_int_equal(sim_gen_value(&g, 0, 1000.5 + 90, true), 500);
+	assert_int_equal(sim_gen_value(&g, 0, 1000.5 + 120, true), 500);
+	/* before the first point, after the last */
+	assert_int_equal(sim_gen_value(&g, 0, 1000.5 - 1, true), 0);
+	assert_int_equal(sim_gen_value(&g, 0, 0, true), 0);
+	assert_int_equal(sim_gen_value(&g, 0, 1000.5 + 180, true), 2000);
+	assert_int_equal(sim_gen_value(&g, 0, 1e9, true), 2000);
+	/* the simulator's own clock (t_s) plays no part */
+	assert_int_equal(sim_gen_value(&g, 12345, 1000.5 + 30, true), 500);
+	sim_gen_clear(&g);
+	assert_int_equal(g.kind, SIM_GEN_CONST);
+	assert_null(g.profile);
+
+	/* a profile that starts late holds its first value until then */
+	g = profile_gen("{\"start\": 0, \"points\": [[10, 300], [20, 400]]}");
+	assert_int_equal(sim_gen_value(&g, 0, 9.99, true), 300);
+	assert_int_equal(sim_gen_value(&g, 0, 15, true), 350);
+	assert_int_equal(sim_gen_value(&g, 0, 25, true), 400);
+	sim_gen_clear(&g);
+
+	/* a single point is a constant */
+	g = profile_gen("{\"start\": 0, \"points\": [[5, 77]]}");
+	assert_int_equal(sim_gen_value(&g, 0, 0, true), 77);
+	assert_int_equal(sim_gen_value(&g, 0, 100, true), 77);
+	sim_gen_clear(&g);
+}
+
+static void test_profile_repeat(void **state)
+{
+	struct sim_gen saw = profile_gen("{\"start\": 100, \"repeat\": true, "
+					 "\"points\": [[0, 0], [10, 100]]}");
+	struct sim_gen late = profile_gen("{\"start\": 0, \"repeat\": true, "
+					  "\"points\": [[5, 100], [15, 200], [15, 50]]}");
+	struct sim_gen once = profile_gen("{\"start\": 100, \"points\": [[0, 0], [10, 100]]}");
+
+	(void)state;
+	assert_true(saw.profile->repeat);
+	for (int k = 0; k < 1000; k += 37) {
+		assert_int_equal(sim_gen_value(&saw, 0, 100 + 10 * k + 5, true), 50);
+		assert_int_equal(sim_gen_value(&saw, 0, 100 + 10 * k + 2.5, true), 25);
+		assert_int_equal(sim_gen_value(&saw, 0, 100 + 10 * k, true), 0);
+		assert_int_equal(sim_gen_value(&saw, 0, 100 + 10 * k + 9.9, true), 99);
+	}
+	assert_int_equal(sim_gen_value(&saw, 0, 99, true), 0);		/* before: first value */
+	assert_int_equal(sim_gen_value(&once, 0, 125, true), 100);	/* no repeat: last value */
+	/* the period runs from the first point's time (5) to the last's (15);
+	 * the step at the period's end is never seen */
+	assert_int_equal(sim_gen_value(&late, 0, 0, true), 100);
+	assert_int_equal(sim_gen_value(&late, 0, 10, true), 150);
+	assert_int_equal(sim_gen_value(&late, 0, 15, true), 100);
+	assert_int_equal(sim_gen_value(&late, 0, 20, true), 150);
+	assert_int_equal(sim_gen_value(&late, 0, 24.9, true), 199);
+	assert_int_equal(sim_gen_value(&late, 0, 1005 + 2.5, true), 125);
+	sim_gen_clear(&saw);
+	sim_gen_clear(&late);
+	sim_gen_clear(&once);
+}
+
+static void test_profile_rounding_and_clamping(void **state)
+{
+	struct sim_gen g = profile_gen("{\"start\": 0, \"points\": [[0, 0], [2, 1]]}");
+	struct sim_profile *wild;
+
+	(void)state;
+	assert_int_equal(sim_gen_value(&g, 0, 0.5, true), 0);	/* 0.25 */
+	assert_int_equal(sim_gen_value(&g, 0, 0.9, true), 0);	/* 0.45 */
+	assert_int_equal(sim_gen_value(&g, 0, 1.0, true), 1);	/* 0.5: half up */
+	assert_int_equal(sim_gen_value(&g, 0, 1.4, true), 1);	/* 0.7 */
+	sim_gen_clear(&g);
+	g = profile_gen("{\"start\": 0, \"points\": [[0, 65535], [10, 65534], [20, 0]]}");
+	assert_int_equal(sim_gen_value(&g, 0, 0, true), 65535);
+	assert_int_equal(sim_gen_value(&g, 0, 4, true), 65535);	/* 65534.6 */
+	assert_int_equal(sim_gen_value(&g, 0, 6, true), 65534);	/* 65534.4 */
+	sim_gen_clear(&g);
+
+	/* values beyond the register (no scenario makes them) are clamped */
+	wild = malloc(sizeof(*wild) + 2 * sizeof(wild->points[0]));
+	assert_non_null(wild);
+	*wild = (struct sim_profile){ .start = 0, .n = 2 };
+	wild->points[0] = (struct sim_point){ 0, -100 };
+	wild->points[1] = (struct sim_point){ 10, 70000 };
+	sim_gen_const(&g, 0);
+	g.kind = SIM_GEN_PROFILE;
+	g.profile = wild;
+	assert_int_equal(sim_gen_value(&g, 0, 0, true), 0);
+	assert_int_equal(sim_gen_value(&g, 0, 9.9, true), 65535);
+	assert_int_equal(sim_gen_value(&g, 0, 0.2, true), 1302);	/* -100 + 1402 */
+	sim_gen_clear(&g);
+}
+
+static void test_profile_in_module(void **state)
+{
+	struct sim_gen g = profile_gen("{\"start\": 500, \"points\": [[0, 100], [10, 200]]}");
+	struct sim_module m;
+	uint16_t r[HDHK_NREGS];
+
+	(void)state;
+	sim_module_init(&m, 1, &line_9600_n81);
+	assert_int_equal(sim_gen_copy(&m.current[2], &g), 0);
+	assert_int_equal(sim_gen_copy(&m.frequency[15], &g), 0);
+	assert_ptr_not_equal(m.current[2].profile, g.profile);	/* each owns its copy */
+	sim_gen_clear(&g);
+	assert_int_equal(sim_module_read(&m, 8, 32, r, 0, 505), 0);
+	assert_int_equal(r[0], 1010);
+	assert_int_equal(r[2], 150);
+	assert_int_equal(r[31], 150);
+	assert_int_equal(r[30], 500);
+	assert_int_equal(sim_module_read(&m, 10, 1, r, 0, 510), 0);
+	assert_int_equal(r[0], 200);
+	/* setreg makes it a constant again, releasing the profile */
+	assert_int_equal(sim_module_setreg(&m, 10, 7), 0);
+	assert_int_equal(m.current[2].kind, SIM_GEN_CONST);
+	assert_int_equal(sim_module_read(&m, 10, 1, r, 0, 505), 0);
+	assert_int_equal(r[0], 7);
+	sim_module_free(&m);
+}
+
+static void test_profile_default_start_is_now(void **state)
+{
+	struct sim_gen g = profile_gen("{\"points\": [[0, 1]]}");
+	struct timespec ts;
+	double now;
+
+	(void)state;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	now = (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+	assert_true(g.profile->start <= now && g.profile->start > now - 5);
+	sim_gen_clear(&g);
+}
+
+static void test_profile_parse_errors(void **state)
+{
+	static const char *const cases[][2] = {
+		{ "{}", "profile: missing \"points\"" },
+		{ "{\"points\": []}", "profile.points: expected 1..1024 points" },
+		{ "{\"points\": {}}", "profile.points: expected array, got object" },
+		{ "{\"points\": [5]}", "profile.points[0]: expected array, got int" },
+		{ "{\"points\": [[0]]}", "profile.points[0]: expected [seconds, raw]" },
+		{ "{\"points\": [[0, 1, 2]]}", "profile.points[0]: expected [seconds, raw]" },
+		{ "{\"points\": [[\"0\", 1]]}", "profile.points[0][0]: expected a number, got string" },
+		{ "{\"points\": [[-1, 1]]}", "profile.points[0][0]: expected seconds in 0..1000000000" },
+		{ "{\"points\": [[0, 65536]]}", "profile.points[0][1]: expected an integer in 0..65535" },
+		{ "{\"points\": [[0, -1]]}", "profile.points[0][1]: expected an integer in 0..65535" },
+		{ "{\"points\": [[0, 1.5]]}", "profile.points[0][1]: expected an integer in 0..65535" },
+		{ "{\"points\": [[0, null]]}", "profile.points[0][1]: expected an integer, got null" },
+		{ "{\"points\": [[0, 1], [10, 2], [9.5, 3]]}",
+		  "profile.points[2]: seconds must not decrease (9.5 after 10)" },
+		{ "{\"points\": [[0, 1], [0, 2]], \"repeat\": true}",
+		  "profile.repeat: needs the last point later than the first" },
+		{ "{\"points\": [[7, 1]], \"repeat\": true}",
+		  "profile.repeat: needs the last point later than the first" },
+		{ "{\"points\": [[0, 1]], \"repeat\": 1}", "profile.repeat: expected boolean, got int" },
+		{ "{\"points\": [[0, 1]], \"start\": \"now\"}",
+		  "profile.start: expected a number, got string" },
+		{ "{\"points\": [[0, 1]], \"start\": -1}", "profile.start: expected a Unix time" },
+		{ "{\"points\": [[0, 1]], \"colour\": 1}", "profile.colour: unknown key" },
+		{ "[[0, 1]]", "profile: expected object, got array" },
+		{ "null", "profile: expected object, got null" },
+		{ "{\"points\": [[0, 1]]", "invalid JSON" },
+		{ "{\"points\": [[0, 1]]} x", "invalid JSON: text after the object" },
+		{ "", "invalid JSON" },
+	};
+	char err[256], *big;
+	struct sim_gen g;
+	size_t len = 0;
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		sim_gen_const(&g, 5);
+		assert_int_equal(sim_profile_from_json(cases[i][0], &g, err, sizeof(err)), -EINVAL);
+		if (strncmp(err, cases[i][1], strlen(cases[i][1])) != 0)
+			fail_msg("%s: got \"%s\", expected \"%s...\"", cases[i][0], err, cases[i][1]);
+		assert_int_equal(g.kind, SIM_GEN_CONST);
+		assert_null(g.profile);
+	}
+
+	/* 1024 points are fine, 1025 are not */
+	big = malloc(32 * 1100);
+	assert_non_null(big);
+	for (int n = 1024; n <= 1025; n++) {
+		len = (size_t)sprintf(big, "{\"points\": [");
+		for (int i = 0; i < n; i++)
+			len += (size_t)sprintf(big + len, "%s[%d, %d]", i ? ", " : "", i, i % 7);
+		sprintf(big + len, "]}");
+		sim_gen_const(&g, 0);
+		if (n == 1024) {
+			assert_int_equal(sim_profile_from_json(big, &g, err, sizeof(err)), 0);
+			assert_int_equal(g.profile->n, 1024);
+			assert_int_equal(sim_gen_value(&g, 0, g.profile->start + 1023, true), 1023 % 7);
+			sim_gen_clear(&g);
+		} else {
+			assert_int_equal(sim_profile_from_json(big, &g, err, sizeof(err)), -EINVAL);
+			assert_string_equal(err, "profile.points: expected 1..1024 points");
+		}
+	}
+	free(big);
+}
+
+/* SIM.json's "profile" generators, for a channel and for all frequencies. */
+static void test_profile_in_scenario(void **state)
+{
+	char file[] = "/tmp/test-sim-XXXXXX";
+	static const char good[] =
+		"{\"buses\": [{\"path\": \"/tmp/x\", \"modules\": [{\"address\": 3,"
+		" \"channels\": [1, {\"profile\": {\"start\": 10, \"points\": [[0, 0], [4, 8]]}}],"
+		" \"frequency\": {\"profile\": {\"start\": 20, \"repeat\": true,"
+		"                 \"points\": [[0, 490], [2, 510]]}}}]}]}";
+	static const char bad[] =
+		"{\"buses\": [{\"path\": \"/tmp/x\", \"modules\": [{"
+		" \"channels\": [{\"profile\": {\"points\": [[5, 0], [4, 8]]}},"
+		"                {\"profile\": {\"start\": 0, \"points\": [[0, 0]]}}],"
+		" \"frequency\": {\"profile\": {\"points\": [], \"repeat\": true}}}]}]}";
+	struct sim sim;
+	struct sim_module *m;
+	int fd;
+
+	(void)state;
+	fd = mkstemp(file);
+	assert_true(fd >= 0);
+	assert_int_equal(write(fd, good, strlen(good)), (ssize_t)strlen(good));
+	close(fd);
+	memset(&sim, 0, sizeof(sim));
+	assert_int_equal(sim_config_load(&sim, file), 0);
+	m = &sim.buses[0].modules[0];
+	assert_int_equal(m->current[0].kind, SIM_GEN_CONST);
+	assert_int_equal(m->current[1].kind, SIM_GEN_PROFILE);
+	assert_int_equal(sim_gen_value(&m->current[1], 0, 13, true), 6);
+	assert_int_equal(m->current[2].kind, SIM_GEN_CONST);
+	for (int i = 0; i < HDHK_NCHANNELS; i++) {
+		assert_int_equal(m->frequency[i].kind, SIM_GEN_PROFILE);
+		assert_int_equal(sim_gen_value(&m->frequency[i], 0, 20 + 4 * i + 1, true), 500);
+		if (i)
+			assert_ptr_not_equal(m->frequency[i].profile, m->frequency[0].profile);
+	}
+	sim_config_free(&sim);
+
+	fd = open(file, O_WRONLY | O_TRUNC);
+	assert_true(fd >= 0);
+	assert_int_equal(write(fd, bad, strlen(bad)), (ssize_t)strlen(bad));
+	close(fd);
+	memset(&sim, 0, sizeof(sim));
+	assert_int_equal(sim_config_load(&sim, file), -EINVAL);
+	sim_config_free(&sim);
+	unlink(file);
 }
 
 static void test_fault_mangling(void **state)
@@ -270,6 +553,13 @@ int main(void)
 		cmocka_unit_test(test_writes),
 		cmocka_unit_test(test_register_3_write_is_deferred),
 		cmocka_unit_test(test_generators),
+		cmocka_unit_test(test_profile_ramps_and_steps),
+		cmocka_unit_test(test_profile_repeat),
+		cmocka_unit_test(test_profile_rounding_and_clamping),
+		cmocka_unit_test(test_profile_in_module),
+		cmocka_unit_test(test_profile_default_start_is_now),
+		cmocka_unit_test(test_profile_parse_errors),
+		cmocka_unit_test(test_profile_in_scenario),
 		cmocka_unit_test(test_fault_mangling),
 	};
 
