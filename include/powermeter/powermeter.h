@@ -125,6 +125,14 @@ struct pm_value {
 				   (or the daemon read it, for a snapshot) */
 	int status;		/* 0, or the device's negative error code: then
 				   current and frequency are NaN */
+	/* Since 0.2 (appended: the struct is only ever read through
+	 * pm_readings_get()). Estimates: the module measures current only. */
+	double power;		/* W: current x the circuit's configured
+				   voltage x power factor; NaN when failed */
+	double energy;		/* Wh counter kept by powermeterd, or NaN
+				   (read from the bus, or not kept) */
+	double charge;		/* Ah counter kept by powermeterd, or NaN */
+	const char *phase;	/* "L1", "L2", "L3", or NULL when not set */
 };
 
 /* The result of one pm_read(): a value for every configured input of the
@@ -190,8 +198,14 @@ enum pm_format {
 				   "current": rounded to 2 decimals} */
 	PM_FORMAT_TABLE,	/* for people: one row per input */
 	PM_FORMAT_INFLUX,	/* InfluxDB line protocol, ms precision: tags
-				   device_id, input, name, unique_id; fields
-				   current and frequency (when read) */
+				   device_id, input, name, unique_id, and the
+				   circuit's phase and tags where configured;
+				   fields current, frequency (when read),
+				   power, energy and charge (when known) */
+	PM_FORMAT_CIRCUITS,	/* since 0.2: PM_FORMAT_JSON plus "phase",
+				   "power" (W), "energy" (Wh) and "charge"
+				   (Ah) where known: estimates from the
+				   configured voltage and power factor */
 };
 
 /* Formats the values with status 0 (failed devices are left out, as the

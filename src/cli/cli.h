@@ -14,6 +14,7 @@ int cmd_info(int argc, char **argv);
 int cmd_address(int argc, char **argv);
 int cmd_json(int argc, char **argv);
 int cmd_zabbix(int argc, char **argv);
+int cmd_energy(int argc, char **argv);
 
 /* ---- args.c: argument parsing ---------------------------------------------- */
 

@@ -55,7 +55,8 @@ static int merge_device(struct pm_readings *to, const struct pm_config *cfg,
 		if (v->status < 0)
 			return pm_readings_add_failure(to, index, v->status, why);
 		err = pm_readings_set_input(to, v->id, v->current,
-					    v->frequency, v->time_ms);
+					    v->frequency, v->energy, v->charge,
+					    v->time_ms);
 	}
 	return err;
 }

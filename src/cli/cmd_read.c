@@ -18,8 +18,11 @@ static void read_usage(FILE *f)
 	fprintf(f,
 		"usage: powermeter read [-c CONFIG] [-f json|table|influx] [-d ID]\n"
 		"  -c, --config PATH   config file (default %s)\n"
-		"  -f, --format FMT    json (the seed's output, default), table,\n"
-		"                      or influx (InfluxDB line protocol)\n"
+		"  -f, --format FMT    json (default: the seed's output with the\n"
+		"                      circuit's phase and estimated power, and\n"
+		"                      energy while powermeterd runs), seed (the\n"
+		"                      seed's output exactly), table, or influx\n"
+		"                      (InfluxDB line protocol)\n"
 		"  -d, --device ID     read only the device with this id\n",
 		PM_DEFAULT_CONFIG);
 }
@@ -27,6 +30,8 @@ static void read_usage(FILE *f)
 static int parse_format(const char *s, enum pm_format *format)
 {
 	if (!strcmp(s, "json"))
+		*format = PM_FORMAT_CIRCUITS;
+	else if (!strcmp(s, "seed"))
 		*format = PM_FORMAT_JSON;
 	else if (!strcmp(s, "table"))
 		*format = PM_FORMAT_TABLE;
@@ -46,7 +51,7 @@ int cmd_read(int argc, char **argv)
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
-	enum pm_format format = PM_FORMAT_JSON;
+	enum pm_format format = PM_FORMAT_CIRCUITS;
 	const char *path = NULL, *measurement = NULL;
 	struct pm_config *cfg = NULL;
 	pm_readings *r = NULL;
@@ -61,7 +66,7 @@ int cmd_read(int argc, char **argv)
 			break;
 		case 'f':
 			if (parse_format(optarg, &format) < 0) {
-				log_err("unknown format '%s' (json, table, influx)",
+				log_err("unknown format '%s' (json, seed, table, influx)",
 					optarg);
 				return 2;
 			}
@@ -110,7 +115,7 @@ int cmd_read(int argc, char **argv)
 		goto out;
 	}
 	fputs(text, stdout);
-	if (format == PM_FORMAT_JSON)
+	if (format == PM_FORMAT_JSON || format == PM_FORMAT_CIRCUITS)
 		fputc('\n', stdout);	/* the seed print()ed its json.dumps() */
 	if (fflush(stdout) != 0) {
 		log_err("writing the output: %s", strerror(errno));

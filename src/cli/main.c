@@ -12,11 +12,12 @@ static const struct {
 	const char *help;
 } commands[] = {
 	{ "check", cmd_check, "validate the config and print a summary" },
-	{ "read", cmd_read, "read the modules (--format json|table|influx)" },
+	{ "read", cmd_read, "read the modules (--format json|seed|table|influx)" },
 	{ "info", cmd_info, "show a module's version, ranges, line settings, CT ratios" },
 	{ "address", cmd_address, "give a module on a shared bus its own Modbus address" },
 	{ "json", cmd_json, "the seed's JSON for Zabbix, from the daemon's snapshot" },
 	{ "zabbix", cmd_zabbix, "Zabbix low-level discovery (zabbix discovery)" },
+	{ "energy", cmd_energy, "the energy counters powermeterd keeps, orphans included" },
 };
 
 static void usage(FILE *f)

@@ -24,14 +24,37 @@
 #define PM_DEFAULT_INTERVAL 1.0
 #define PM_DEFAULT_TIMEOUT 1.0
 #define PM_DEFAULT_SPOOL_MAX (100ull * 1024 * 1024)
+/* The module measures current only: power is estimated from these. */
+#define PM_DEFAULT_VOLTAGE 230.0
+#define PM_DEFAULT_POWER_FACTOR 1.0
+#define PM_DEFAULT_PERSIST_INTERVAL 60.0
 
 struct pm_driver;
+
+/* A tag a circuit's points carry: "customer": "ACME". */
+struct pm_tag {
+	char *key;
+	char *value;
+};
 
 struct pm_input {
 	unsigned channel;	/* 0..15, channel A..P */
 	double ratio;		/* amperes per register count */
 	char *name;
 	int id;			/* running index over the whole config */
+	/* What its power is estimated from: the input's, else its device's,
+	 * else the file's "voltage" and "power_factor", else 230 V and 1. */
+	double voltage;
+	double power_factor;	/* 0 < pf <= 1; 1: power is apparent power */
+	char *phase;		/* "L1", "L2", "L3" or NULL */
+	double breaker;		/* the circuit's rating in amperes, 0: none */
+	size_t n_tags;		/* its own "tags", as given */
+	struct pm_tag *tags;
+	/* What its points carry besides device_id, input, name and
+	 * unique_id: phase, the file's tags and its own (its own win), sorted
+	 * by key; the strings belong to the config's other fields. */
+	size_t n_point_tags;
+	struct pm_tag *point_tags;
 };
 
 struct pm_device {
@@ -42,6 +65,8 @@ struct pm_device {
 	double timeout;		/* seconds to wait for an answer */
 	bool frequency;		/* also read registers 24..39 */
 	const struct pm_driver *driver;	/* "model", default "hdhk" */
+	double voltage;		/* NaN: the file's */
+	double power_factor;	/* NaN: the file's */
 	size_t n_inputs;
 	struct pm_input *inputs;
 };
@@ -85,6 +110,15 @@ struct pm_config {
 	uint64_t spool_max_bytes;	/* default 100 MB */
 	char *snapshot;		/* default <runtime_dir>/values.json */
 	char *influx_conf;	/* the seed's influx.conf merged in, or NULL */
+	double voltage;		/* default for every input, 230 V */
+	double power_factor;	/* default for every input, 1 */
+	size_t n_tags;		/* "tags": added to every point */
+	struct pm_tag *tags;
+	struct {
+		bool enabled;		/* default true */
+		double max_gap;		/* seconds; default 10 intervals */
+		double persist_interval;	/* seconds; default 60 */
+	} energy;
 };
 
 /* Loads 'path' (NULL: PM_DEFAULT_CONFIG, falling back to PM_SEED_CONFIG),

@@ -3,6 +3,7 @@
 #include <ctype.h>
 #include <errno.h>
 #include <limits.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -20,9 +21,13 @@
 
 static const char *const device_keys[] = {
 	"id", "port", "address", "timeout", "baudrate", "parity", "bytesize",
-	"stopbits", "frequency", "model", "inputs", NULL,
+	"stopbits", "frequency", "model", "inputs", "voltage", "power_factor",
+	NULL,
 };
-static const char *const input_keys[] = { "input", "ratio", "name", NULL };
+static const char *const input_keys[] = {
+	"input", "ratio", "name", "voltage", "power_factor", "phase", "breaker",
+	"tags", NULL,
+};
 
 /* A device's key found at the top level. */
 const char *cfg_devices_elsewhere(const char *key)
@@ -213,6 +218,7 @@ static void parse_input(struct parse *p, json_object *ji, const char *ipath,
 			       pm_channel_letter((unsigned)channel));
 		in->name = cfg_strdup(p, def);
 	}
+	cfg_circuit_input(p, ji, ipath, in);
 }
 
 static void parse_inputs(struct parse *p, json_object *jd, const char *dpath,
@@ -274,6 +280,7 @@ static void parse_device(struct parse *p, json_object *jd, struct pm_device *dev
 	dev->line = PM_LINE_DEFAULT;
 	dev->timeout = PM_DEFAULT_TIMEOUT;
 	dev->driver = pm_driver_find(NULL);
+	dev->voltage = dev->power_factor = NAN;
 	m->line_ok = true;
 	if (!json_object_is_type(jd, json_type_object)) {
 		cfg_err(p, dpath, "expected a device like {\"id\": 1, \"port\": \"/dev/ttyUSB0\", \"inputs\": [...]}, got %s",
@@ -310,6 +317,7 @@ static void parse_device(struct parse *p, json_object *jd, struct pm_device *dev
 	(void)cfg_get_seconds(p, jd, dpath, "timeout", 0, TIMEOUT_MAX, &dev->timeout);
 	parse_line(p, jd, dpath, dev, m);
 	(void)cfg_get_bool(p, jd, dpath, "frequency", &dev->frequency);
+	cfg_circuit_estimate(p, jd, dpath, &dev->voltage, &dev->power_factor);
 
 	if (cfg_get_string(p, jd, dpath, "model", 0, &model) == SET && model) {
 		dev->driver = pm_driver_find(model);
@@ -453,8 +461,14 @@ void cfg_devices_free(struct pm_config *cfg)
 	for (size_t i = 0; i < cfg->n_devices; i++) {
 		struct pm_device *dev = &cfg->devices[i];
 
-		for (size_t k = 0; k < dev->n_inputs; k++)
-			free(dev->inputs[k].name);
+		for (size_t k = 0; k < dev->n_inputs; k++) {
+			struct pm_input *in = &dev->inputs[k];
+
+			free(in->name);
+			free(in->phase);
+			cfg_tags_free(in->n_tags, in->tags);
+			free(in->point_tags);	/* its strings are others' */
+		}
 		free(dev->inputs);
 		free(dev->port);
 	}

@@ -297,6 +297,9 @@ int pm_config_load_flags(struct pm_config **out, const char *path,
 	}
 	cfg->path = cfg_strdup(&p, path);
 	cfg->interval = PM_DEFAULT_INTERVAL;
+	for (size_t i = 0; i < cfg_n_sections; i++)
+		if (cfg_sections[i].init)
+			cfg_sections[i].init(cfg);
 
 	root = parse_json(&p, data, len, &ok);
 	if (ok)

@@ -13,11 +13,14 @@ static const char *const generic_keys[] = { "interval", NULL };
  * merges the seed's influx.conf. 'listed' keeps the order known keys have
  * always been listed in: interval, devices, influx, spool, snapshot, ... */
 const struct cfg_section cfg_sections[] = {
-	/* keys, listed, then the hooks: parse, finish, free, elsewhere */
-	{ { "devices" }, 1, cfg_devices_parse, NULL, cfg_devices_free, cfg_devices_elsewhere },
-	{ { "snapshot", "state_directory", "runtime_directory" }, 4, cfg_snapshot_parse, cfg_snapshot_finish, cfg_snapshot_free, NULL },
-	{ { "spool" }, 3, cfg_spool_parse, cfg_spool_finish, cfg_spool_free, NULL },
-	{ { "influx" }, 2, cfg_influx_parse, cfg_influx_finish, cfg_influx_free, NULL },
+	/* keys, listed, then the hooks: parse, finish, free, elsewhere, init */
+	{ { "devices" }, 1, cfg_devices_parse, NULL, cfg_devices_free, cfg_devices_elsewhere, NULL },
+	{ { "snapshot", "state_directory", "runtime_directory" }, 4, cfg_snapshot_parse, cfg_snapshot_finish, cfg_snapshot_free, NULL, NULL },
+	{ { "spool" }, 3, cfg_spool_parse, cfg_spool_finish, cfg_spool_free, NULL, NULL },
+	{ { "influx" }, 2, cfg_influx_parse, cfg_influx_finish, cfg_influx_free, NULL, NULL },
+	/* after "devices": finish settles each input's voltage and tags */
+	{ { "voltage", "power_factor", "tags" }, 6, cfg_circuits_parse, cfg_circuits_finish, cfg_circuits_free, NULL, NULL },
+	{ { "energy" }, 7, cfg_energy_parse, cfg_energy_finish, NULL, NULL, cfg_energy_init },
 };
 
 const size_t cfg_n_sections = sizeof(cfg_sections) / sizeof(cfg_sections[0]);

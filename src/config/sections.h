@@ -34,6 +34,9 @@ struct cfg_section {
 	/* For an unknown top-level key that belongs inside this section, where
 	 * it goes; else NULL. */
 	const char *(*elsewhere)(const char *key);
+	/* Sets defaults that a given value overrides, before anything is
+	 * parsed (both forms). */
+	void (*init)(struct pm_config *cfg);
 };
 
 extern const struct cfg_section cfg_sections[];
@@ -63,6 +66,24 @@ void cfg_snapshot_free(struct pm_config *cfg);
 void cfg_spool_parse(struct parse *p, struct pm_config *cfg, json_object *root);
 void cfg_spool_finish(struct parse *p, struct pm_config *cfg, json_object *root);
 void cfg_spool_free(struct pm_config *cfg);
+
+/* circuits.c: "voltage", "power_factor", "tags" (and, for devices.c, the
+ * same keys on a device or an input, with "phase" and "breaker"). */
+void cfg_circuits_parse(struct parse *p, struct pm_config *cfg, json_object *root);
+void cfg_circuits_finish(struct parse *p, struct pm_config *cfg, json_object *root);
+void cfg_circuits_free(struct pm_config *cfg);
+void cfg_circuit_estimate(struct parse *p, json_object *obj, const char *parent,
+			  double *voltage, double *power_factor);
+void cfg_circuit_input(struct parse *p, json_object *ji, const char *ipath,
+		       struct pm_input *in);
+void cfg_circuit_tags(struct parse *p, json_object *obj, const char *parent,
+		      size_t *n, struct pm_tag **tags);
+void cfg_tags_free(size_t n, struct pm_tag *tags);
+
+/* energy.c: "energy". */
+void cfg_energy_init(struct pm_config *cfg);
+void cfg_energy_parse(struct parse *p, struct pm_config *cfg, json_object *root);
+void cfg_energy_finish(struct parse *p, struct pm_config *cfg, json_object *root);
 
 /* influx.c: "influx", merged with the seed's influx.conf. */
 void cfg_influx_parse(struct parse *p, struct pm_config *cfg, json_object *root);

@@ -15,6 +15,7 @@
 
 #include "pm-build.h"
 #include "config/config.h"
+#include "daemon/counters.h"
 #include "daemon/notify.h"
 #include "daemon/poller.h"
 #include "daemon/sink_stdout.h"
@@ -34,6 +35,7 @@ struct daemon {
 	pm_config *cfg;
 	struct pm_sinkset sinks;
 	struct pm_pollers *pollers;
+	struct pm_counters counters;	/* kept across reloads */
 	struct pm_watchdog watchdog;
 	int64_t next_status_ns;
 	bool before_first_tick;	/* STATUS= says "starting" until a tick */
@@ -115,6 +117,8 @@ static void make_dir(const char *path, mode_t mode)
 
 static void prepare_dirs(const struct pm_config *cfg)
 {
+	if (cfg->energy.enabled && cfg->state_dir)
+		make_dir(cfg->state_dir, 0750);
 	if (cfg->influx && cfg->spool_dir)
 		make_dir(cfg->spool_dir, 0750);
 	if (cfg->snapshot) {
@@ -130,16 +134,17 @@ static void prepare_dirs(const struct pm_config *cfg)
 	}
 }
 
-/* Sinks first (the pollers feed them), then the pollers. */
+/* Counters and sinks first (the pollers feed them), then the pollers. */
 static int daemon_start(struct daemon *d, pm_config *cfg)
 {
 	int r;
 
 	prepare_dirs(cfg);
+	pm_counters_configure(&d->counters, cfg);
 	r = pm_sinkset_open(&d->sinks, cfg);
 	if (r < 0)
 		return r;
-	r = pm_pollers_start(&d->pollers, cfg, &d->sinks);
+	r = pm_pollers_start(&d->pollers, cfg, &d->sinks, d->counters.energy);
 	if (r < 0) {
 		pm_sinkset_close(&d->sinks, false);
 		return r;
@@ -171,11 +176,14 @@ static void daemon_status(struct daemon *d, struct pm_buf *b)
 	pm_sinkset_status(&d->sinks, b);
 }
 
-/* Pollers first (they feed the sinks), then the sinks, which flush. */
+/* Pollers first (they feed the sinks), then the counters are saved (at a
+ * stop; a reload keeps them in memory), then the sinks, which flush. */
 static void daemon_halt(struct daemon *d, bool final)
 {
 	pm_pollers_stop(d->pollers);
 	d->pollers = NULL;
+	if (final)
+		pm_counters_close(&d->counters);
 	if (final && d->sinks.n > 0) {
 		struct pm_buf b;
 
@@ -253,6 +261,12 @@ static int daemon_run(struct daemon *d, const sigset_t *sigs)
 		}
 		if (d->next_status_ns - now < wait)
 			wait = d->next_status_ns - now;
+		{
+			int64_t save = pm_counters_run(&d->counters, now);
+
+			if (save < wait)
+				wait = save;
+		}
 		if (d->before_first_tick && wait > FIRST_TICK_POLL_NS)
 			wait = FIRST_TICK_POLL_NS;
 		ts = pm_mono_timespec(wait > 0 ? wait : 0);
@@ -353,6 +367,7 @@ int main(int argc, char **argv)
 	r = daemon_start(&d, cfg);
 	if (r < 0) {
 		log_err("cannot start: %s", pm_strerror(r));
+		pm_counters_close(&d.counters);
 		pm_config_free(cfg);
 		pm_influx_global_cleanup();
 		return EXIT_FAILURE;
@@ -372,6 +387,7 @@ int main(int argc, char **argv)
 	pm_notify_stopping();
 	if (d.pollers)
 		daemon_halt(&d, true);
+	pm_counters_close(&d.counters);
 	pm_config_free(d.cfg);
 	pm_influx_global_cleanup();
 	log_info("stopped");

@@ -58,6 +58,7 @@ struct poller {
 struct pm_pollers {
 	const struct pm_config *cfg;
 	const struct pm_sinkset *sinks;
+	struct pm_energy *energy;	/* NULL: no counters kept */
 	pthread_mutex_t lock;
 	pthread_cond_t wake;		/* CLOCK_MONOTONIC */
 	bool stop;
@@ -268,7 +269,7 @@ static void poller_log_result(struct poller *p, struct poll_dev *d, int err,
 }
 
 static void poller_record(struct poller *p, struct poll_dev *d, int err,
-			  const struct pm_sample *s,
+			  struct pm_sample *s,
 			  const struct pm_bus_fault *fault)
 {
 	struct pm_device_state st = d->st;
@@ -291,6 +292,9 @@ static void poller_record(struct poller *p, struct poll_dev *d, int err,
 	pthread_mutex_unlock(&p->group->lock);
 
 	poller_log_result(p, d, err, fault);
+	/* The counters first: every sink sees the sample with them. */
+	if (err == 0 && p->group->energy)
+		pm_energy_add(p->group->energy, s);
 	pm_sinkset_emit(p->group->sinks, d->index, err == 0 ? s : NULL, &st);
 }
 
@@ -410,7 +414,7 @@ static void thread_name(pthread_t t, const char *port)
 }
 
 int pm_pollers_start(struct pm_pollers **pp, const struct pm_config *cfg,
-		     const struct pm_sinkset *sinks)
+		     const struct pm_sinkset *sinks, struct pm_energy *energy)
 {
 	struct pm_pollers *g;
 	pthread_condattr_t ca;
@@ -421,6 +425,7 @@ int pm_pollers_start(struct pm_pollers **pp, const struct pm_config *cfg,
 		return -ENOMEM;
 	g->cfg = cfg;
 	g->sinks = sinks;
+	g->energy = energy;
 	g->interval_ns = (int64_t)(cfg->interval * NS_PER_S + 0.5);
 	if (g->interval_ns < NS_PER_MS)
 		g->interval_ns = NS_PER_MS;

@@ -9,6 +9,7 @@
 
 #include "config/config.h"
 #include "daemon/sinkset.h"
+#include "meter/energy.h"
 
 struct pm_pollers;
 
@@ -23,11 +24,12 @@ struct pm_pollers_health {
 	bool all_recent;	/* every poller completed a tick lately */
 };
 
-/* Starts one thread per port of 'cfg', feeding 'sinks' (both must outlive
- * the pollers). Ticks fall on multiples of cfg->interval of the wall clock,
+/* Starts one thread per port of 'cfg', feeding 'sinks', after adding each
+ * good sample to the counters of 'energy' (NULL: none kept); all three must
+ * outlive the pollers. Ticks fall on multiples of cfg->interval of the wall clock,
  * kept on CLOCK_MONOTONIC. 0 or -errno (nothing left running). */
 int pm_pollers_start(struct pm_pollers **pp, const struct pm_config *cfg,
-		     const struct pm_sinkset *sinks);
+		     const struct pm_sinkset *sinks, struct pm_energy *energy);
 
 /* Sets the stop flag, wakes and joins every thread, closes the ports and
  * frees 'p'. A poller inside a read finishes that read first (at most the

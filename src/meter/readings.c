@@ -11,6 +11,40 @@
 #include "device/driver.h"
 #include "meter/readings.h"
 
+/* What the readings keep of an input: they outlive the config. */
+static int input_copy(struct pm_input *to, const struct pm_input *in)
+{
+	*to = *in;
+	to->name = NULL;
+	to->n_tags = 0;
+	to->tags = NULL;
+	to->phase = in->phase ? strdup(in->phase) : NULL;
+	to->point_tags = calloc(in->n_point_tags + 1, sizeof(*to->point_tags));
+	to->n_point_tags = 0;
+	if ((in->phase && !to->phase) || !to->point_tags)
+		return -ENOMEM;
+	for (size_t i = 0; i < in->n_point_tags; i++) {
+		struct pm_tag *t = &to->point_tags[i];
+
+		t->key = strdup(in->point_tags[i].key);
+		t->value = strdup(in->point_tags[i].value);
+		to->n_point_tags++;
+		if (!t->key || !t->value)
+			return -ENOMEM;
+	}
+	return 0;
+}
+
+static void input_free(struct pm_input *in)
+{
+	for (size_t i = 0; i < in->n_point_tags; i++) {
+		free(in->point_tags[i].key);
+		free(in->point_tags[i].value);
+	}
+	free(in->point_tags);
+	free(in->phase);
+}
+
 static struct pm_readings *readings_build(const struct pm_config *cfg,
 					  const struct pm_device *only)
 {
@@ -26,8 +60,8 @@ static struct pm_readings *readings_build(const struct pm_config *cfg,
 		}
 	r->devices = calloc(nd ? nd : 1, sizeof(*r->devices));
 	r->values = calloc(nv ? nv : 1, sizeof(*r->values));
-	r->ratios = calloc(nv ? nv : 1, sizeof(*r->ratios));
-	if (!r->devices || !r->values || !r->ratios)
+	r->inputs = calloc(nv ? nv : 1, sizeof(*r->inputs));
+	if (!r->devices || !r->values || !r->inputs)
 		goto fail;
 	for (size_t d = 0; d < cfg->n_devices; d++) {
 		const struct pm_device *dev = &cfg->devices[d];
@@ -65,8 +99,11 @@ static struct pm_readings *readings_build(const struct pm_config *cfg,
 			v->channel = (int)in->channel + 1;
 			v->current = NAN;
 			v->frequency = NAN;
+			v->power = v->energy = v->charge = NAN;
 			v->status = -ENODATA;
-			r->ratios[r->n_values - 1] = in->ratio;
+			if (input_copy(&r->inputs[r->n_values - 1], in) < 0)
+				goto fail;
+			v->phase = r->inputs[r->n_values - 1].phase;
 		}
 	}
 	return r;
@@ -95,14 +132,16 @@ void pm_readings_free(struct pm_readings *r)
 {
 	if (!r)
 		return;
-	for (size_t i = 0; i < r->n_values; i++)
+	for (size_t i = 0; i < r->n_values; i++) {
 		free((char *)r->values[i].name);
+		input_free(&r->inputs[i]);
+	}
 	for (size_t d = 0; d < r->n_devices; d++) {
 		free((char *)r->devices[d].port);
 		free(r->devices[d].error);
 	}
 	free(r->values);
-	free(r->ratios);
+	free(r->inputs);
 	free(r->devices);
 	free(r);
 }
@@ -129,7 +168,10 @@ int pm_readings_add_sample(struct pm_readings *r, const struct pm_sample *s)
 		if (ch >= PM_CHANNELS)
 			continue;
 		v->current = pm_amperes(s->current[ch],
-					r->ratios[rd->first_value + i]);
+					r->inputs[rd->first_value + i].ratio);
+		v->power = pm_power(v->current, &r->inputs[rd->first_value + i]);
+		v->energy = s->has_energy ? s->energy_wh[ch] : NAN;
+		v->charge = s->has_energy ? s->charge_ah[ch] : NAN;
 		v->frequency = s->has_frequency
 			? pm_hertz(rd->driver, s->frequency[ch]) : NAN;
 		v->time_ms = s->time_ms;
@@ -166,13 +208,15 @@ int pm_readings_add_failure(struct pm_readings *r, size_t device, int err,
 
 		v->current = NAN;
 		v->frequency = NAN;
+		v->power = v->energy = v->charge = NAN;
 		v->status = err;
 	}
 	return 0;
 }
 
 int pm_readings_set_input(struct pm_readings *r, int input_id, double current,
-			  double frequency, int64_t time_ms)
+			  double frequency, double energy, double charge,
+			  int64_t time_ms)
 {
 	for (size_t d = 0; d < r->n_devices; d++) {
 		struct pm_readings_device *rd = &r->devices[d];
@@ -183,7 +227,11 @@ int pm_readings_set_input(struct pm_readings *r, int input_id, double current,
 			if (v->id != input_id)
 				continue;
 			v->current = current;
+			v->power = pm_power(current,
+					    &r->inputs[rd->first_value + i]);
 			v->frequency = frequency;
+			v->energy = energy;
+			v->charge = charge;
 			v->time_ms = time_ms;
 			v->status = 0;
 			if (rd->status == -ENODATA)

@@ -28,7 +28,9 @@ struct pm_readings_device {
 struct pm_readings {
 	size_t n_values;
 	struct pm_value *values;	/* config order; strings owned here */
-	double *ratios;			/* per value: amperes per count */
+	/* per value: what the readings keep of its input (ratio, voltage,
+	 * power factor, phase, point tags), for they outlive the config */
+	struct pm_input *inputs;
 	size_t n_devices;
 	struct pm_readings_device *devices;	/* config order */
 };
@@ -57,9 +59,11 @@ int pm_readings_add_failure(struct pm_readings *r, size_t device, int err,
 			    const char *message);
 
 /* Sets one input (by pm_input.id) from already converted values, e.g. from
- * the daemon's snapshot; frequency NaN when not read. Its device's status
+ * the daemon's snapshot (power follows from the current); frequency,
+ * energy and charge NaN when not known. Its device's status
  * becomes 0 unless it failed. 0 or -ENOENT. */
 int pm_readings_set_input(struct pm_readings *r, int input_id, double current,
-			  double frequency, int64_t time_ms);
+			  double frequency, double energy, double charge,
+			  int64_t time_ms);
 
 #endif

@@ -1,6 +1,6 @@
 /* sample.h — one module's reading as it comes off the bus: its raw current
  * and frequency counts per channel and the time the answer arrived, and the
- * one place those counts become amperes and hertz. A sample does not know
+ * one place those counts become amperes, hertz and (estimated) watts. A sample does not know
  * which registers they came from: the device's driver does. */
 #ifndef PM_SAMPLE_H
 #define PM_SAMPLE_H
@@ -21,6 +21,11 @@ struct pm_sample {
 	uint16_t current[PM_CHANNELS];	/* current counts per channel */
 	uint16_t frequency[PM_CHANNELS];/* frequency counts per channel */
 	bool has_frequency;
+	/* The daemon's energy counters as outputs show them (energy.h), per
+	 * channel; NaN where not kept or withheld. */
+	bool has_energy;
+	double energy_wh[PM_CHANNELS];
+	double charge_ah[PM_CHANNELS];
 };
 
 /* A current count in amperes: the count times the input's ratio (amperes
@@ -45,6 +50,21 @@ static inline double pm_sample_amperes(const struct pm_sample *s,
 	if (in->channel >= PM_CHANNELS)
 		return NAN;
 	return pm_amperes(s->current[in->channel], in->ratio);
+}
+
+/* Power in watts, estimated: the module measures current only, so this is
+ * current x the circuit's configured voltage x power factor (apparent power
+ * with the default factor of 1). */
+static inline double pm_power(double amps, const struct pm_input *in)
+{
+	return amps * in->voltage * in->power_factor;
+}
+
+/* Input 'in' of sample 's' in watts (pm_power()). */
+static inline double pm_sample_power(const struct pm_sample *s,
+				     const struct pm_input *in)
+{
+	return pm_power(pm_sample_amperes(s, in), in);
 }
 
 /* Input 'in' of sample 's' of device 'dev' in hertz; NaN when the sample

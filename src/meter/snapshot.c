@@ -187,7 +187,8 @@ static int format_input(struct pm_buf *b, const struct pm_device *dev,
 	if (r || !d->has_sample || in->channel >= PM_CHANNELS)
 		return r ? r : pm_buf_adds(b, ", \"raw\": null, \"current\": "
 					   "null, \"frequency\": null, "
-					   "\"time_ms\": null}");
+					   "\"power\": null, \"energy\": null, "
+					   "\"charge\": null, \"time_ms\": null}");
 	/* pm_amperes(), as everywhere: a reader gets the very double a bus
 	 * read would have given. */
 	r = pm_buf_printf(b, ", \"raw\": %u, \"current\": ",
@@ -200,6 +201,18 @@ static int format_input(struct pm_buf *b, const struct pm_device *dev,
 		r = s->has_frequency
 			? add_double(b, pm_sample_hertz(s, dev, in))
 			: pm_buf_adds(b, "null");
+	if (!r)
+		r = pm_buf_adds(b, ", \"power\": ");
+	if (!r)
+		r = add_double(b, pm_sample_power(s, in));
+	if (!r)
+		r = pm_buf_adds(b, ", \"energy\": ");
+	if (!r)
+		r = add_double(b, s->has_energy ? s->energy_wh[in->channel] : NAN);
+	if (!r)
+		r = pm_buf_adds(b, ", \"charge\": ");
+	if (!r)
+		r = add_double(b, s->has_energy ? s->charge_ah[in->channel] : NAN);
 	if (!r)
 		r = pm_buf_printf(b, ", \"time_ms\": %lld}",
 				  (long long)s->time_ms);
@@ -622,21 +635,32 @@ static bool is_fresh(int64_t stamp_ms, int64_t now_ms, int64_t limit_ms)
 }
 
 /* The values of device 'jdev''s inputs, checked before anything is set. */
+/* An optional number: absent or null is NaN. */
+static bool optional_number(struct json_object *o, const char *key, double *out)
+{
+	struct json_object *v;
+
+	*out = NAN;
+	if (!json_object_object_get_ex(o, key, &v) || !v)
+		return true;
+	return member_number(o, key, out);
+}
+
 static int device_values(struct json_object *jdev, size_t n, double *current,
-			 double *frequency, int64_t *time_ms)
+			 double *frequency, double *energy, double *charge,
+			 int64_t *time_ms)
 {
 	struct json_object *inputs = member(jdev, "inputs", json_type_array);
 
 	for (size_t i = 0; i < n; i++) {
 		struct json_object *jin = json_object_array_get_idx(inputs, i);
-		struct json_object *f;
 
 		if (!member_number(jin, "current", &current[i]) ||
 		    !member_int64(jin, "time_ms", &time_ms[i]))
 			return -PM_EFRAME;
-		frequency[i] = NAN;
-		if (json_object_object_get_ex(jin, "frequency", &f) && f &&
-		    !member_number(jin, "frequency", &frequency[i]))
+		if (!optional_number(jin, "frequency", &frequency[i]) ||
+		    !optional_number(jin, "energy", &energy[i]) ||
+		    !optional_number(jin, "charge", &charge[i]))
 			return -PM_EFRAME;
 	}
 	return 0;
@@ -646,7 +670,7 @@ static int device_values(struct json_object *jdev, size_t n, double *current,
 struct device_result {
 	int err;		/* 0: values below */
 	char message[320];
-	double *current, *frequency;
+	double *current, *frequency, *energy, *charge;
 	int64_t *time_ms;
 };
 
@@ -694,11 +718,14 @@ static int device_result(const struct pm_config *cfg, size_t index,
 	}
 	res->current = calloc(n, sizeof(double));
 	res->frequency = calloc(n, sizeof(double));
+	res->energy = calloc(n, sizeof(double));
+	res->charge = calloc(n, sizeof(double));
 	res->time_ms = calloc(n, sizeof(int64_t));
-	if (!res->current || !res->frequency || !res->time_ms)
+	if (!res->current || !res->frequency || !res->energy || !res->charge ||
+	    !res->time_ms)
 		return -ENOMEM;
 	return device_values(jdev, dev->n_inputs, res->current, res->frequency,
-			     res->time_ms);
+			     res->energy, res->charge, res->time_ms);
 }
 
 int pm_snapshot_read(const struct pm_config *cfg, struct pm_readings *r,
@@ -744,6 +771,8 @@ int pm_snapshot_read(const struct pm_config *cfg, struct pm_readings *r,
 			err = pm_readings_set_input(r, dev->inputs[k].id,
 						    res[i].current[k],
 						    res[i].frequency[k],
+						    res[i].energy[k],
+						    res[i].charge[k],
 						    res[i].time_ms[k]);
 	}
 out:
@@ -751,6 +780,8 @@ out:
 		for (size_t i = 0; i < cfg->n_devices; i++) {
 			free(res[i].current);
 			free(res[i].frequency);
+			free(res[i].energy);
+			free(res[i].charge);
 			free(res[i].time_ms);
 		}
 		free(res);

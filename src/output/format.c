@@ -95,7 +95,10 @@ static int table_cell(struct pm_buf *b, const char *s, size_t width,
 	return pm_buf_printf(b, "%s%*s", s, pad, "");
 }
 
-enum { COL_DEVICE, COL_PORT, COL_INPUT, COL_NAME, COL_AMPS, COL_HZ, N_COLS };
+enum {
+	COL_DEVICE, COL_PORT, COL_INPUT, COL_NAME, COL_AMPS, COL_HZ, COL_WATTS,
+	COL_KWH, N_COLS
+};
 
 static void table_row(const struct pm_value *v, char cells[N_COLS][256],
 		      const char **name)
@@ -109,29 +112,44 @@ static void table_row(const struct pm_value *v, char cells[N_COLS][256],
 		snprintf(cells[COL_HZ], 256, "-");
 	else
 		snprintf(cells[COL_HZ], 256, "%.1f", v->frequency);
+	if (isnan(v->power))
+		snprintf(cells[COL_WATTS], 256, "-");
+	else
+		snprintf(cells[COL_WATTS], 256, "%.0f", v->power);
+	if (isnan(v->energy))
+		snprintf(cells[COL_KWH], 256, "-");
+	else
+		snprintf(cells[COL_KWH], 256, "%.3f", v->energy / 1000);
 }
 
 int pm_format_table(struct pm_buf *b, const struct pm_readings *r)
 {
 	static const char *const head[N_COLS] = {
 		"DEVICE", "PORT/ADDRESS", "INPUT", "NAME", "AMPS", "HZ",
+		"WATTS*", "KWH*",
 	};
-	static const bool right[N_COLS] = { true, false, false, false, true, true };
+	static const bool right[N_COLS] = {
+		true, false, false, false, true, true, true, true,
+	};
 	size_t width[N_COLS], start = b->len;
 	char cells[N_COLS][256];
-	bool any_hz = false;
+	bool shown[N_COLS];
 	const char *name;
-	int err = 0;
+	int err = 0, last = 0;
 
-	for (int c = 0; c < N_COLS; c++)
+	for (int c = 0; c < N_COLS; c++) {
 		width[c] = strlen(head[c]);
+		shown[c] = c <= COL_AMPS;
+	}
 	for (size_t i = 0; i < r->n_values; i++) {
 		const struct pm_value *v = &r->values[i];
 
 		if (v->status != 0)
 			continue;
 		table_row(v, cells, &name);
-		any_hz |= !isnan(v->frequency);
+		shown[COL_HZ] |= !isnan(v->frequency);
+		shown[COL_WATTS] |= !isnan(v->power);
+		shown[COL_KWH] |= !isnan(v->energy);
 		for (int c = 0; c < N_COLS; c++) {
 			size_t w = utf8_width(c == COL_NAME ? name : cells[c]);
 
@@ -139,28 +157,100 @@ int pm_format_table(struct pm_buf *b, const struct pm_readings *r)
 				width[c] = w;
 		}
 	}
+	for (int c = 0; c < N_COLS; c++)
+		if (shown[c])
+			last = c;
 	for (size_t i = 0; err == 0 && i <= r->n_values; i++) {
-		int ncols = any_hz ? N_COLS : N_COLS - 1;
-
 		if (i > 0) {
 			if (r->values[i - 1].status != 0)
 				continue;
 			table_row(&r->values[i - 1], cells, &name);
 		}
-		for (int c = 0; err == 0 && c < ncols; c++) {
+		for (int c = 0; err == 0 && c < N_COLS; c++) {
 			const char *text = i == 0 ? head[c]
 					   : c == COL_NAME ? name : cells[c];
 
+			if (!shown[c])
+				continue;
 			if (c > 0)
 				err = pm_buf_adds(b, "  ");
 			/* no trailing blanks on the last column */
 			if (err == 0)
-				err = table_cell(b, text, c == ncols - 1 &&
+				err = table_cell(b, text, c == last &&
 						 !right[c] ? 0 : width[c], right[c]);
 		}
 		if (err == 0)
 			err = pm_buf_addc(b, '\n');
 	}
+	if (err == 0 && (shown[COL_WATTS] || shown[COL_KWH]))
+		err = pm_buf_adds(b, "* estimates: the modules measure current "
+				  "only; power is current x the configured "
+				  "voltage x power factor\n");
+	if (err < 0)
+		pm_buf_truncate(b, b->len - start);
+	return err;
+}
+
+/* One value of PM_FORMAT_CIRCUITS: the seed's keys, then the circuit's
+ * phase and its estimates (power rounded to 0.1 W, energy to 1 mWh, charge
+ * to 0.1 mAh), each only where known. */
+static int circuit_value(struct pm_buf *b, const struct pm_value *v,
+			 bool first)
+{
+	char input[2] = { v->input, '\0' };
+	int r;
+
+	r = pm_buf_printf(b, "%s\n    {\n        \"id\": %d,\n"
+			  "        \"device_id\": %d,\n        \"input\": ",
+			  first ? "" : ",", v->id, v->device_id);
+	if (r == 0)
+		r = pm_json_string(b, input);
+	if (r == 0)
+		r = pm_buf_adds(b, ",\n        \"name\": ");
+	if (r == 0)
+		r = pm_json_string(b, v->name);
+	if (r == 0 && v->phase) {
+		r = pm_buf_adds(b, ",\n        \"phase\": ");
+		if (r == 0)
+			r = pm_json_string(b, v->phase);
+	}
+	if (r == 0)
+		r = pm_buf_adds(b, ",\n        \"current\": ");
+	if (r == 0)
+		r = json_float(b, pm_round(v->current, 2));
+	if (r == 0 && isfinite(v->power)) {
+		r = pm_buf_adds(b, ",\n        \"power\": ");
+		if (r == 0)
+			r = json_float(b, pm_round(v->power, 1));
+	}
+	if (r == 0 && isfinite(v->energy)) {
+		r = pm_buf_adds(b, ",\n        \"energy\": ");
+		if (r == 0)
+			r = json_float(b, pm_round(v->energy, 3));
+	}
+	if (r == 0 && isfinite(v->charge)) {
+		r = pm_buf_adds(b, ",\n        \"charge\": ");
+		if (r == 0)
+			r = json_float(b, pm_round(v->charge, 4));
+	}
+	if (r == 0)
+		r = pm_buf_adds(b, "\n    }");
+	return r;
+}
+
+int pm_format_circuits(struct pm_buf *b, const struct pm_readings *r)
+{
+	size_t start = b->len, shown = 0;
+	int err = pm_buf_addc(b, '[');
+
+	for (size_t i = 0; err == 0 && i < r->n_values; i++) {
+		if (r->values[i].status != 0)
+			continue;
+		err = circuit_value(b, &r->values[i], shown == 0);
+		shown++;
+	}
+	if (err == 0)
+		err = pm_buf_adds(b, shown ? "\n]" : "]");
 	if (err < 0)
 		pm_buf_truncate(b, b->len - start);
 	return err;
@@ -174,7 +264,9 @@ int pm_format_influx(struct pm_buf *b, const struct pm_readings *r,
 
 	for (size_t i = 0; err == 0 && i < r->n_values; i++)
 		if (r->values[i].status == 0)
-			err = pm_lp_append_value(b, measurement, &r->values[i]);
+			err = pm_lp_append_value(b, measurement, &r->values[i],
+						 r->inputs[i].n_point_tags,
+						 r->inputs[i].point_tags);
 	if (err < 0)
 		pm_buf_truncate(b, b->len - start);
 	return err;
@@ -196,6 +288,9 @@ int pm_readings_format(const pm_readings *r, enum pm_format format,
 		break;
 	case PM_FORMAT_INFLUX:
 		err = pm_format_influx(&b, r, measurement);
+		break;
+	case PM_FORMAT_CIRCUITS:
+		err = pm_format_circuits(&b, r);
 		break;
 	default:
 		err = -EINVAL;

@@ -151,49 +151,87 @@ static int lp_float_field(struct pm_buf *b, const char *key, double v,
 	return r;
 }
 
-/* One line; tags in key order (device_id, input, name, unique_id), which is
- * the order InfluxDB stores them in and parses fastest. */
-static int lp_line(struct pm_buf *b, const char *measurement, int device_id,
-		   char input, const char *name, int unique_id, double current,
-		   double frequency, int64_t time_ms)
+/* ",key=value" for every tag of 't' whose key sorts before 'before' (NULL:
+ * all that are left), from *i on. */
+static int lp_extra_tags(struct pm_buf *b, const struct pm_lp_point *pt,
+			 size_t *i, const char *before)
 {
-	char device[16], letter[2] = { input, '\0' }, uid[16];
-	size_t start = b->len;
-	int r;
+	int r = 0;
 
-	if (!isfinite(current))
+	while (r == 0 && *i < pt->n_tags &&
+	       (!before || strcmp(pt->tags[*i].key, before) < 0)) {
+		r = lp_tag_pair(b, pt->tags[*i].key, pt->tags[*i].value);
+		(*i)++;
+	}
+	return r;
+}
+
+int pm_lp_append_point(struct pm_buf *b, const char *measurement,
+		       const struct pm_lp_point *pt)
+{
+	char device[16], letter[2] = { pt->input, '\0' }, uid[16];
+	static const char *const fixed[] = {
+		"device_id", "input", "name", "unique_id",
+	};
+	const char *value[4] = { device, letter, pt->name, uid };
+	size_t start = b->len, extra = 0;
+	int r = 0;
+
+	if (!isfinite(pt->current))
 		return 0;	/* nothing to write */
-	snprintf(device, sizeof(device), "%d", device_id);
-	snprintf(uid, sizeof(uid), "%d", unique_id);
+	snprintf(device, sizeof(device), "%d", pt->device_id);
+	snprintf(uid, sizeof(uid), "%d", pt->unique_id);
 	r = pm_lp_measurement(b, measurement ? measurement : PM_LP_MEASUREMENT);
+	/* Tags in key order, the order InfluxDB stores them in and parses
+	 * fastest: the fixed four merged with the circuit's own. */
+	for (size_t k = 0; r == 0 && k < 4; k++) {
+		r = lp_extra_tags(b, pt, &extra, fixed[k]);
+		if (r == 0)
+			r = lp_tag_pair(b, fixed[k], value[k]);
+	}
 	if (r == 0)
-		r = lp_tag_pair(b, "device_id", device);
-	if (r == 0)
-		r = lp_tag_pair(b, "input", letter);
-	if (r == 0)
-		r = lp_tag_pair(b, "name", name);
-	if (r == 0)
-		r = lp_tag_pair(b, "unique_id", uid);
+		r = lp_extra_tags(b, pt, &extra, NULL);
 	if (r == 0)
 		r = pm_buf_addc(b, ' ');
 	if (r == 0)
-		r = lp_float_field(b, "current", current, true);
-	if (r == 0 && isfinite(frequency))
-		r = lp_float_field(b, "frequency", frequency, false);
+		r = lp_float_field(b, "current", pt->current, true);
+	if (r == 0 && isfinite(pt->frequency))
+		r = lp_float_field(b, "frequency", pt->frequency, false);
+	if (r == 0 && isfinite(pt->power))
+		r = lp_float_field(b, "power", pt->power, false);
+	if (r == 0 && isfinite(pt->energy))
+		r = lp_float_field(b, "energy", pt->energy, false);
+	if (r == 0 && isfinite(pt->charge))
+		r = lp_float_field(b, "charge", pt->charge, false);
 	if (r == 0)
-		r = pm_buf_printf(b, " %lld\n", (long long)time_ms);
+		r = pm_buf_printf(b, " %lld\n", (long long)pt->time_ms);
 	if (r < 0)
 		pm_buf_truncate(b, b->len - start);
 	return r;
 }
 
 int pm_lp_append_value(struct pm_buf *b, const char *measurement,
-		       const struct pm_value *v)
+		       const struct pm_value *v, size_t n_tags,
+		       const struct pm_tag *tags)
 {
+	struct pm_lp_point pt = {
+		.device_id = v->device_id,
+		.input = v->input,
+		.name = v->name,
+		.unique_id = v->id,
+		.n_tags = n_tags,
+		.tags = tags,
+		.current = v->current,
+		.frequency = v->frequency,
+		.power = v->power,
+		.energy = v->energy,
+		.charge = v->charge,
+		.time_ms = v->time_ms,
+	};
+
 	if (v->status != 0)
 		return 0;
-	return lp_line(b, measurement, v->device_id, v->input, v->name, v->id,
-		       v->current, v->frequency, v->time_ms);
+	return pm_lp_append_point(b, measurement, &pt);
 }
 
 int pm_lp_append_sample(struct pm_buf *b, const struct pm_config *cfg,
@@ -208,12 +246,25 @@ int pm_lp_append_sample(struct pm_buf *b, const struct pm_config *cfg,
 	dev = &cfg->devices[s->device];
 	for (size_t i = 0; i < dev->n_inputs && r == 0; i++) {
 		const struct pm_input *in = &dev->inputs[i];
+		struct pm_lp_point pt;
 
 		if (in->channel >= PM_CHANNELS)
 			continue;
-		r = lp_line(b, measurement, dev->id, pm_channel_letter(in->channel),
-			    in->name, in->id, pm_sample_amperes(s, in),
-			    pm_sample_hertz(s, dev, in), s->time_ms);
+		pt = (struct pm_lp_point){
+			.device_id = dev->id,
+			.input = pm_channel_letter(in->channel),
+			.name = in->name,
+			.unique_id = in->id,
+			.n_tags = in->n_point_tags,
+			.tags = in->point_tags,
+			.current = pm_sample_amperes(s, in),
+			.frequency = pm_sample_hertz(s, dev, in),
+			.power = pm_sample_power(s, in),
+			.energy = s->has_energy ? s->energy_wh[in->channel] : NAN,
+			.charge = s->has_energy ? s->charge_ah[in->channel] : NAN,
+			.time_ms = s->time_ms,
+		};
+		r = pm_lp_append_point(b, measurement, &pt);
 	}
 	if (r < 0)
 		pm_buf_truncate(b, b->len - start);

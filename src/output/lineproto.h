@@ -1,7 +1,9 @@
 /* lineproto.h — InfluxDB line protocol for readings, in the seed's schema:
- * measurement "powermeter", tags device_id, input, name, unique_id (sorted by
- * key), field current (amperes) plus frequency (Hz) when read, timestamp in
- * ms. Each element is escaped by its own rule (InfluxDB line protocol
+ * measurement "powermeter", tags device_id, input, name, unique_id, and only
+ * where configured the circuit's phase and tags (all sorted by key, so a
+ * seed user's series keep their identity); fields current (amperes),
+ * frequency (Hz) when read, power (W, estimated) and the energy (Wh) and
+ * charge (Ah) counters where the daemon keeps them; timestamp in ms. Each element is escaped by its own rule (InfluxDB line protocol
  * reference):
  *   measurement        comma, space
  *   tag key and value  comma, equals sign, space
@@ -32,10 +34,28 @@
 int pm_lp_append_sample(struct pm_buf *b, const struct pm_config *cfg,
 			const char *measurement, const struct pm_sample *s);
 
-/* Appends the line of one reading (status 0) — what pm_readings_format()
- * writes. Same contract. */
+/* One point: a circuit at one instant. NaN fields are left out; a NaN
+ * current writes no line at all. */
+struct pm_lp_point {
+	int device_id;
+	char input;			/* 'a'..'p' */
+	const char *name;
+	int unique_id;
+	size_t n_tags;			/* besides the four above, sorted by key */
+	const struct pm_tag *tags;
+	double current, frequency, power, energy, charge;
+	int64_t time_ms;
+};
+
+/* Appends one point's line. Same contract. */
+int pm_lp_append_point(struct pm_buf *b, const char *measurement,
+		       const struct pm_lp_point *pt);
+
+/* Appends the line of one reading (status 0) with the circuit's point tags
+ * (sorted by key) — what pm_readings_format() writes. Same contract. */
 int pm_lp_append_value(struct pm_buf *b, const char *measurement,
-		       const struct pm_value *v);
+		       const struct pm_value *v, size_t n_tags,
+		       const struct pm_tag *tags);
 
 /* The element escapers, each appending 's' escaped; 0 or an error with 'b'
  * unchanged. */

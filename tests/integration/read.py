@@ -42,17 +42,27 @@ def write_config(testcase, devices, directory=None):
     return path
 
 
-def expected(devices):
-    """What the seed would print: (id, device id, input, name, rounded amps)
-    of every input, from the simulator's default values."""
+def expected(devices, seed=False):
+    """What `read` prints for the simulator's default values: the seed's
+    (id, device id, input, name, rounded amps) of every input and, unless
+    'seed', the estimated power at the config's voltage and power factor
+    (230 V and 1 unless the device or input says otherwise)."""
     out, next_id = [], 0
     for d in devices:
         addr = d.get("address", 1)
         for inp in d["inputs"]:
             ch = LETTERS.index(inp["input"])
-            out.append({"id": next_id, "device_id": d["id"], "input": inp["input"],
-                        "name": inp["name"],
-                        "current": round(Sim.default_raw(addr, ch) * inp["ratio"], 2)})
+            amps = Sim.default_raw(addr, ch) * inp["ratio"]
+            v = {"id": next_id, "device_id": d["id"], "input": inp["input"],
+                 "name": inp["name"]}
+            if "phase" in inp and not seed:
+                v["phase"] = inp["phase"]
+            v["current"] = round(amps, 2)
+            if not seed:
+                volts = inp.get("voltage", d.get("voltage", 230))
+                pf = inp.get("power_factor", d.get("power_factor", 1))
+                v["power"] = round(amps * volts * pf, 1)
+            out.append(v)
             next_id += 1
     return out
 
@@ -70,16 +80,40 @@ class ReadValues(unittest.TestCase):
     def test_one_module_byte_for_byte(self):
         sim = Sim.single(self)
         devs = [device(1, sim.path())]
-        r = read(write_config(self, devs))
+        r = read(write_config(self, devs), "--format", "seed")
         self.assertEqual(r.returncode, 0, r.stderr)
         self.assertEqual(r.stderr, "")
         # exactly what the seed printed: print(json.dumps(values, indent=4))
-        self.assertEqual(r.stdout, json.dumps(expected(devs), indent=4) + "\n")
+        self.assertEqual(r.stdout, json.dumps(expected(devs, seed=True), indent=4) + "\n")
         self.assertEqual(json.loads(r.stdout)[0]["current"], 10.1)   # 1010 x 0.01
         # one FC 0x03 request for registers 8..23
         reqs = sim.log()
         self.assertEqual([(e["addr"], e["fc"], e["start"], e["count"]) for e in reqs],
                          [(1, 3, 8, 16)])
+
+    def test_json_carries_estimated_power(self):
+        # the default json: the seed's keys in its style, plus the circuit's
+        # phase and power at its voltage and power factor
+        sim = Sim.single(self)
+        inputs = [{"input": "a", "ratio": 0.01, "name": "Kettle", "phase": "L2"},
+                  {"input": "b", "ratio": 0.01, "name": "Motor", "voltage": 400,
+                   "power_factor": 0.8},
+                  {"input": "c", "ratio": 0.01, "name": "Lights"}]
+        devs = [device(1, sim.path(), inputs=inputs)]
+        devs[0]["voltage"] = 120
+        r = read(write_config(self, devs))
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertEqual(r.stdout, json.dumps(expected(devs), indent=4) + "\n")
+        got = json.loads(r.stdout)
+        self.assertEqual(got[0]["phase"], "L2")
+        self.assertEqual(got[0]["power"], 1212.0)          # 10.1 A x 120 V
+        self.assertEqual(got[1]["power"], 3264.0)          # 10.2 A x 400 V x 0.8
+        self.assertNotIn("energy", got[0])                  # only the daemon counts
+        # the table marks the estimates and says what they are
+        r = read(write_config(self, devs), "--format", "table")
+        self.assertIn("WATTS*", r.stdout)
+        self.assertIn("3264", r.stdout)
+        self.assertIn("estimates", r.stdout.splitlines()[-1])
 
     def test_two_modules_one_bus(self):
         sim = Sim.single(self, n_modules=2)
@@ -122,18 +156,19 @@ class ReadValues(unittest.TestCase):
         lines = r.stdout.splitlines()
         self.assertEqual(len(lines), 32)
         self.assertRegex(lines[2], r"^powermeter,device_id=1,input=c,name=Input\\ c,unique_id=2 "
-                                   r"current=10\.3,frequency=49\.9 \d{13}$")
+                                   r"current=10\.3,frequency=49\.9,power=2369\.0 \d{13}$")
         self.assertRegex(lines[16], r"^powermeter,device_id=2,input=a,name=Input\\ a,unique_id=16 "
-                                    r"current=20\.1 \d{13}$")
+                                    r"current=20\.1,power=4623\.0 \d{13}$")
         # currents and frequencies in one request: registers 8..39
         self.assertIn((1, 8, 32), [(e["addr"], e["start"], e["count"]) for e in sim.log()])
         r = read(cfg, "-f", "table")
         self.assertEqual(r.returncode, 0, r.stderr)
         rows = r.stdout.splitlines()
-        self.assertEqual(rows[0].split(), ["DEVICE", "PORT/ADDRESS", "INPUT", "NAME", "AMPS", "HZ"])
-        self.assertEqual(rows[3].split()[-3:], ["c", "10.30", "49.9"])
-        self.assertEqual(rows[17].split()[-2:], ["20.10", "-"])
-        self.assertEqual(len(rows), 33)
+        self.assertEqual(rows[0].split(), ["DEVICE", "PORT/ADDRESS", "INPUT", "NAME", "AMPS", "HZ",
+                                           "WATTS*"])
+        self.assertEqual(rows[3].split()[-4:], ["c", "10.30", "49.9", "2369"])
+        self.assertEqual(rows[17].split()[-3:], ["20.10", "-", "4623"])
+        self.assertEqual(len(rows), 34)     # and the line saying what * means
 
     def test_one_device_option(self):
         sim = Sim.single(self, n_modules=2)

@@ -347,7 +347,9 @@ class Victoria(_Server):
                 out.append((s["metric"], ts, v))
         return out
 
-    def count(self, match='{__name__=~"powermeter.*"}'):
+    def count(self, match='{__name__="powermeter_current"}'):
+        """Points stored: samples of the field every point has (each field
+        of a point is a series of its own in VictoriaMetrics)."""
         return sum(len(s["timestamps"]) for s in self.export(match))
 
     def metric(self, name):

@@ -39,6 +39,8 @@ fixture_add_device(struct pm_config *cfg, int id, const char *port, int address,
 		dev->inputs[i].ratio = inputs[i].ratio;
 		dev->inputs[i].name = strdup(inputs[i].name);
 		dev->inputs[i].id = (int)cfg->n_inputs++;
+		dev->inputs[i].voltage = PM_DEFAULT_VOLTAGE;
+		dev->inputs[i].power_factor = PM_DEFAULT_POWER_FACTOR;
 	}
 	return dev;
 }

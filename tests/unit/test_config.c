@@ -295,6 +295,67 @@ static void test_defaults(void **state)
 	pm_config_free(cfg);
 }
 
+/* Voltage and power factor resolved input, device, file, default; point
+ * tags merged (the input's win) and sorted; energy defaults. */
+static void test_circuits(void **state)
+{
+	struct pm_config *cfg;
+	const struct pm_input *in;
+
+	(void)state;
+	cfg = load_ok("{\"interval\": 2, \"voltage\": 120, \"tags\": {\"site\": \"dc-prague-1\", \"zone\": \"A\"},"
+		      " \"devices\": ["
+		      " {\"id\": 1, \"port\": \"/dev/ttyUSB0\", \"power_factor\": 0.9, \"inputs\": ["
+		      "  {\"input\": \"a\", \"phase\": \"L2\", \"breaker\": 16, \"voltage\": 400,"
+		      "   \"tags\": {\"customer\": \"ACME\", \"zone\": \"B\"}},"
+		      "  {\"input\": \"b\", \"power_factor\": 0.8}]},"
+		      " {\"id\": 2, \"port\": \"/dev/ttyUSB1\", \"voltage\": 240, \"inputs\": ["
+		      "  {\"input\": \"c\"}]}]}");
+	in = &cfg->devices[0].inputs[0];
+	assert_true(in->voltage == 400 && in->power_factor == 0.9);
+	assert_string_equal(in->phase, "L2");
+	assert_true(in->breaker == 16);
+	assert_int_equal(in->n_point_tags, 4);
+	assert_string_equal(in->point_tags[0].key, "customer");
+	assert_string_equal(in->point_tags[1].key, "phase");
+	assert_string_equal(in->point_tags[1].value, "L2");
+	assert_string_equal(in->point_tags[2].key, "site");
+	assert_string_equal(in->point_tags[3].key, "zone");
+	assert_string_equal(in->point_tags[3].value, "B");
+	in = &cfg->devices[0].inputs[1];
+	assert_true(in->voltage == 120 && in->power_factor == 0.8);
+	assert_null(in->phase);
+	assert_true(in->breaker == 0);
+	assert_int_equal(in->n_point_tags, 2);	/* site, zone=A */
+	assert_string_equal(in->point_tags[1].value, "A");
+	in = &cfg->devices[1].inputs[0];
+	assert_true(in->voltage == 240 && in->power_factor == 1);
+	assert_true(cfg->energy.enabled);
+	assert_true(cfg->energy.max_gap == 20);		/* 10 intervals */
+	assert_true(cfg->energy.persist_interval == 60);
+	pm_config_free(cfg);
+
+	/* the seed's array form takes the same keys per device and input,
+	 * and its points carry no tag it did not have */
+	cfg = load_ok("[{\"id\": 1, \"port\": \"/dev/ttyUSB0\", \"voltage\": 110, \"inputs\": ["
+		      " {\"input\": \"a\", \"power_factor\": 0.5, \"phase\": \"L3\"},"
+		      " {\"input\": \"b\"}]}]");
+	assert_true(cfg->devices[0].inputs[0].voltage == 110);
+	assert_true(cfg->devices[0].inputs[0].power_factor == 0.5);
+	assert_int_equal(cfg->devices[0].inputs[0].n_point_tags, 1);
+	assert_true(cfg->devices[0].inputs[1].voltage == 110);
+	assert_int_equal(cfg->devices[0].inputs[1].n_point_tags, 0);
+	assert_true(cfg->voltage == PM_DEFAULT_VOLTAGE);
+	pm_config_free(cfg);
+
+	cfg = load_ok("{\"energy\": {\"enabled\": false, \"max_gap\": 2.5, \"persist_interval\": 300},"
+		      " \"devices\": [{\"id\": 1, \"port\": \"/dev/ttyUSB0\", \"inputs\": [{\"input\": \"a\"}]}]}");
+	assert_false(cfg->energy.enabled);
+	assert_true(cfg->energy.max_gap == 2.5);
+	assert_true(cfg->energy.persist_interval == 300);
+	pm_config_free(cfg);
+}
+
 static void test_paths_from_environment(void **state)
 {
 	struct pm_config *cfg;
@@ -992,6 +1053,7 @@ int main(void)
 		T(test_error_text_capped),
 		T(test_file_too_large),
 		T(test_show_key_cut),
+		T(test_circuits),
 		T(test_suggest),
 		T(test_influxconf_parser),
 		T(test_golden_bad),

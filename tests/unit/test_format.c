@@ -264,18 +264,22 @@ static void test_table(void **state)
 	pm_buf_init(&b, 1 << 20);
 	assert_int_equal(pm_format_table(&b, r), 0);
 	/* names line up by characters, not bytes */
+	/* power at 230 V and power factor 1, marked as the estimate it is */
 	assert_string_equal(b.data,
-		"DEVICE  PORT/ADDRESS     INPUT  NAME                   AMPS    HZ\n"
-		"     1  /dev/ttyUSB0 #1  a      Rack 3, PDU \"A\"=left   0.92     -\n"
-		"     1  /dev/ttyUSB0 #1  p      \xc3\xbc" "n\xc3\xaf" "code \xf0\x9f\x98\x80              0.86     -\n"
-		"     1  /dev/ttyUSB0 #1  c      back\\slash            10.00     -\n"
-		"     7  /dev/ttyUSB1 #2  b      Input b               10.10  49.9\n");
+		"DEVICE  PORT/ADDRESS     INPUT  NAME                   AMPS    HZ  WATTS*\n"
+		"     1  /dev/ttyUSB0 #1  a      Rack 3, PDU \"A\"=left   0.92     -     212\n"
+		"     1  /dev/ttyUSB0 #1  p      \xc3\xbc" "n\xc3\xaf" "code \xf0\x9f\x98\x80              0.86     -     197\n"
+		"     1  /dev/ttyUSB0 #1  c      back\\slash            10.00     -    2300\n"
+		"     7  /dev/ttyUSB1 #2  b      Input b               10.10  49.9    2323\n"
+		"* estimates: the modules measure current only; power is current x "
+		"the configured voltage x power factor\n");
 	/* without any frequency, no HZ column */
 	assert_int_equal(pm_readings_add_failure(r, 1, -ETIMEDOUT, NULL), 0);
 	pm_buf_reset(&b);
 	assert_int_equal(pm_format_table(&b, r), 0);
 	assert_null(strstr(b.data, "HZ"));
-	assert_non_null(strstr(b.data, "     1  /dev/ttyUSB0 #1  a      Rack 3, PDU \"A\"=left   0.92\n"));
+	assert_null(strstr(b.data, "KWH"));	/* no energy off the bus */
+	assert_non_null(strstr(b.data, "     1  /dev/ttyUSB0 #1  a      Rack 3, PDU \"A\"=left   0.92     212\n"));
 	pm_buf_free(&b);
 	pm_readings_free(r);
 	fixture_free(&cfg);

@@ -110,8 +110,8 @@ static void test_sample(void **state)
 	/* tags sorted by key; an empty name is left out; shortest floats */
 	assert_string_equal(b.data,
 		"powermeter,device_id=4,input=c,name=Rack\\ 3\\,\\ PDU\\ \"A\"\\=left,"
-		"unique_id=0 current=0.92 1700000000123\n"
-		"powermeter,device_id=4,input=a,unique_id=1 current=0.8575 1700000000123\n");
+		"unique_id=0 current=0.92,power=211.6 1700000000123\n"
+		"powermeter,device_id=4,input=a,unique_id=1 current=0.8575,power=197.225 1700000000123\n");
 	fixture_free(&cfg);
 
 	make_config(&cfg, true);
@@ -122,9 +122,9 @@ static void test_sample(void **state)
 	assert_int_equal(pm_lp_append_sample(&b, &cfg, "my power", &s), 0);
 	assert_string_equal(b.data,
 		"my\\ power,device_id=4,input=c,name=Rack\\ 3\\,\\ PDU\\ \"A\"\\=left,"
-		"unique_id=0 current=0.92,frequency=49.9 1700000000123\n"
-		"my\\ power,device_id=4,input=a,unique_id=1 current=0.8575,frequency=0.0 "
-		"1700000000123\n");
+		"unique_id=0 current=0.92,frequency=49.9,power=211.6 1700000000123\n"
+		"my\\ power,device_id=4,input=a,unique_id=1 current=0.8575,frequency=0.0,"
+		"power=197.225 1700000000123\n");
 	pm_buf_free(&b);
 
 	/* a sample for a device the config does not have */
@@ -158,18 +158,19 @@ static void test_value(void **state)
 {
 	struct pm_value v = {
 		.id = 9, .device_id = 2, .input = 'p', .name = "x",
-		.current = 1e-05, .frequency = NAN, .time_ms = 5, .status = 0,
+		.current = 1e-05, .frequency = NAN, .power = NAN,
+		.energy = NAN, .charge = NAN, .time_ms = 5, .status = 0,
 	};
 	struct pm_buf b;
 
 	(void)state;
 	pm_buf_init(&b, 4096);
-	assert_int_equal(pm_lp_append_value(&b, NULL, &v), 0);
+	assert_int_equal(pm_lp_append_value(&b, NULL, &v, 0, NULL), 0);
 	assert_string_equal(b.data,
 		"powermeter,device_id=2,input=p,name=x,unique_id=9 current=1e-05 5\n");
 	/* failed values write nothing */
 	v.status = -ETIMEDOUT;
-	assert_int_equal(pm_lp_append_value(&b, NULL, &v), 0);
+	assert_int_equal(pm_lp_append_value(&b, NULL, &v, 0, NULL), 0);
 	assert_int_equal(b.len, strlen("powermeter,device_id=2,input=p,name=x,"
 				       "unique_id=9 current=1e-05 5\n"));
 	pm_buf_free(&b);

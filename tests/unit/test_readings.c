@@ -144,12 +144,18 @@ static void test_set_input(void **state)
 	(void)state;
 	make_config(&cfg);
 	r = pm_readings_new(&cfg);
-	assert_int_equal(pm_readings_set_input(r, 1, 2.5, NAN, 77), 0);
+	assert_int_equal(pm_readings_set_input(r, 1, 2.5, NAN, 12.5, 0.25, 77), 0);
 	assert_int_equal(pm_readings_get(r, 1)->status, 0);
 	assert_true(pm_readings_get(r, 1)->current == 2.5);
+	/* power from the current, the counters as given */
+	assert_true(pm_readings_get(r, 1)->power ==
+		    2.5 * cfg.devices[0].inputs[1].voltage *
+		    cfg.devices[0].inputs[1].power_factor);
+	assert_true(pm_readings_get(r, 1)->energy == 12.5);
+	assert_true(pm_readings_get(r, 1)->charge == 0.25);
 	assert_int_equal(pm_readings_get(r, 1)->time_ms, 77);
 	assert_int_equal(pm_readings_device(r, 0)->status, 0);
-	assert_int_equal(pm_readings_set_input(r, 3, 1, NAN, 0), -ENOENT);
+	assert_int_equal(pm_readings_set_input(r, 3, 1, NAN, NAN, NAN, 0), -ENOENT);
 	pm_readings_free(r);
 	fixture_free(&cfg);
 }
@@ -173,7 +179,7 @@ static void test_format(void **state)
 	free(text);
 	assert_int_equal(pm_readings_format(r, PM_FORMAT_INFLUX, "m", &text), 0);
 	assert_string_equal(text, "m,device_id=9,input=p,name=Input\\ p,unique_id=2 "
-			    "current=0.92 42\n");
+			    "current=0.92,power=211.6 42\n");
 	free(text);
 	text = NULL;
 	assert_int_equal(pm_readings_format(r, (enum pm_format)9, NULL, &text), -EINVAL);

@@ -85,6 +85,12 @@ class Reading:
     time_ms: int             # the same, Unix time in ms (0 when failed)
     status: int              # 0, or the device's negative error code
     error: Optional[str]     # why the device failed, for people; None when ok
+    # Estimates (the module measures current only): current x the circuit's
+    # configured voltage x power factor, and powermeterd's counters.
+    power: Optional[float] = None    # W; None when the device failed
+    energy: Optional[float] = None   # Wh counter; None unless powermeterd runs
+    charge: Optional[float] = None   # Ah counter; None unless powermeterd runs
+    phase: Optional[str] = None      # "L1".."L3" when configured
 
     @property
     def ok(self):
@@ -205,6 +211,10 @@ class Config:
                 time_ms=v.time_ms if ok else 0,
                 status=v.status,
                 error=error,
+                power=_number(v.power) if ok else None,
+                energy=_number(v.energy) if ok else None,
+                charge=_number(v.charge) if ok else None,
+                phase=v.phase.decode("ascii", "replace") if v.phase else None,
             ))
         return readings
 

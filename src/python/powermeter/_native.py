@@ -29,6 +29,7 @@ PM_SOURCE_SNAPSHOT = 2
 PM_FORMAT_JSON = 0
 PM_FORMAT_TABLE = 1
 PM_FORMAT_INFLUX = 2
+PM_FORMAT_CIRCUITS = 3
 
 
 class Value(ctypes.Structure):
@@ -45,6 +46,10 @@ class Value(ctypes.Structure):
         ("frequency", ctypes.c_double),
         ("time_ms", ctypes.c_int64),
         ("status", ctypes.c_int),
+        ("power", ctypes.c_double),
+        ("energy", ctypes.c_double),
+        ("charge", ctypes.c_double),
+        ("phase", ctypes.c_char_p),
     ]
 
 
