@@ -37,6 +37,34 @@ static size_t count_ports(const struct pm_config *cfg)
 	return n;
 }
 
+/* The end of the summary line: where energy is counted, and how power is
+ * estimated when every circuit has the same voltage and power factor. */
+static void print_energy(const struct pm_config *cfg)
+{
+	double v = -1, pf = -1;
+	bool same = true;
+
+	for (size_t d = 0; d < cfg->n_devices; d++)
+		for (size_t k = 0; k < cfg->devices[d].n_inputs; k++) {
+			const struct pm_input *in = &cfg->devices[d].inputs[k];
+
+			if (v < 0) {
+				v = in->voltage;
+				pf = in->power_factor;
+			}
+			same &= in->voltage == v && in->power_factor == pf;
+		}
+	if (same && v > 0)
+		printf(", power estimated at %g V x pf %g", v, pf);
+	else
+		printf(", power estimated at each circuit's voltage and power factor");
+	if (cfg->energy.enabled)
+		printf(", energy counters in %s (saved every %g s)\n",
+		       cfg->state_dir, cfg->energy.persist_interval);
+	else
+		printf(", no energy counters\n");
+}
+
 static void print_summary(const struct pm_config *cfg)
 {
 	const struct pm_influx *in = cfg->influx;
@@ -47,7 +75,8 @@ static void print_summary(const struct pm_config *cfg)
 	       ports, ports == 1 ? "" : "s", cfg->n_inputs,
 	       cfg->n_inputs == 1 ? "" : "s", cfg->interval);
 	if (!in) {
-		printf(", no InfluxDB\n");
+		printf(", no InfluxDB");
+		print_energy(cfg);
 		return;
 	}
 	/* Never the token or the password: only whether there is one. */
@@ -60,8 +89,9 @@ static void print_summary(const struct pm_config *cfg)
 		       in->username ? in->username : "");
 	if (cfg->influx_conf)
 		printf(", with %s", cfg->influx_conf);
-	printf("), spool %s (%llu MB)\n", cfg->spool_dir,
+	printf("), spool %s (%llu MB)", cfg->spool_dir,
 	       (unsigned long long)(cfg->spool_max_bytes / (1024 * 1024)));
+	print_energy(cfg);
 }
 
 int cmd_check(int argc, char **argv)

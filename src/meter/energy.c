@@ -338,6 +338,7 @@ int pm_energy_open(struct pm_energy **out, const char *dir,
 	memset(rep, 0, sizeof(*rep));
 	if (!e)
 		return -ENOMEM;
+	(void)pthread_mutex_init(&e->lock, NULL);
 	e->dir = strdup(dir);
 	e->path = path_join(dir, PM_ENERGY_FILE);
 	e->previous = path_join(dir, PM_ENERGY_PREVIOUS);
@@ -345,7 +346,6 @@ int pm_energy_open(struct pm_energy **out, const char *dir,
 		pm_energy_free(e);
 		return -ENOMEM;
 	}
-	(void)pthread_mutex_init(&e->lock, NULL);
 
 	r = pm_energy_read_file(e->path, &e->c, &e->n, &written);
 	/* A file that cannot be read now (permissions, I/O) is not damaged:
@@ -410,8 +410,7 @@ void pm_energy_free(struct pm_energy *e)
 {
 	if (!e)
 		return;
-	if (e->path)
-		(void)pthread_mutex_destroy(&e->lock);
+	(void)pthread_mutex_destroy(&e->lock);
 	free(e->c);
 	free(e->by_input);
 	free(e->dir);

@@ -296,6 +296,12 @@ class Read(unittest.TestCase):
             self.assertGreaterEqual(r.time_ms, int(before * 1000) - 1)
             self.assertLessEqual(r.time_ms, int(after * 1000) + 1)
         self.assertEqual(a.as_dict()["name"], "L1")
+        # estimated power at the default 230 V and power factor 1; the
+        # counters are the daemon's, so none from the bus
+        for r in readings:
+            self.assertAlmostEqual(r.power, r.current * 230, places=9)
+            self.assertIsNone(r.energy)
+            self.assertIsNone(r.charge)
 
     def test_failed_device_has_status_and_error_text(self):
         sim, path = self.shared_bus()
@@ -351,6 +357,9 @@ class Daemon(unittest.TestCase):
         with open(path) as f:
             cfg = json.load(f)
         cfg["interval"] = 0.2
+        cfg["voltage"] = 120
+        cfg["energy"] = {"persist_interval": 1}
+        cfg["devices"][0]["inputs"][0]["phase"] = "L3"
         with open(path, "w") as f:
             json.dump(cfg, f)
         log = open(os.path.join(os.path.dirname(path), "daemon.log"), "w+")
@@ -382,6 +391,15 @@ class Daemon(unittest.TestCase):
         via_snapshot = powermeter.read(path, source="snapshot")
         self.assertTrue(all(r.ok for r in via_snapshot))
         self.assertLess(time.time() - via_snapshot[0].time_ms / 1000, 3 * 0.2 + 1)
+        # the daemon's estimates: power at 120 V, its energy counters
+        self.assertEqual(via_snapshot[0].phase, "L3")
+        self.assertIsNone(via_snapshot[1].phase)
+        for r in via_snapshot:
+            self.assertAlmostEqual(r.power, r.current * 120, places=6)
+            self.assertIsInstance(r.energy, float)
+            self.assertIsInstance(r.charge, float)
+        common.wait_for(lambda: powermeter.read(path, source="snapshot")[0].energy > 0, 10,
+                        what="energy counted and saved twice")
 
 
 class Library(unittest.TestCase):

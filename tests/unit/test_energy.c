@@ -14,6 +14,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <pthread.h>
+
 #include <cmocka.h>
 
 #include "meter/energy.h"
@@ -479,6 +481,60 @@ static void test_file_format(void **state)
 	fixture_free(&cfg);
 }
 
+struct adder {
+	struct pm_energy *e;
+	size_t device;
+};
+
+static void *add_many(void *arg)
+{
+	struct adder *a = arg;
+
+	for (int i = 0; i < 2000; i++) {
+		struct pm_sample s = sample(T0 + i * 100, 1000, 500);
+
+		s.device = a->device;
+		pm_energy_add(a->e, &s);
+	}
+	return NULL;
+}
+
+/* Pollers add while the main thread saves and reconfigures (ThreadSanitizer
+ * runs this too); every sample is counted once. */
+static void test_threads(void **state)
+{
+	const struct fixture_input ab[] = { { 'a', 0.01, "A" }, { 'b', 0.01, "B" } };
+	struct pm_config cfg;
+	struct pm_energy *e;
+	struct adder a[2];
+	pthread_t t[2];
+
+	(void)state;
+	memset(&cfg, 0, sizeof(cfg));
+	fixture_add_device(&cfg, 1, "/dev/null", 1, false, ab, 2);
+	fixture_add_device(&cfg, 2, "/dev/null", 2, false, ab, 2);
+	cfg.energy.enabled = true;
+	cfg.energy.max_gap = 10;
+	e = open_ok(NULL);
+	assert_int_equal(pm_energy_configure(e, &cfg), 0);
+	for (int i = 0; i < 2; i++) {
+		a[i] = (struct adder){ e, (size_t)i };
+		assert_int_equal(pthread_create(&t[i], NULL, add_many, &a[i]), 0);
+	}
+	for (int k = 0; k < 5; k++) {
+		assert_int_equal(pm_energy_save(e, T0 + k), 0);
+		assert_int_equal(pm_energy_configure(e, &cfg), 0);
+	}
+	for (int i = 0; i < 2; i++)
+		pthread_join(t[i], NULL);
+	/* 1999 intervals of 0.1 s at 10 A, 230 V */
+	for (int dev = 1; dev <= 2; dev++)
+		assert_true(fabs(counter(e, dev, 0).energy_wh -
+				 2300.0 * 199.9 / 3600) < 1e-6);
+	pm_energy_free(e);
+	fixture_free(&cfg);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -492,6 +548,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_both_damaged, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_unreadable_is_not_damage, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_file_format, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_threads, setup, teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
