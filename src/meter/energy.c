@@ -110,28 +110,15 @@ static int format_state(struct pm_buf *b, const struct pm_energy_counter *c,
 	return r;
 }
 
-/* A finite, non-negative number as the file writes it. */
-static bool parse_amount(const char *s, double *out)
+/* A finite number as the file writes it; with 'amount', not negative. */
+static bool parse_number(const char *s, bool amount, double *out)
 {
 	char *end;
 	double v;
 
 	errno = 0;
 	v = strtod(s, &end);
-	if (end == s || *end || errno || !isfinite(v) || v < 0)
-		return false;
-	*out = v;
-	return true;
-}
-
-static bool parse_finite(const char *s, double *out)
-{
-	char *end;
-	double v;
-
-	errno = 0;
-	v = strtod(s, &end);
-	if (end == s || *end || errno || !isfinite(v))
+	if (end == s || *end || errno || !isfinite(v) || (amount && v < 0))
 		return false;
 	*out = v;
 	return true;
@@ -173,14 +160,14 @@ static bool parse_counter(char *line, struct pm_energy_counter *c)
 	memset(c, 0, sizeof(*c));
 	c->device_id = (int)id;
 	c->channel = (unsigned)(f[1][0] - 'a');
-	return parse_amount(f[2], &c->energy_wh) &&
-	       parse_amount(f[3], &c->charge_ah) &&
-	       parse_amount(f[4], &c->unmetered_s) &&
+	return parse_number(f[2], true, &c->energy_wh) &&
+	       parse_number(f[3], true, &c->charge_ah) &&
+	       parse_number(f[4], true, &c->unmetered_s) &&
 	       parse_ms(f[5], &c->last_ms) &&
-	       parse_finite(f[6], &c->last_power_w) &&
-	       parse_finite(f[7], &c->last_current_a) &&
-	       parse_amount(f[8], &c->shown_energy_wh) &&
-	       parse_amount(f[9], &c->shown_charge_ah) &&
+	       parse_number(f[6], false, &c->last_power_w) &&
+	       parse_number(f[7], false, &c->last_current_a) &&
+	       parse_number(f[8], true, &c->shown_energy_wh) &&
+	       parse_number(f[9], true, &c->shown_charge_ah) &&
 	       c->shown_energy_wh <= c->energy_wh &&
 	       c->shown_charge_ah <= c->charge_ah;
 }

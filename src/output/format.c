@@ -32,47 +32,6 @@ static int json_float(struct pm_buf *b, double v)
 	return pm_buf_adds(b, num);
 }
 
-static int json_value(struct pm_buf *b, const struct pm_value *v, bool first)
-{
-	char input[2] = { v->input, '\0' };
-	int r;
-
-	r = pm_buf_printf(b, "%s\n    {\n        \"id\": %d,\n"
-			  "        \"device_id\": %d,\n        \"input\": ",
-			  first ? "" : ",", v->id, v->device_id);
-	if (r == 0)
-		r = pm_json_string(b, input);
-	if (r == 0)
-		r = pm_buf_adds(b, ",\n        \"name\": ");
-	if (r == 0)
-		r = pm_json_string(b, v->name);
-	if (r == 0)
-		r = pm_buf_adds(b, ",\n        \"current\": ");
-	if (r == 0)
-		r = json_float(b, pm_round(v->current, 2));
-	if (r == 0)
-		r = pm_buf_adds(b, "\n    }");
-	return r;
-}
-
-int pm_format_json(struct pm_buf *b, const struct pm_readings *r)
-{
-	size_t start = b->len, shown = 0;
-	int err = pm_buf_addc(b, '[');
-
-	for (size_t i = 0; err == 0 && i < r->n_values; i++) {
-		if (r->values[i].status != 0)
-			continue;
-		err = json_value(b, &r->values[i], shown == 0);
-		shown++;
-	}
-	if (err == 0)
-		err = pm_buf_adds(b, shown ? "\n]" : "]");
-	if (err < 0)
-		pm_buf_truncate(b, b->len - start);
-	return err;
-}
-
 /* Columns are counted in code points, so names with accents line up. */
 static size_t utf8_width(const char *s)
 {
@@ -191,11 +150,12 @@ int pm_format_table(struct pm_buf *b, const struct pm_readings *r)
 	return err;
 }
 
-/* One value of PM_FORMAT_CIRCUITS: the seed's keys, then the circuit's
- * phase and its estimates (power rounded to 0.1 W, energy to 1 mWh, charge
- * to 0.1 mAh), each only where known. */
-static int circuit_value(struct pm_buf *b, const struct pm_value *v,
-			 bool first)
+/* One value of the seed's array: id, device_id, input, name and current
+ * rounded to 2 decimals. With 'circuit' (PM_FORMAT_CIRCUITS) also the
+ * circuit's phase and its estimates (power rounded to 0.1 W, energy to
+ * 1 mWh, charge to 0.1 mAh), each only where known. */
+static int json_value(struct pm_buf *b, const struct pm_value *v, bool first,
+		      bool circuit)
 {
 	char input[2] = { v->input, '\0' };
 	int r;
@@ -209,7 +169,7 @@ static int circuit_value(struct pm_buf *b, const struct pm_value *v,
 		r = pm_buf_adds(b, ",\n        \"name\": ");
 	if (r == 0)
 		r = pm_json_string(b, v->name);
-	if (r == 0 && v->phase) {
+	if (r == 0 && circuit && v->phase) {
 		r = pm_buf_adds(b, ",\n        \"phase\": ");
 		if (r == 0)
 			r = pm_json_string(b, v->phase);
@@ -218,17 +178,17 @@ static int circuit_value(struct pm_buf *b, const struct pm_value *v,
 		r = pm_buf_adds(b, ",\n        \"current\": ");
 	if (r == 0)
 		r = json_float(b, pm_round(v->current, 2));
-	if (r == 0 && isfinite(v->power)) {
+	if (r == 0 && circuit && isfinite(v->power)) {
 		r = pm_buf_adds(b, ",\n        \"power\": ");
 		if (r == 0)
 			r = json_float(b, pm_round(v->power, 1));
 	}
-	if (r == 0 && isfinite(v->energy)) {
+	if (r == 0 && circuit && isfinite(v->energy)) {
 		r = pm_buf_adds(b, ",\n        \"energy\": ");
 		if (r == 0)
 			r = json_float(b, pm_round(v->energy, 3));
 	}
-	if (r == 0 && isfinite(v->charge)) {
+	if (r == 0 && circuit && isfinite(v->charge)) {
 		r = pm_buf_adds(b, ",\n        \"charge\": ");
 		if (r == 0)
 			r = json_float(b, pm_round(v->charge, 4));
@@ -238,7 +198,8 @@ static int circuit_value(struct pm_buf *b, const struct pm_value *v,
 	return r;
 }
 
-int pm_format_circuits(struct pm_buf *b, const struct pm_readings *r)
+static int json_values(struct pm_buf *b, const struct pm_readings *r,
+		       bool circuit)
 {
 	size_t start = b->len, shown = 0;
 	int err = pm_buf_addc(b, '[');
@@ -246,7 +207,7 @@ int pm_format_circuits(struct pm_buf *b, const struct pm_readings *r)
 	for (size_t i = 0; err == 0 && i < r->n_values; i++) {
 		if (r->values[i].status != 0)
 			continue;
-		err = circuit_value(b, &r->values[i], shown == 0);
+		err = json_value(b, &r->values[i], shown == 0, circuit);
 		shown++;
 	}
 	if (err == 0)
@@ -254,6 +215,16 @@ int pm_format_circuits(struct pm_buf *b, const struct pm_readings *r)
 	if (err < 0)
 		pm_buf_truncate(b, b->len - start);
 	return err;
+}
+
+int pm_format_json(struct pm_buf *b, const struct pm_readings *r)
+{
+	return json_values(b, r, false);
+}
+
+int pm_format_circuits(struct pm_buf *b, const struct pm_readings *r)
+{
+	return json_values(b, r, true);
 }
 
 int pm_format_influx(struct pm_buf *b, const struct pm_readings *r,

@@ -8,49 +8,20 @@
 
 #include "util/numfmt.h"
 
-int pm_fmt_measured(char buf[PM_DOUBLE_LEN], double v)
-{
-	char tmp[PM_DOUBLE_LEN];
-
-	if (isfinite(v)) {
-		snprintf(tmp, sizeof(tmp), "%.15g", v);
-		v = strtod(tmp, NULL);
-	}
-	return pm_fmt_double(buf, v);
-}
-
 /* repr(float) switches to exponent notation outside 1e-4 <= |v| < 1e16. */
 #define REPR_EXP_MIN	-4
 #define REPR_EXP_MAX	16
 #define DBL_MAX_DIGITS	17	/* always enough to round-trip a double */
 
-int pm_fmt_double(char buf[PM_DOUBLE_LEN], double v)
+/* Lays out the significant digits of 'tmp' ("[-]d[.ddd]e(+|-)xx", as %e
+ * prints it) the way repr(float) does, trailing zeros dropped. */
+static int repr_layout(char buf[PM_DOUBLE_LEN], const char *tmp, bool negative)
 {
-	char tmp[40], digits[DBL_MAX_DIGITS + 1];
+	char digits[DBL_MAX_DIGITS + 1];
 	size_t nd = 0, pos = 0;
+	const char *e;
 	int exp = 0;
-	char *e;
 
-	if (isnan(v))
-		return snprintf(buf, PM_DOUBLE_LEN, "nan");
-	if (isinf(v))
-		return snprintf(buf, PM_DOUBLE_LEN, "%sinf", v < 0 ? "-" : "");
-	/* The fewest significant digits that read back to v; %e rounds
-	 * correctly, so the first precision that round-trips is the shortest
-	 * text (what Python's repr gives). For a normal double the search
-	 * starts at 15 digits: a shorter text that round-trips lies within
-	 * half an ulp (2^-53 relative) of v, closer than half a step of the
-	 * 15-digit grid (>= 5e-16 relative), so it is the 15-digit rounding
-	 * with its trailing zeros, which are stripped below. That is one or
-	 * three snprintf+strtod instead of up to 17: the daemon formats every
-	 * input at every tick. Subnormals keep the full search. */
-	for (int prec = fabs(v) >= DBL_MIN || v == 0 ? 15 : 1;
-	     prec <= DBL_MAX_DIGITS; prec++) {
-		snprintf(tmp, sizeof(tmp), "%.*e", prec - 1, v);
-		if (strtod(tmp, NULL) == v)
-			break;
-	}
-	/* tmp: [-]d[.ddd]e(+|-)xx */
 	for (const char *p = tmp; *p && *p != 'e'; p++)
 		if (*p >= '0' && *p <= '9' && nd < DBL_MAX_DIGITS)
 			digits[nd++] = *p;
@@ -60,7 +31,7 @@ int pm_fmt_double(char buf[PM_DOUBLE_LEN], double v)
 	e = strchr(tmp, 'e');
 	if (e)
 		exp = atoi(e + 1);
-	if (signbit(v))
+	if (negative)
 		buf[pos++] = '-';
 	if (exp < REPR_EXP_MIN || exp >= REPR_EXP_MAX) {
 		buf[pos++] = digits[0];
@@ -93,6 +64,49 @@ int pm_fmt_double(char buf[PM_DOUBLE_LEN], double v)
 	}
 	buf[pos] = '\0';
 	return (int)pos;
+}
+
+int pm_fmt_double(char buf[PM_DOUBLE_LEN], double v)
+{
+	char tmp[40];
+
+	if (isnan(v))
+		return snprintf(buf, PM_DOUBLE_LEN, "nan");
+	if (isinf(v))
+		return snprintf(buf, PM_DOUBLE_LEN, "%sinf", v < 0 ? "-" : "");
+	/* The fewest significant digits that read back to v; %e rounds
+	 * correctly, so the first precision that round-trips is the shortest
+	 * text (what Python's repr gives). For a normal double the search
+	 * starts at 15 digits: a shorter text that round-trips lies within
+	 * half an ulp (2^-53 relative) of v, closer than half a step of the
+	 * 15-digit grid (>= 5e-16 relative), so it is the 15-digit rounding
+	 * with its trailing zeros, which are stripped. That is one or three
+	 * snprintf+strtod instead of up to 17: the daemon formats every input
+	 * at every tick. Subnormals keep the full search. */
+	for (int prec = fabs(v) >= DBL_MIN || v == 0 ? 15 : 1;
+	     prec <= DBL_MAX_DIGITS; prec++) {
+		snprintf(tmp, sizeof(tmp), "%.*e", prec - 1, v);
+		if (strtod(tmp, NULL) == v)
+			break;
+	}
+	return repr_layout(buf, tmp, signbit(v));
+}
+
+int pm_fmt_measured(char buf[PM_DOUBLE_LEN], double v)
+{
+	char tmp[40];
+
+	/* Rounded to 15 significant digits, then repr() of the double that
+	 * reads back: that is those 15 digits without their trailing zeros
+	 * (15 digits survive a round trip through a double, DBL_DIG), so
+	 * there is no need to read them back. One snprintf per value: every
+	 * field of every point goes through here. */
+	if (!isfinite(v))
+		return pm_fmt_double(buf, v);
+	snprintf(tmp, sizeof(tmp), "%.14e", v);
+	if (fabs(v) < DBL_MIN && v != 0)	/* subnormal: fewer digits */
+		return pm_fmt_double(buf, strtod(tmp, NULL));
+	return repr_layout(buf, tmp, tmp[0] == '-');
 }
 
 double pm_round(double v, int ndigits)

@@ -7,6 +7,7 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -81,6 +82,39 @@ static void test_fmt_measured(void **state)
 		pm_fmt_measured(buf, cases[i].v);
 		assert_string_equal(buf, cases[i].text);
 	}
+	/* Its definition, repr() of the value rounded to 15 digits, for
+	 * products, energies, extremes, negatives and subnormals. */
+	srand(7);
+	for (int i = 0; i < 300000; i++) {
+		char want[PM_DOUBLE_LEN], tmp[64];
+		double v;
+
+		switch (i % 5) {
+		case 0:
+			v = (rand() % 65536) * 0.01;
+			break;
+		case 1:
+			v = (double)rand() / RAND_MAX * pow(10, rand() % 40 - 20);
+			break;
+		case 2:
+			v = -(double)rand() / 3.0;
+			break;
+		case 3:
+			v = ldexp((double)rand(), rand() % 2100 - 1100);
+			break;
+		default:
+			v = (rand() % 100000) * 0.0245 * 230 * 0.93 / 3600 * (rand() % 7);
+		}
+		snprintf(tmp, sizeof(tmp), "%.15g", v);
+		pm_fmt_double(want, strtod(tmp, NULL));
+		pm_fmt_measured(buf, v);
+		if (strcmp(buf, want))
+			fail_msg("%.17g: \"%s\", not \"%s\"", v, buf, want);
+	}
+	pm_fmt_measured(buf, -0.0);
+	assert_string_equal(buf, "-0.0");
+	pm_fmt_measured(buf, 9.9999999999999995e15);
+	assert_string_equal(buf, "1e+16");
 }
 
 static void test_round(void **state)
