@@ -136,7 +136,7 @@ class Exports(unittest.TestCase):
         p = common.run([readelf, "-d", LIBRARY], check=True)
         self.assertRegex(p.stdout, r"\(SONAME\)\s+Library soname: \[libpowermeter\.so\.1\]")
         self.assertTrue(os.path.islink(os.path.join(LIB_DIR, "libpowermeter.so")))
-        self.assertEqual(os.path.basename(os.path.realpath(LIBRARY)), "libpowermeter.so.1.0.0")
+        self.assertEqual(os.path.basename(os.path.realpath(LIBRARY)), "libpowermeter.so.1.1.0")
 
     def test_every_public_function_is_documented(self):
         with open(MANPAGE) as f:
@@ -217,12 +217,12 @@ class Example(unittest.TestCase):
 
         header = staged(by_name["powermeter.h"])
         pc = staged(by_name["powermeter.pc"])
-        lib = staged(by_name["libpowermeter.so.1.0.0"])
+        lib = staged(by_name["libpowermeter.so.1.1.0"])
         libdir = os.path.dirname(lib)
         self.assertTrue(header.endswith("/include/powermeter/powermeter.h"))
         self.assertTrue(os.path.isfile(header))
         self.assertEqual(os.readlink(os.path.join(libdir, "libpowermeter.so.1")),
-                         "libpowermeter.so.1.0.0")
+                         "libpowermeter.so.1.1.0")
         self.assertEqual(os.readlink(os.path.join(libdir, "libpowermeter.so")),
                          "libpowermeter.so.1")
         self.assertTrue(os.path.isfile(staged(by_name["libpowermeter.3"])))

@@ -253,7 +253,7 @@ def get_values(config_path=None):
 
 
 def library_version():
-    """libpowermeter's version, e.g. "0.1.0"."""
+    """libpowermeter's version, e.g. "0.2.0"."""
     return _native.lib().pm_version().decode("ascii")
 
 
