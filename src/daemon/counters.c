@@ -1,6 +1,7 @@
 /* counters.c — keeping the energy counters in the daemon: where they come
  * from at start, when they are saved, and what the log says about it. */
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -29,16 +30,25 @@ static void log_opened(const char *dir, const struct pm_energy_open_report *rep)
 			    pm_strerror(rep->newest_err), rep->newest_aside,
 			    rep->counters);
 		break;
-	case PM_ENERGY_HELD_BACK:
-		log_err("energy counters: no usable save in %s (damaged saves "
-			"kept as: %s %s): counting from 0 but showing no energy, "
-			"so that InfluxDB, Zabbix and Home Assistant never see a "
-			"counter fall. Restore a good %s and remove %s/%s, or "
-			"remove that file alone to accept counting from 0; then "
-			"restart powermeterd", dir, rep->newest_aside,
-			rep->previous_aside, PM_ENERGY_FILE, dir,
-			PM_ENERGY_WITHHELD);
+	case PM_ENERGY_HELD_BACK: {
+		char found[9000];
+
+		if (rep->newest_aside[0] || rep->previous_aside[0])
+			snprintf(found, sizeof(found), "damaged saves kept as %s%s%s",
+				 rep->newest_aside,
+				 rep->newest_aside[0] && rep->previous_aside[0]
+				 ? " and " : "", rep->previous_aside);
+		else
+			snprintf(found, sizeof(found), "found at an earlier start; "
+				 "see %s/%s*", dir, PM_ENERGY_DAMAGED);
+		log_err("energy counters: no usable save in %s (%s): counting "
+			"from 0 but showing no energy, so that InfluxDB, Zabbix "
+			"and Home Assistant never see a counter fall. Restore a "
+			"good %s and remove %s/%s, or remove that file alone to "
+			"accept counting from 0; then restart powermeterd", dir,
+			found, PM_ENERGY_FILE, dir, PM_ENERGY_WITHHELD);
 		break;
+	}
 	}
 }
 
