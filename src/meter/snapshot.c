@@ -127,6 +127,18 @@ static int add_double(struct pm_buf *b, double v)
 	return pm_buf_adds(b, num);
 }
 
+/* An estimate or counter: 15 significant digits, as line protocol stores
+ * it (one snprintf, where add_double's exact text may take three). */
+static int add_measured(struct pm_buf *b, double v)
+{
+	char num[PM_DOUBLE_LEN];
+
+	if (!isfinite(v))
+		return pm_buf_adds(b, "null");
+	(void)pm_fmt_measured(num, v);
+	return pm_buf_adds(b, num);
+}
+
 static int add_time(struct pm_buf *b, int64_t ms)
 {
 	if (ms <= 0)
@@ -204,15 +216,15 @@ static int format_input(struct pm_buf *b, const struct pm_device *dev,
 	if (!r)
 		r = pm_buf_adds(b, ", \"power\": ");
 	if (!r)
-		r = add_double(b, pm_sample_power(s, in));
+		r = add_measured(b, pm_sample_power(s, in));
 	if (!r)
 		r = pm_buf_adds(b, ", \"energy\": ");
 	if (!r)
-		r = add_double(b, s->has_energy ? s->energy_wh[in->channel] : NAN);
+		r = add_measured(b, s->has_energy ? s->energy_wh[in->channel] : NAN);
 	if (!r)
 		r = pm_buf_adds(b, ", \"charge\": ");
 	if (!r)
-		r = add_double(b, s->has_energy ? s->charge_ah[in->channel] : NAN);
+		r = add_measured(b, s->has_energy ? s->charge_ah[in->channel] : NAN);
 	if (!r)
 		r = pm_buf_printf(b, ", \"time_ms\": %lld}",
 				  (long long)s->time_ms);
