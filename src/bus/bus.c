@@ -197,6 +197,20 @@ static int bus_exchange(struct pm_bus *bus, const uint8_t *req, size_t len,
 	}
 }
 
+/* The 6 bytes of a request of function 'fc' (0x03 and 0x06 alike): unit,
+ * function, then two big-endian 16-bit words (Modbus application protocol
+ * v1.1b3, 6.3 and 6.6). */
+static void request(uint8_t req[6], int address, uint8_t fc, uint16_t a,
+		    uint16_t b)
+{
+	req[0] = (uint8_t)address;
+	req[1] = fc;
+	req[2] = (uint8_t)(a >> 8);
+	req[3] = (uint8_t)a;
+	req[4] = (uint8_t)(b >> 8);
+	req[5] = (uint8_t)b;
+}
+
 /* One FC 0x03 transaction: 'count' registers from 'first', of which the
  * caller wants the first 'keep'. */
 static int bus_read(struct pm_bus *bus, int address, double timeout,
@@ -213,12 +227,7 @@ static int bus_read(struct pm_bus *bus, int address, double timeout,
 	r = bus_begin(bus, address, timeout);
 	if (r < 0)
 		return r;
-	req[0] = (uint8_t)address;
-	req[1] = FC_READ_HOLDING;
-	req[2] = (uint8_t)(first >> 8);
-	req[3] = (uint8_t)first;
-	req[4] = (uint8_t)(count >> 8);
-	req[5] = (uint8_t)count;
+	request(req, address, FC_READ_HOLDING, (uint16_t)first, (uint16_t)count);
 	r = bus_exchange(bus, req, sizeof(req), timeout, 3 + 2 * count, rsp);
 	if (r >= 0 && rsp[2] != 2 * count)
 		r = -PM_EFRAME;
@@ -278,12 +287,7 @@ int pm_bus_write_register(struct pm_bus *bus, int address, double timeout,
 	r = bus_begin(bus, address, timeout);
 	if (r < 0)
 		return r;
-	req[0] = (uint8_t)address;
-	req[1] = FC_WRITE_SINGLE;
-	req[2] = (uint8_t)(reg >> 8);
-	req[3] = (uint8_t)reg;
-	req[4] = (uint8_t)(value >> 8);
-	req[5] = (uint8_t)value;
+	request(req, address, FC_WRITE_SINGLE, reg, value);
 	/* The answer repeats the request: unit, function, register, value. */
 	r = bus_exchange(bus, req, sizeof(req), timeout, sizeof(req), rsp);
 	if (r >= 0 && memcmp(rsp, req, sizeof(req)))
