@@ -60,8 +60,20 @@ def ref(template, key):
     return "/%s/%s" % (template, key)
 
 
+# What power and energy are: the module measures current only.
+ESTIMATE = ("An estimate: current x the circuit's configured voltage x power "
+            "factor (powermeter.json(5), POWER AND ENERGY); the modules measure "
+            "current only.")
+
+# A number, not the empty text or null of a value powermeterd does not know
+# (a module down, energy not yet saved): such a value is discarded rather
+# than making the item unsupported.
+NUMBER = r"^-?[0-9]"
+
+
 def dependent(template, ident, name, key, master, jsonpath, value_type=None,
-              units=None, tags=(), discard=False, extra=None, history=None):
+              units=None, tags=(), discard=False, extra=None, history=None,
+              numeric=False):
     item = {"uuid": uuid_for(template, ident, key), "name": name,
             "type": "DEPENDENT", "key": key, "delay": "0"}
     if history:
@@ -80,6 +92,9 @@ def dependent(template, ident, name, key, master, jsonpath, value_type=None,
         # (the nodata trigger sees it), not an unsupported item.
         step["error_handler"] = "DISCARD_VALUE"
     item["preprocessing"] = [step]
+    if numeric:
+        item["preprocessing"].append({"type": "MATCHES_REGEX", "parameters": [NUMBER],
+                                      "error_handler": "DISCARD_VALUE"})
     item["master_item"] = {"key": master}
     if tags:
         item["tags"] = [{"tag": t, "value": v} for t, v in tags]
@@ -111,6 +126,13 @@ def template(version, tname, agent_type, checks):
         master("powermeter.discovery", "Powermeter: discovery", "1h", "0",
                "The configured inputs for low-level discovery "
                "(powermeter zabbix discovery)."),
+        master("powermeter.circuits", "Powermeter: circuits (estimated power and energy)",
+               "{$POWERMETER.INTERVAL}", "1h",
+               "Every circuit's current (A), phase, breaker and tags with its estimated "
+               "power (W) and energy counter (Wh) from powermeterd's snapshot "
+               "(powermeter zabbix circuits); empty while the snapshot is missing or "
+               "stale. Power and energy are estimates: current x the configured "
+               "voltage x power factor; the modules measure current only."),
     ]
     fresh = dependent(t, "item", "powermeterd: snapshot fresh", "powermeter.snapshot.fresh",
                       "powermeter.status", "$.snapshot.fresh",
@@ -152,7 +174,10 @@ def template(version, tname, agent_type, checks):
         "delay": "0",
         "lifetime": "30d",
         "description": "One circuit per configured input; {#KEY} (device id.input) "
-                       "stays with the circuit when the config grows.",
+                       "stays with the circuit when the config grows. {#PHASE} is "
+                       "the circuit's phase (L1, L2, L3; empty when not configured), "
+                       "{#TAG.<KEY>} each of its tags (customer: {#TAG.CUSTOMER}), "
+                       "for filters and overrides.",
         "item_prototypes": [
             dependent(t, "prototype", "Circuit {#KEY} ({#NAME}): current", cur_key,
                       "powermeter.json",
@@ -162,6 +187,25 @@ def template(version, tname, agent_type, checks):
                             ("circuit", "{#KEY}")],
                       extra={"description": "Module {#DEVICE_ID} on {#PORT} address "
                                             "{#ADDRESS}, input {#INPUT}."}),
+            dependent(t, "prototype", "Circuit {#KEY} ({#NAME}): power (estimated)",
+                      "powermeter.power[{#KEY}]", "powermeter.circuits",
+                      '$.circuits[?(@.key == "{#KEY}")].power.first()',
+                      value_type="FLOAT", units="W", discard=True, numeric=True,
+                      tags=[("component", "power"), ("module", "{#DEVICE_ID}"),
+                            ("circuit", "{#KEY}"), ("phase", "{#PHASE}")],
+                      extra={"description": "Estimated power of module {#DEVICE_ID} "
+                                            "input {#INPUT}. " + ESTIMATE}),
+            dependent(t, "prototype", "Circuit {#KEY} ({#NAME}): energy (estimated)",
+                      "powermeter.energy[{#KEY}]", "powermeter.circuits",
+                      '$.circuits[?(@.key == "{#KEY}")].energy.first()',
+                      value_type="FLOAT", units="Wh", discard=True, numeric=True,
+                      tags=[("component", "energy"), ("module", "{#DEVICE_ID}"),
+                            ("circuit", "{#KEY}"), ("phase", "{#PHASE}")],
+                      extra={"description": "Estimated energy of module {#DEVICE_ID} "
+                                            "input {#INPUT} since powermeterd started "
+                                            "counting it: a counter that only goes up "
+                                            "(saved across restarts; shown one to two "
+                                            "save intervals late). " + ESTIMATE}),
         ],
         "trigger_prototypes": [
             {"uuid": uuid_for(t, "trigger", over_expr), "expression": over_expr,

@@ -1,12 +1,16 @@
-/* cmd_zabbix.c — `powermeter zabbix discovery|status`: low-level discovery
- * of the configured inputs and modules, and each module's health for
- * triggers. Neither touches a serial port: discovery comes from the config,
- * status from powermeterd's snapshot. */
+/* cmd_zabbix.c — `powermeter zabbix discovery|status|circuits`: low-level
+ * discovery of the configured inputs and modules, each module's health for
+ * triggers, and each circuit's current, estimated power and energy. None
+ * touches a serial port: discovery comes from the config, status and
+ * circuits from powermeterd's snapshot. */
+#include <ctype.h>
 #include <errno.h>
 #include <getopt.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include <powermeter/powermeter.h>
 
@@ -27,11 +31,51 @@ static void zabbix_usage(FILE *f)
 	fprintf(f,
 		"usage: powermeter zabbix discovery [-c CONFIG]\n"
 		"       powermeter zabbix status [-c CONFIG]\n"
+		"       powermeter zabbix circuits [-c CONFIG]\n"
 		"  discovery  Zabbix LLD JSON of the configured inputs\n"
-		"             ({#ID}, {#DEVICE_ID}, {#INPUT}, {#NAME}, {#KEY}, ...)\n"
+		"             ({#ID}, {#DEVICE_ID}, {#INPUT}, {#NAME}, {#KEY},\n"
+		"             {#PHASE}, {#TAG.<KEY>}, ...)\n"
 		"  status     powermeterd's snapshot age and every module's health\n"
+		"  circuits   every circuit's current, estimated power and energy\n"
+		"             from powermeterd's snapshot\n"
 		"  -c, --config PATH   config file (default %s)\n",
 		PM_DEFAULT_CONFIG);
+}
+
+/* The tags a circuit's points carry besides phase: the file's and its own. */
+static bool is_user_tag(const struct pm_tag *t)
+{
+	return strcmp(t->key, "phase") != 0;
+}
+
+/* {#TAG.<KEY>} for each of 'in''s tags: its key uppercased, which keeps it
+ * within LLD macro names (A-Z, 0-9, _ and .). Keys differing only in case
+ * would make one macro: the first (in key order) is kept. */
+static int tag_macros(struct pm_buf *b, const struct pm_input *in)
+{
+	int r = 0;
+
+	for (size_t t = 0; t < in->n_point_tags && !r; t++) {
+		const struct pm_tag *tag = &in->point_tags[t];
+		char macro[64];
+		bool dup = false;
+		size_t k;
+
+		if (!is_user_tag(tag))
+			continue;
+		for (size_t u = 0; u < t && !dup; u++)
+			dup = is_user_tag(&in->point_tags[u]) &&
+			      !strcasecmp(in->point_tags[u].key, tag->key);
+		if (dup)
+			continue;
+		for (k = 0; tag->key[k] && k < sizeof(macro) - 1; k++)
+			macro[k] = (char)toupper((unsigned char)tag->key[k]);
+		macro[k] = '\0';
+		r = pm_buf_printf(b, ", \"{#TAG.%s}\": ", macro);
+		if (!r)
+			r = pm_json_string(b, tag->value);
+	}
+	return r;
 }
 
 /* {#KEY} is "<device id>.<input letter>": it stays with the circuit when
@@ -61,8 +105,14 @@ static int discovery_format(const struct pm_config *cfg, struct pm_buf *b)
 			if (!r)
 				r = pm_json_string(b, dev->port);
 			if (!r)
-				r = pm_buf_printf(b, ", \"{#ADDRESS}\": %d}",
-						  dev->address);
+				r = pm_buf_printf(b, ", \"{#ADDRESS}\": %d, "
+						  "\"{#PHASE}\": ", dev->address);
+			if (!r)
+				r = pm_json_string(b, in->phase ? in->phase : "");
+			if (!r)
+				r = tag_macros(b, in);
+			if (!r)
+				r = pm_buf_adds(b, "}");
 		}
 	}
 	if (!r)
@@ -187,6 +237,177 @@ static int status_format(const struct pm_config *cfg, struct pm_buf *b,
 	return r;
 }
 
+/* ---- circuits ------------------------------------------------------------ */
+
+/* 'v' rounded to 'ndigits' (as the circuits' JSON of powermeter read; < 0:
+ * as it is), or null when unknown. */
+static int add_number(struct pm_buf *b, double v, int ndigits)
+{
+	char num[PM_DOUBLE_LEN];
+
+	if (!isfinite(v))
+		return pm_buf_adds(b, "null");
+	(void)pm_fmt_double(num, ndigits < 0 ? v : pm_round(v, ndigits));
+	return pm_buf_adds(b, num);
+}
+
+/* One circuit: what the config says of it, then its values from 'v' (NULL
+ * or failed: every value null). */
+static int circuit_format(struct pm_buf *b, const struct pm_device *dev,
+			  const struct pm_input *in, const struct pm_value *v,
+			  bool first)
+{
+	char letter = pm_channel_letter(in->channel);
+	bool ok = v && v->status == 0;
+	size_t shown = 0;
+	int r;
+
+	r = pm_buf_printf(b, "%s\n        {\"id\": %d, \"key\": \"%d.%c\", "
+			  "\"device_id\": %d, \"input\": \"%c\", \"name\": ",
+			  first ? "" : ",", in->id, dev->id, letter, dev->id,
+			  letter);
+	if (!r)
+		r = pm_json_string(b, in->name ? in->name : "");
+	if (!r)
+		r = pm_buf_adds(b, ", \"phase\": ");
+	if (!r)
+		r = in->phase ? pm_json_string(b, in->phase)
+			      : pm_buf_adds(b, "null");
+	if (!r)
+		r = pm_buf_adds(b, ", \"breaker\": ");
+	if (!r)
+		r = add_number(b, in->breaker > 0 ? in->breaker : NAN, -1);
+	if (!r)
+		r = pm_buf_adds(b, ", \"tags\": {");
+	for (size_t t = 0; t < in->n_point_tags && !r; t++) {
+		if (!is_user_tag(&in->point_tags[t]))
+			continue;
+		r = pm_buf_adds(b, shown++ ? ", " : "");
+		if (!r)
+			r = pm_json_string(b, in->point_tags[t].key);
+		if (!r)
+			r = pm_buf_adds(b, ": ");
+		if (!r)
+			r = pm_json_string(b, in->point_tags[t].value);
+	}
+	if (!r)
+		r = pm_buf_adds(b, "}, \"voltage\": ");
+	if (!r)
+		r = add_number(b, in->voltage, -1);
+	if (!r)
+		r = pm_buf_adds(b, ", \"power_factor\": ");
+	if (!r)
+		r = add_number(b, in->power_factor, -1);
+	if (!r)
+		r = pm_buf_adds(b, ", \"current\": ");
+	if (!r)
+		r = add_number(b, ok ? v->current : NAN, 2);
+	if (!r)
+		r = pm_buf_adds(b, ", \"power\": ");
+	if (!r)
+		r = add_number(b, ok ? v->power : NAN, 1);
+	if (!r)
+		r = pm_buf_adds(b, ", \"energy\": ");
+	if (!r)
+		r = add_number(b, ok ? v->energy : NAN, 3);
+	if (!r)
+		r = pm_buf_adds(b, ", \"charge\": ");
+	if (!r)
+		r = add_number(b, ok ? v->charge : NAN, 4);
+	if (!r)
+		r = pm_buf_adds(b, "}");
+	return r;
+}
+
+/* {"estimate": ..., "units": ..., "circuits": [...]}: every configured
+ * circuit in config order, the values of 'r' (the snapshot's readings) where
+ * its device was read. */
+static int circuits_format(const struct pm_config *cfg, const pm_readings *r,
+			   struct pm_buf *b)
+{
+	size_t k = 0;
+	int err;
+
+	err = pm_buf_adds(b, "{\n    \"estimate\": {\"fields\": [\"power\", "
+			  "\"energy\"], \"basis\": \"the modules measure "
+			  "current only: power is current x the configured "
+			  "voltage x power_factor, energy its integral over "
+			  "time\"},\n    \"units\": {\"current\": \"A\", "
+			  "\"power\": \"W\", \"energy\": \"Wh\", \"charge\": "
+			  "\"Ah\", \"voltage\": \"V\", \"breaker\": \"A\"},\n"
+			  "    \"circuits\": [");
+	for (size_t d = 0; d < cfg->n_devices && !err; d++) {
+		const struct pm_device *dev = &cfg->devices[d];
+
+		for (size_t i = 0; i < dev->n_inputs && !err; i++, k++) {
+			const struct pm_input *in = &dev->inputs[i];
+			const struct pm_value *v = pm_readings_get(r, k);
+
+			/* config order; anything else is not this circuit */
+			if (v && (v->device_id != dev->id ||
+				  v->channel != (int)in->channel + 1))
+				v = NULL;
+			err = circuit_format(b, dev, in, v, k == 0);
+		}
+	}
+	if (!err)
+		err = pm_buf_adds(b, k ? "\n    ]\n}\n" : "]\n}\n");
+	return err;
+}
+
+/* Why the snapshot gives no values, for people. */
+static const char *snapshot_problem(int err)
+{
+	if (err == -PM_ENOSNAPSHOT)
+		return "no snapshot of this configuration from powermeterd "
+		       "(not running, or another config?)";
+	if (err == -PM_ESTALE)
+		return "powermeterd's snapshot is older than 3 intervals "
+		       "(daemon stopped or stuck?)";
+	return pm_strerror(err);
+}
+
+/* Only ever the snapshot, never the bus (the agent must not wait for it, nor
+ * take a port from the daemon). As powermeter json: without any current
+ * value nothing is printed and the exit status is 1, so that Zabbix keeps
+ * its last values rather than seeing every circuit's become unknown; a
+ * module that failed leaves its circuits' values null, says why on stderr
+ * and makes the exit status 1. */
+static int circuits_run(const struct pm_config *cfg, struct pm_buf *out)
+{
+	pm_readings *r = NULL;
+	size_t ok = 0;
+	int err, status;
+
+	err = pm_read(cfg, -1, PM_SOURCE_SNAPSHOT, &r);
+	if (err == -ENOMEM) {
+		log_err("circuits: %s", pm_strerror(err));
+		return 1;
+	}
+	if (err) {
+		log_err("no circuit values: %s", snapshot_problem(err));
+		return 1;
+	}
+	cli_warn_failed_devices(cfg, r);
+	for (size_t i = 0; i < pm_readings_count(r); i++)
+		ok += pm_readings_get(r, i)->status == 0;
+	if (!ok && pm_readings_count(r)) {
+		pm_readings_free(r);
+		return 1;
+	}
+	err = circuits_format(cfg, r, out);
+	if (err) {
+		log_err("circuits: %s", pm_strerror(err));
+		status = 1;
+	} else {
+		status = cli_print_buf(out);
+		if (!status && pm_readings_failed(r))
+			status = 1;
+	}
+	pm_readings_free(r);
+	return status;
+}
+
 int cmd_zabbix(int argc, char **argv)
 {
 	struct pm_config *cfg = NULL;
@@ -204,8 +425,10 @@ int cmd_zabbix(int argc, char **argv)
 		return 2;
 	}
 	what = argv[optind];
-	if (strcmp(what, "discovery") && strcmp(what, "status")) {
-		log_err("unknown zabbix command '%s' (discovery, status)", what);
+	if (strcmp(what, "discovery") && strcmp(what, "status") &&
+	    strcmp(what, "circuits")) {
+		log_err("unknown zabbix command '%s' (discovery, status, "
+			"circuits)", what);
 		return 2;
 	}
 	argc -= optind;
@@ -221,6 +444,10 @@ int cmd_zabbix(int argc, char **argv)
 	if (status)
 		return status;
 	pm_buf_init(&out, ZABBIX_TEXT_MAX);
+	if (!strcmp(what, "circuits")) {
+		status = circuits_run(cfg, &out);
+		goto out;
+	}
 	if (!strcmp(what, "discovery"))
 		err = discovery_format(cfg, &out);
 	else

@@ -16,7 +16,7 @@ static const struct {
 	{ "info", cmd_info, "show a module's version, ranges, line settings, CT ratios" },
 	{ "address", cmd_address, "give a module on a shared bus its own Modbus address" },
 	{ "json", cmd_json, "the seed's JSON for Zabbix, from the daemon's snapshot" },
-	{ "zabbix", cmd_zabbix, "Zabbix low-level discovery (zabbix discovery)" },
+	{ "zabbix", cmd_zabbix, "Zabbix: discovery, status, circuits (estimated power, energy)" },
 	{ "energy", cmd_energy, "the energy counters powermeterd keeps, orphans included" },
 };
 

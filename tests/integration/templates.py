@@ -16,6 +16,7 @@ import sys
 import unittest
 
 import common
+from daemonlib import Daemon, daemon_config, RATIO
 from sim import Sim
 
 ZDIR = os.path.join(common.SOURCE, "config", "zabbix")
@@ -246,6 +247,27 @@ def jsonpath(path, doc):
     return _text(nodes)
 
 
+def preprocess(steps, value):
+    """What Zabbix makes of 'value' through an item's preprocessing 'steps'
+    (JSONPATH, MATCHES_REGEX): the text, or None when a step fails and its
+    error handler discards the value. Raises JsonPathError where the item
+    would become unsupported."""
+    for step in steps:
+        try:
+            if step["type"] == "JSONPATH":
+                value = jsonpath(step["parameters"][0], value)
+            elif step["type"] == "MATCHES_REGEX":
+                if not re.search(step["parameters"][0], value):
+                    raise JsonPathError("%r does not match %s" % (value, step["parameters"][0]))
+            else:
+                raise AssertionError("preprocessing step %s not evaluated here" % step["type"])
+        except JsonPathError:
+            if step.get("error_handler") == "DISCARD_VALUE":
+                return None
+            raise
+    return value
+
+
 def substitute(text, macros):
     """LLD macros {#X} replaced from 'macros' (a dict of discovery row);
     unknown ones are left as they are."""
@@ -316,6 +338,63 @@ def sample_config(testcase, sim):
     with open(path, "w") as f:
         json.dump(cfg, f)
     return path
+
+
+# ---- circuits with power estimates -------------------------------------------
+# daemon_config()'s modules 1 and 2, inputs a..d, with the file's, devices'
+# and inputs' voltage, power factor, phase, breaker and tags (zabbix.py and
+# grafana.py use them too).
+
+FILE_TAGS = {"site": "dc1"}
+CIRCUITS = {
+    (1, "a"): {"phase": "L1", "breaker": 16, "tags": {"customer": "ACME", "rack": "B07"}},
+    (1, "b"): {"phase": "L2", "power_factor": 0.8, "tags": {"customer": "ACME"}},
+    (1, "c"): {"phase": "L3", "voltage": 400, "tags": {"customer": "Beta"}},
+    (2, "a"): {"phase": "L1", "tags": {"customer": "Beta", "site": "hall 2"}},
+    (2, "c"): {"phase": "L1", "power_factor": 0.5},
+}
+DEVICE_VOLTAGE = {2: 120}
+
+
+def power_config(testcase, sim, persist=1, **kw):
+    """daemon_config() with CIRCUITS, FILE_TAGS and DEVICE_VOLTAGE applied
+    and the energy counters saved every 'persist' seconds."""
+    extra = dict(kw.pop("extra", None) or {})
+    extra.update({"tags": FILE_TAGS, "energy": {"persist_interval": persist}})
+    path = daemon_config(testcase, sim, extra=extra, **kw)
+    with open(path) as f:
+        cfg = json.load(f)
+    for dev in cfg["devices"]:
+        if dev["id"] in DEVICE_VOLTAGE:
+            dev["voltage"] = DEVICE_VOLTAGE[dev["id"]]
+        for inp in dev["inputs"]:
+            inp.update(CIRCUITS.get((dev["id"], inp["input"]), {}))
+    with open(path, "w") as f:
+        json.dump(cfg, f, indent=2)
+    return path
+
+
+def circuit(device_id, letter):
+    """What CIRCUITS make of a circuit: voltage, power_factor, phase (or
+    None), breaker (or None) and tags (the file's and its own)."""
+    c = CIRCUITS.get((device_id, letter), {})
+    tags = dict(FILE_TAGS)
+    tags.update(c.get("tags", {}))
+    return {"voltage": float(c.get("voltage", DEVICE_VOLTAGE.get(device_id, 230))),
+            "power_factor": float(c.get("power_factor", 1)),
+            "phase": c.get("phase"),
+            "breaker": float(c["breaker"]) if "breaker" in c else None,
+            "tags": tags}
+
+
+def amps(address, letter):
+    """The current hdhk-sim gives by default, as the daemon computes it."""
+    return Sim.default_raw(address, ord(letter) - ord("a")) * RATIO
+
+
+def watts(device_id, letter, address=None):
+    c = circuit(device_id, letter)
+    return amps(address or device_id, letter) * c["voltage"] * c["power_factor"]
 
 
 def powermeter(*args):
@@ -547,8 +626,11 @@ class Templates(unittest.TestCase):
         rows = json.loads(disc.stdout)
         arr = json.loads(values.stdout)
         st = json.loads(status.stdout)
+        # no daemon: circuits come only from its snapshot, so nothing at all
+        circuits = powermeter("zabbix", "circuits", "-c", cfg)
+        self.assertEqual((circuits.returncode, circuits.stdout), (1, ""))
         masters = {"powermeter.json": values.stdout, "powermeter.status": status.stdout,
-                   "powermeter.discovery": disc.stdout}
+                   "powermeter.discovery": disc.stdout, "powermeter.circuits": ""}
         expect_cur = {(1, "a"): round(Sim.default_raw(1, 0) * 0.01, 2),
                       (1, "c"): round(Sim.default_raw(1, 2) * 0.03, 2),
                       (5, "p"): round(Sim.default_raw(2, 15) * 0.02, 2)}
@@ -569,6 +651,13 @@ class Templates(unittest.TestCase):
                     for p in inputs["item_prototypes"]:
                         path = substitute(p["preprocessing"][0]["parameters"][0], row)
                         self.assertNotIn("{#", path)
+                        if p["master_item"]["key"] == "powermeter.circuits":
+                            # nothing known: discarded, not an unsupported item
+                            steps = [dict(st, parameters=[substitute(x, row)
+                                                          for x in st["parameters"]])
+                                     for st in p["preprocessing"]]
+                            self.assertIsNone(preprocess(steps, ""), p["key"])
+                            continue
                         got = jsonpath(path, masters[p["master_item"]["key"]])
                         self.assertEqual(float(got),
                                          expect_cur[(row["{#DEVICE_ID}"], row["{#INPUT}"])])
@@ -603,6 +692,95 @@ class Templates(unittest.TestCase):
                             float(got)
         self.assertFalse(st["snapshot"]["fresh"])
 
+    def prototype_steps(self, proto, row):
+        """The prototype's preprocessing with the LLD macros of 'row'."""
+        steps = [dict(st, parameters=[substitute(x, row) for x in st["parameters"]])
+                 for st in proto["preprocessing"]]
+        for st in steps:
+            for x in st["parameters"]:
+                self.assertNotIn("{#", x)
+        return steps
+
+    def test_power_and_energy_items(self):
+        """powermeter.circuits and its power and energy prototypes: estimates
+        that say so, W and Wh, a value the preprocessing discards (null:
+        module down, energy not yet saved) rather than an unsupported item,
+        the phase as an item tag."""
+        for v in FILES:
+            for t in self.templates(v):
+                items = {i["key"]: i for i in t["items"]}
+                m = items["powermeter.circuits"]
+                self.assertEqual(m["value_type"], "TEXT")
+                self.assertIn("estimate", m["description"])
+                self.assertEqual(m.get("type", "ZABBIX_PASSIVE"),
+                                 "ZABBIX_ACTIVE" if t["template"].endswith("active")
+                                 else "ZABBIX_PASSIVE")
+                rule = self.rule(t, "powermeter.inputs")
+                self.assertIn("{#PHASE}", rule["description"])
+                self.assertIn("{#TAG.", rule["description"])
+                protos = {p["key"]: p for p in rule["item_prototypes"]}
+                for key, units in (("powermeter.power[{#KEY}]", "W"),
+                                   ("powermeter.energy[{#KEY}]", "Wh")):
+                    p = protos[key]
+                    self.assertEqual(p["master_item"]["key"], "powermeter.circuits")
+                    self.assertEqual((p["value_type"], p["units"]), ("FLOAT", units))
+                    self.assertIn("estimated", p["name"])
+                    self.assertIn("voltage", p["description"])
+                    self.assertIn("power factor", p["description"])
+                    self.assertIn({"tag": "phase", "value": "{#PHASE}"}, p["tags"])
+                    for st in p["preprocessing"]:
+                        self.assertEqual(st["error_handler"], "DISCARD_VALUE")
+                    doc = json.dumps({"circuits": [
+                        {"key": "1.a", "power": None, "energy": None},
+                        {"key": "1.b", "power": 12.5, "energy": 3.25}]})
+                    self.assertIsNone(preprocess(self.prototype_steps(p, {"{#KEY}": "1.a"}),
+                                                 doc))
+                    self.assertIsNone(preprocess(self.prototype_steps(p, {"{#KEY}": "1.c"}),
+                                                 doc))
+                    self.assertIn(preprocess(self.prototype_steps(p, {"{#KEY}": "1.b"}), doc),
+                                  ("12.5", "3.25"))
+                self.assertIn("counter that only goes up",
+                              protos["powermeter.energy[{#KEY}]"]["description"])
+
+    def test_power_and_energy_from_the_daemon(self):
+        """The prototypes on what powermeter zabbix circuits prints next to
+        a running powermeterd, with the macros powermeter zabbix discovery
+        gives: each circuit's power is amps x its voltage x power factor,
+        its energy a positive counter; {#PHASE} and {#TAG.*} as configured."""
+        sim = Sim.single(self, n_modules=2)
+        cfg = power_config(self, sim)
+        Daemon(self, cfg).start()
+
+        def counted():
+            p = powermeter("zabbix", "circuits", "-c", cfg)
+            if p.returncode != 0:
+                return None
+            doc = json.loads(p.stdout)
+            return p.stdout if all(c["energy"] for c in doc["circuits"]) else None
+        text = common.wait_for(counted, 20, what="energy of every circuit in the snapshot")
+        rows = json.loads(powermeter("zabbix", "discovery", "-c", cfg).stdout)
+        self.assertEqual(len(rows), 8)
+        for row in rows:
+            c = circuit(row["{#DEVICE_ID}"], row["{#INPUT}"])
+            self.assertEqual(row["{#PHASE}"], c["phase"] or "")
+            tags = {k[len("{#TAG."):-1]: v for k, v in row.items() if k.startswith("{#TAG.")}
+            self.assertEqual(tags, {k.upper(): v for k, v in c["tags"].items()})
+        for v in FILES:
+            for t in self.templates(v):
+                rule = self.rule(t, "powermeter.inputs")
+                protos = {p["key"].split("[")[0]: p for p in rule["item_prototypes"]}
+                for row in rows:
+                    dev, letter = row["{#DEVICE_ID}"], row["{#INPUT}"]
+                    power = preprocess(self.prototype_steps(protos["powermeter.power"], row),
+                                       text)
+                    self.assertAlmostEqual(float(power), watts(dev, letter), delta=0.0501)
+                    energy = preprocess(self.prototype_steps(protos["powermeter.energy"], row),
+                                        text)
+                    self.assertGreater(float(energy), 0)
+                    for s in all_strings(rule):
+                        for m in re.findall(r"\{#[A-Z_]+\}", s):
+                            self.assertIn(m, row, "LLD macro %s is not discovered" % m)
+
     def test_jsonpath_evaluator(self):
         """The evaluator fails where Zabbix fails: a missing circuit is an
         error (the template discards it), not a zero."""
@@ -627,7 +805,8 @@ class Templates(unittest.TestCase):
         conf = os.path.join(ZDIR, "userparameter_powermeter.conf.in")
         with open(conf) as f:
             keys = re.findall(r"^UserParameter=([^,]+),", f.read(), re.M)
-        self.assertEqual(keys, ["powermeter.json", "powermeter.discovery", "powermeter.status"])
+        self.assertEqual(keys, ["powermeter.json", "powermeter.discovery", "powermeter.status",
+                                "powermeter.circuits"])
         with open(SEED_TEMPLATE) as f:
             seed = load_yaml(f.read())
         for t in seed["zabbix_export"]["templates"]:

@@ -1,8 +1,9 @@
-"""powermeter json / zabbix discovery / zabbix status next to a running
-powermeterd, and Debian's real zabbix_agent2 running the UserParameter file:
-values from the daemon's snapshot equal the seed's array value by value, in
-well under 100 ms, without a single request on the bus; a stale snapshot
-gives an error, never old values; without a daemon the bus is read.
+"""powermeter json / zabbix discovery / zabbix status / zabbix circuits next
+to a running powermeterd, and Debian's real zabbix_agent2 running the
+UserParameter file: values from the daemon's snapshot equal the seed's array
+value by value, in well under 100 ms, without a single request on the bus; a
+stale snapshot gives an error, never old values; without a daemon the bus is
+read (json) or nothing is printed (circuits, which never reads the bus).
 """
 import json
 import os
@@ -48,9 +49,12 @@ def bus_requests(sim):
 
 
 class ZabbixBase(unittest.TestCase):
-    def start(self, n_modules=2, **kw):
+    def start(self, n_modules=2, power=False, **kw):
+        """With 'power': templates.power_config()'s voltages, phases and tags,
+        energy saved every second."""
         self.sim = Sim.single(self, n_modules=n_modules)
-        self.cfg = daemon_config(self, self.sim, interval=INTERVAL, **kw)
+        make = templates.power_config if power else daemon_config
+        self.cfg = make(self, self.sim, interval=INTERVAL, **kw)
         with open(self.cfg) as f:
             self.snapshot = json.load(f)["snapshot"]
         self.daemon = Daemon(self, self.cfg).start()
@@ -256,7 +260,7 @@ class Discovery(unittest.TestCase):
         self.assertIsInstance(rows, list)      # Zabbix 4.2+: a top-level array
         self.assertEqual(rows[1], {"{#ID}": 1, "{#DEVICE_ID}": 1, "{#INPUT}": "p",
                                    "{#NAME}": input_name(1, "p"), "{#KEY}": "1.p",
-                                   "{#PORT}": sim.path(), "{#ADDRESS}": 1})
+                                   "{#PORT}": sim.path(), "{#ADDRESS}": 1, "{#PHASE}": ""})
         self.assertEqual([r["{#KEY}"] for r in rows], ["1.a", "1.p", "2.a", "2.p"])
         self.assertEqual([r["{#ID}"] for r in rows], [0, 1, 2, 3])
         self.assertEqual(bus_requests(sim), [])
@@ -264,14 +268,162 @@ class Discovery(unittest.TestCase):
         q = common.run([common.POWERMETER, "zabbix", "-c", cfg, "discovery"])
         self.assertEqual(q.stdout, p.stdout)
 
+    def test_phase_and_tag_macros(self):
+        """{#PHASE} ("" when not configured) and one {#TAG.<KEY>} per tag the
+        circuit's points carry (the file's and its own, its own winning),
+        never one for phase."""
+        sim = Sim.single(self, n_modules=2)
+        cfg = templates.power_config(self, sim)
+        p = common.run([common.POWERMETER, "zabbix", "discovery", "-c", cfg])
+        self.assertEqual(p.returncode, 0, p.stderr)
+        rows = {r["{#KEY}"]: r for r in json.loads(p.stdout)}
+        self.assertEqual(len(rows), 8)
+        a = rows["1.a"]
+        self.assertEqual({k: v for k, v in a.items() if k in ("{#PHASE}",) or "TAG" in k},
+                         {"{#PHASE}": "L1", "{#TAG.CUSTOMER}": "ACME", "{#TAG.RACK}": "B07",
+                          "{#TAG.SITE}": "dc1"})
+        self.assertEqual(rows["2.a"]["{#TAG.SITE}"], "hall 2")
+        self.assertEqual(rows["1.d"]["{#PHASE}"], "")
+        self.assertEqual([k for k in rows["1.d"] if "TAG" in k], ["{#TAG.SITE}"])
+        for key, row in rows.items():
+            for macro in row:
+                # Zabbix LLD macro names: {#...} of A-Z, 0-9, _ and .
+                self.assertRegex(macro, r"\A\{#[A-Z0-9_.]+\}\Z")
+            self.assertNotIn("{#TAG.PHASE}", row)
+        self.assertEqual(bus_requests(sim), [])
+
     def test_usage_errors(self):
         for args in (["zabbix"], ["zabbix", "nonsense"], ["zabbix", "discovery", "extra"],
-                     ["json", "a", "b"]):
+                     ["zabbix", "circuits", "extra"], ["json", "a", "b"]):
             p = common.run([common.POWERMETER] + args)
             self.assertEqual(p.returncode, 2, args)
             self.assertEqual(p.stdout, "")
-        p = common.run([common.POWERMETER, "zabbix", "discovery", "-c", "/nonexistent.json"])
-        self.assertEqual(p.returncode, 78)
+        for what in ("discovery", "circuits"):
+            p = common.run([common.POWERMETER, "zabbix", what, "-c", "/nonexistent.json"])
+            self.assertEqual(p.returncode, 78)
+
+
+def expected_circuits(sim):
+    """powermeter zabbix circuits' "circuits" for templates.power_config()'s
+    devices, but for the counters: the config's view of every circuit, and
+    its current and power from hdhk-sim's default values."""
+    out = []
+    for row in expected_array(sim):
+        c = templates.circuit(row["device_id"], row["input"])
+        amps = templates.amps(row["device_id"], row["input"])
+        out.append({"id": row["id"], "key": "%d.%s" % (row["device_id"], row["input"]),
+                    "device_id": row["device_id"], "input": row["input"],
+                    "name": row["name"], "phase": c["phase"], "breaker": c["breaker"],
+                    "tags": c["tags"], "voltage": c["voltage"],
+                    "power_factor": c["power_factor"], "current": row["current"],
+                    "power": amps * c["voltage"] * c["power_factor"]})
+    return out
+
+
+def check_circuits(tc, sim, doc, down=()):
+    """'doc' (powermeter zabbix circuits) is what the daemon's snapshot says
+    of every circuit of templates.power_config(), those of the modules in
+    'down' all null."""
+    tc.assertEqual(doc["estimate"]["fields"], ["power", "energy"])
+    tc.assertIn("voltage", doc["estimate"]["basis"])
+    tc.assertEqual(doc["units"]["power"], "W")
+    tc.assertEqual(doc["units"]["energy"], "Wh")
+    want = expected_circuits(sim)
+    tc.assertEqual(len(doc["circuits"]), len(want))
+    for got, w in zip(doc["circuits"], want):
+        tc.assertEqual(list(got), list(w) + ["energy", "charge"])
+        for k in ("id", "key", "device_id", "input", "name", "phase", "breaker", "tags",
+                  "voltage", "power_factor"):
+            tc.assertEqual(got[k], w[k], (w["key"], k))
+        if w["device_id"] in down:
+            tc.assertEqual([got[k] for k in ("current", "power", "energy", "charge")],
+                       [None] * 4, w["key"])
+            continue
+        tc.assertEqual(got["current"], w["current"])
+        tc.assertAlmostEqual(got["power"], w["power"], delta=0.0501, msg=w["key"])
+        tc.assertIsInstance(got["energy"], float)
+        tc.assertIsInstance(got["charge"], float)
+
+
+class Circuits(ZabbixBase):
+    """powermeter zabbix circuits: only ever from the daemon's snapshot."""
+
+    def circuits(self, code=0):
+        p = self.pm("zabbix", "circuits", "-c", self.cfg)
+        self.assertEqual(p.returncode, code, p.stderr)
+        return p
+
+    def test_values_while_daemon_runs(self):
+        """Config, current and estimates of every circuit; the counters
+        positive and never going down; no request on the bus."""
+        self.start(power=True)
+        common.wait_for(lambda: all(c["energy"] for c in
+                                    json.loads(self.circuits().stdout)["circuits"]),
+                        20, what="every circuit's energy in the snapshot")
+        first = json.loads(self.circuits().stdout)
+        check_circuits(self, self.sim, first)
+        time.sleep(3)
+        p = self.circuits()
+        self.assertEqual(p.stderr, "")
+        later = json.loads(p.stdout)
+        check_circuits(self, self.sim, later)
+        for a, b in zip(first["circuits"], later["circuits"]):
+            self.assertGreater(a["energy"], 0)
+            self.assertGreater(a["charge"], 0)
+            self.assertGreaterEqual(b["energy"], a["energy"])
+            self.assertGreaterEqual(b["charge"], a["charge"])
+            # Wh over the run at most what its power gives since the start
+            self.assertLess(b["energy"], b["power"] * 60 / 3600)
+        self.assert_only_daemon_asked()
+
+    def test_plain_config(self):
+        """No voltage, phase or tags configured: 230 V, power factor 1,
+        phase and breaker null, tags empty."""
+        self.start(n_modules=1)
+        doc = json.loads(self.circuits().stdout)
+        for c, w in zip(doc["circuits"], expected_array(self.sim)):
+            self.assertEqual((c["phase"], c["breaker"], c["tags"]), (None, None, {}))
+            self.assertEqual((c["voltage"], c["power_factor"]), (230.0, 1.0))
+            self.assertEqual(c["current"], w["current"])
+            self.assertAlmostEqual(c["power"], w["current"] * 230, delta=0.0501)
+
+    def test_module_down(self):
+        """A module the daemon cannot read: its circuits' values null, the
+        other's there, a warning and exit 1."""
+        self.start(power=True)
+        self.sim.fault(0, 2, "noanswer")
+        common.wait_for(lambda: self.status()["devices"][1]["up"] == 0, 10,
+                        what="module 2 down in the snapshot")
+        p = self.circuits(code=1)
+        self.assertIn("device 2 on %s address 2" % self.sim.path(), p.stderr)
+        check_circuits(self, self.sim, json.loads(p.stdout), down=(2,))
+        self.sim.fault(0, 1, "noanswer")
+        common.wait_for(lambda: self.status()["devices"][0]["up"] == 0, 10,
+                        what="module 1 down in the snapshot")
+        # nothing known at all: nothing printed, as powermeter json
+        p = self.circuits(code=1)
+        self.assertEqual(p.stdout, "")
+
+    def test_stale_or_missing_snapshot_prints_nothing(self):
+        """A stuck daemon (SIGSTOP), then no daemon: nothing printed, exit 1,
+        and never a request on the bus (unlike powermeter json)."""
+        self.start()
+        self.daemon.proc.send_signal(signal.SIGSTOP)
+        self.addCleanup(lambda: self.daemon.running() and
+                        self.daemon.proc.send_signal(signal.SIGCONT))
+        time.sleep(3 * INTERVAL + 0.3)
+        p = self.circuits(code=1)
+        self.assertEqual(p.stdout, "")
+        self.assertIn("older than 3 intervals", p.stderr)
+        self.daemon.proc.send_signal(signal.SIGCONT)
+        self.wait_fresh()
+        self.circuits()
+        self.assertEqual(self.daemon.stop(), 0)
+        n = len(bus_requests(self.sim))
+        p = self.circuits(code=1)
+        self.assertEqual(p.stdout, "")
+        self.assertIn("no snapshot", p.stderr)
+        self.assertEqual(len(bus_requests(self.sim)), n, "circuits touched the bus")
 
 
 AGENT_CONF = """# zabbix_agent2 for the test: no server, everything in a tmpdir
@@ -300,7 +452,8 @@ class Agent(ZabbixBase):
         # the installed binary becomes the one just built, with the test config
         rx = re.compile(r"(/\S+)/powermeter (json|zabbix \w+)")
         found = rx.findall(text)
-        self.assertEqual([c for _, c in found], ["json", "zabbix discovery", "zabbix status"])
+        self.assertEqual([c for _, c in found],
+                         ["json", "zabbix discovery", "zabbix status", "zabbix circuits"])
         for bindir, _ in found:
             self.assertTrue(bindir.endswith("/bin"), bindir)
         text = rx.sub(lambda m: "%s %s -c %s" % (common.POWERMETER, m.group(2), self.cfg), text)
@@ -355,6 +508,38 @@ class Agent(ZabbixBase):
             self.assertEqual(templates.jsonpath(fresh["preprocessing"][0]["parameters"][0],
                                                 status_text), "1")
 
+    def test_agent_circuits(self):
+        """powermeter.circuits through the agent: every circuit's phase, tags
+        and estimates; the template's power and energy prototypes with the
+        LLD rows of powermeter.discovery ({#PHASE}, {#TAG.*}) pick them."""
+        self.start(power=True)
+        conf = self.agent_setup()
+
+        def counted():
+            doc = json.loads(self.agent_get(conf, "powermeter.circuits"))
+            return doc if all(c["energy"] for c in doc["circuits"]) else None
+        doc = common.wait_for(counted, 30, what="every circuit's energy through the agent")
+        check_circuits(self, self.sim, doc)
+        value = json.dumps(doc)
+        disc = json.loads(self.agent_get(conf, "powermeter.discovery"))
+        self.assertEqual([r["{#KEY}"] for r in disc], [c["key"] for c in doc["circuits"]])
+        for row, c in zip(disc, doc["circuits"]):
+            self.assertEqual(row["{#PHASE}"], c["phase"] or "")
+            self.assertEqual({k[6:-1]: v for k, v in row.items() if k.startswith("{#TAG.")},
+                             {k.upper(): v for k, v in c["tags"].items()})
+        for version in templates.FILES:
+            t = templates.load(version)["zabbix_export"]["templates"][0]
+            rule = [r for r in t["discovery_rules"] if r["key"] == "powermeter.inputs"][0]
+            protos = {p["key"].split("[")[0]: p for p in rule["item_prototypes"]}
+            for row, c in zip(disc, doc["circuits"]):
+                for what in ("power", "energy"):
+                    p = protos["powermeter." + what]
+                    steps = [dict(st, parameters=[templates.substitute(x, row)
+                                                  for x in st["parameters"]])
+                             for st in p["preprocessing"]]
+                    self.assertEqual(float(templates.preprocess(steps, value)), c[what])
+        self.assert_only_daemon_asked()
+
     def test_agent_value_stays_json_when_a_module_fails(self):
         """zabbix_agent2 appends a command's stderr to the value: json's
         warnings must not reach it."""
@@ -368,6 +553,9 @@ class Agent(ZabbixBase):
                          [v for v in expected_array(self.sim) if v["device_id"] == 2])
         status = json.loads(self.agent_get(conf, "powermeter.status"))
         self.assertEqual([d["up"] for d in status["devices"]], [0, 1])
+        circuits = json.loads(self.agent_get(conf, "powermeter.circuits"))["circuits"]
+        self.assertEqual([c["current"] is None for c in circuits],
+                         [v["device_id"] == 1 for v in expected_array(self.sim)])
 
 
 if __name__ == "__main__":
