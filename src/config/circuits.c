@@ -30,18 +30,19 @@ static const char *const reserved_tags[] = {
 
 static const char *const phases[] = { "L1", "L2", "L3", NULL };
 
-/* A key line protocol, Prometheus labels, Zabbix LLD macros ({#TAG.KEY})
- * and file names all carry as it is: a letter, then letters, digits, '_'. */
+/* A key line protocol, Prometheus labels, Zabbix LLD macros ({#TAG.KEY},
+ * upper case) and file names all carry as it is: a lowercase letter, then
+ * lowercase letters, digits or '_' — lowercase, so that no two keys become
+ * one macro. */
 static bool tag_key_ok(const char *k)
 {
 	size_t n = strlen(k);
 
-	if (n == 0 || n > TAG_KEY_MAX ||
-	    !((k[0] >= 'a' && k[0] <= 'z') || (k[0] >= 'A' && k[0] <= 'Z')))
+	if (n == 0 || n > TAG_KEY_MAX || !(k[0] >= 'a' && k[0] <= 'z'))
 		return false;
 	for (size_t i = 1; i < n; i++)
-		if (!((k[i] >= 'a' && k[i] <= 'z') || (k[i] >= 'A' && k[i] <= 'Z') ||
-		      (k[i] >= '0' && k[i] <= '9') || k[i] == '_'))
+		if (!((k[i] >= 'a' && k[i] <= 'z') || (k[i] >= '0' && k[i] <= '9') ||
+		      k[i] == '_'))
 			return false;
 	return true;
 }
@@ -123,7 +124,7 @@ void cfg_circuit_tags(struct parse *p, json_object *obj, const char *parent,
 
 		cfg_path_key(kpath, path, key);
 		if (!tag_key_ok(key)) {
-			cfg_err(p, kpath, "\"%s\" is not a tag name (a letter, then letters, digits or '_', at most %d)",
+			cfg_err(p, kpath, "\"%s\" is not a tag name (a lowercase letter, then lowercase letters, digits or '_', at most %d)",
 				cfg_show_key(key, d), TAG_KEY_MAX);
 			continue;
 		}
