@@ -3,7 +3,6 @@
  * no longer in the config ("orphans", kept for a later re-add). */
 #include <errno.h>
 #include <getopt.h>
-#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -17,7 +16,6 @@
 #include "util/buf.h"
 #include "util/jsonstr.h"
 #include "util/log.h"
-#include "util/numfmt.h"
 
 #define OUT_MAX (64u * 1024 * 1024)
 
@@ -82,10 +80,9 @@ static int print_table(struct pm_buf *b, const struct pm_config *cfg,
 
 static int json_number(struct pm_buf *b, const char *key, double v)
 {
-	char num[PM_DOUBLE_LEN];
+	int r = pm_buf_printf(b, ", \"%s\": ", key);
 
-	(void)pm_fmt_double(num, v);
-	return pm_buf_printf(b, ", \"%s\": %s", key, isfinite(v) ? num : "null");
+	return r ? r : pm_json_number(b, v);
 }
 
 static int print_json(struct pm_buf *b, const struct pm_config *cfg,

@@ -10,7 +10,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <strings.h>
 
 #include <powermeter/powermeter.h>
 
@@ -49,8 +48,8 @@ static bool is_user_tag(const struct pm_tag *t)
 }
 
 /* {#TAG.<KEY>} for each of 'in''s tags: its key uppercased, which keeps it
- * within LLD macro names (A-Z, 0-9, _ and .). Keys differing only in case
- * would make one macro: the first (in key order) is kept. */
+ * within LLD macro names (A-Z, 0-9, _ and .); keys are lowercase
+ * (config/circuits.c), so no two make one macro. */
 static int tag_macros(struct pm_buf *b, const struct pm_input *in)
 {
 	int r = 0;
@@ -58,15 +57,9 @@ static int tag_macros(struct pm_buf *b, const struct pm_input *in)
 	for (size_t t = 0; t < in->n_point_tags && !r; t++) {
 		const struct pm_tag *tag = &in->point_tags[t];
 		char macro[64];
-		bool dup = false;
 		size_t k;
 
 		if (!is_user_tag(tag))
-			continue;
-		for (size_t u = 0; u < t && !dup; u++)
-			dup = is_user_tag(&in->point_tags[u]) &&
-			      !strcasecmp(in->point_tags[u].key, tag->key);
-		if (dup)
 			continue;
 		for (k = 0; tag->key[k] && k < sizeof(macro) - 1; k++)
 			macro[k] = (char)toupper((unsigned char)tag->key[k]);
@@ -243,12 +236,7 @@ static int status_format(const struct pm_config *cfg, struct pm_buf *b,
  * as it is), or null when unknown. */
 static int add_number(struct pm_buf *b, double v, int ndigits)
 {
-	char num[PM_DOUBLE_LEN];
-
-	if (!isfinite(v))
-		return pm_buf_adds(b, "null");
-	(void)pm_fmt_double(num, ndigits < 0 ? v : pm_round(v, ndigits));
-	return pm_buf_adds(b, num);
+	return pm_json_number(b, ndigits < 0 ? v : pm_round(v, ndigits));
 }
 
 /* One circuit: what the config says of it, then its values from 'v' (NULL

@@ -116,31 +116,23 @@ void pm_snapshot_update(struct pm_snapshot *snap, size_t device,
 	pthread_mutex_unlock(&snap->lock);
 }
 
-/* A number as JSON (null when not finite) in the text 'fmt' writes:
- * pm_fmt_double() for what a reader must get back exactly (the current,
- * the ratio), pm_fmt_measured() for estimates and counters (15 digits, as
- * line protocol stores them: one snprintf, where the exact text may take
- * three, and the daemon formats every input at every tick). */
-static int add_number(struct pm_buf *b, double v,
-		      int (*fmt)(char buf[PM_DOUBLE_LEN], double v))
+/* What a reader must get back exactly (the current, the ratio). */
+static int add_double(struct pm_buf *b, double v)
+{
+	return pm_json_number(b, v);
+}
+
+/* Estimates and counters: 15 digits, as line protocol stores them (one
+ * snprintf, where the exact text may take three, and the daemon formats
+ * every input at every tick). */
+static int add_measured(struct pm_buf *b, double v)
 {
 	char num[PM_DOUBLE_LEN];
 
-	/* JSON has no NaN or infinity */
 	if (!isfinite(v))
 		return pm_buf_adds(b, "null");
-	(void)fmt(num, v);
+	(void)pm_fmt_measured(num, v);
 	return pm_buf_adds(b, num);
-}
-
-static int add_double(struct pm_buf *b, double v)
-{
-	return add_number(b, v, pm_fmt_double);
-}
-
-static int add_measured(struct pm_buf *b, double v)
-{
-	return add_number(b, v, pm_fmt_measured);
 }
 
 static int add_time(struct pm_buf *b, int64_t ms)

@@ -2,7 +2,10 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include <math.h>
+
 #include "util/jsonstr.h"
+#include "util/numfmt.h"
 
 /* One UTF-8 sequence at s: the code point, and its length in *len; invalid
  * input yields U+FFFD for one byte. */
@@ -101,4 +104,14 @@ int pm_json_string(struct pm_buf *b, const char *s)
 	if (r < 0)
 		pm_buf_truncate(b, b->len - start);
 	return r;
+}
+
+int pm_json_number(struct pm_buf *b, double v)
+{
+	char num[PM_DOUBLE_LEN];
+
+	if (!isfinite(v))
+		return pm_buf_adds(b, "null");
+	(void)pm_fmt_double(num, v);
+	return pm_buf_adds(b, num);
 }
