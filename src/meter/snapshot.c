@@ -38,6 +38,7 @@ struct pm_snapshot {
 	pthread_mutex_t lock;		/* guards devices[] */
 	pthread_mutex_t write_lock;	/* one pm_snapshot_write at a time */
 	struct snap_device *devices;
+	char (*ratio_text)[PM_DOUBLE_LEN];	/* per input id: constant */
 	struct pm_buf text;		/* under write_lock */
 	char *tmp_path;			/* <snapshot>.<pid>.tmp */
 	int64_t written_at;		/* last stamp written, under write_lock */
@@ -59,14 +60,27 @@ struct pm_snapshot *pm_snapshot_new(const struct pm_config *cfg)
 	snap->cfg = cfg;
 	snap->devices = calloc(cfg->n_devices ? cfg->n_devices : 1,
 			       sizeof(*snap->devices));
+	snap->ratio_text = calloc(cfg->n_inputs ? cfg->n_inputs : 1,
+				  sizeof(*snap->ratio_text));
 	n = strlen(cfg->snapshot ? cfg->snapshot : "") + 32;
 	snap->tmp_path = malloc(n);
-	if (!snap->devices || !snap->tmp_path) {
+	if (!snap->devices || !snap->ratio_text || !snap->tmp_path) {
 		free(snap->devices);
+		free(snap->ratio_text);
 		free(snap->tmp_path);
 		free(snap);
 		return NULL;
 	}
+	/* Exact (a reader compares it with its own config's ratio), and the
+	 * same at every tick: written once. */
+	for (size_t d = 0; d < cfg->n_devices; d++)
+		for (size_t k = 0; k < cfg->devices[d].n_inputs; k++) {
+			const struct pm_input *in = &cfg->devices[d].inputs[k];
+
+			if ((size_t)in->id < cfg->n_inputs)
+				(void)pm_fmt_double(snap->ratio_text[in->id],
+						    in->ratio);
+		}
 	/* Unique per object: during a reload two sinks may write at once. */
 	(void)snprintf(snap->tmp_path, n, "%s.%ld.%u.tmp",
 		       cfg->snapshot ? cfg->snapshot : "", (long)getpid(),
@@ -85,6 +99,7 @@ void pm_snapshot_free(struct pm_snapshot *snap)
 	pthread_mutex_destroy(&snap->write_lock);
 	pm_buf_free(&snap->text);
 	free(snap->devices);
+	free(snap->ratio_text);
 	free(snap->tmp_path);
 	free(snap);
 }
@@ -178,7 +193,8 @@ static int format_state(struct pm_buf *b, const struct snap_device *d)
 }
 
 static int format_input(struct pm_buf *b, const struct pm_device *dev,
-			const struct pm_input *in, const struct snap_device *d)
+			const struct pm_input *in, const struct snap_device *d,
+			const char *ratio)
 {
 	const struct pm_sample *s = &d->sample;
 	int r;
@@ -189,20 +205,19 @@ static int format_input(struct pm_buf *b, const struct pm_device *dev,
 	if (!r)
 		r = pm_json_string(b, in->name ? in->name : "");
 	if (!r)
-		r = pm_buf_adds(b, ", \"ratio\": ");
-	if (!r)
-		r = add_double(b, in->ratio);
+		r = pm_buf_printf(b, ", \"ratio\": %s", ratio);
 	if (r || !d->has_sample || in->channel >= PM_CHANNELS)
 		return r ? r : pm_buf_adds(b, ", \"raw\": null, \"current\": "
 					   "null, \"frequency\": null, "
 					   "\"power\": null, \"energy\": null, "
 					   "\"charge\": null, \"time_ms\": null}");
-	/* pm_amperes(), as everywhere: a reader gets the very double a bus
-	 * read would have given. */
+	/* A reader takes the current from raw x ratio (pm_amperes(), as
+	 * everywhere): the very double a bus read would have given. "current"
+	 * is for people and other tools, at 15 digits. */
 	r = pm_buf_printf(b, ", \"raw\": %u, \"current\": ",
 			  (unsigned)s->current[in->channel]);
 	if (!r)
-		r = add_double(b, pm_sample_amperes(s, in));
+		r = add_measured(b, pm_sample_amperes(s, in));
 	if (!r)
 		r = pm_buf_adds(b, ", \"frequency\": ");
 	if (!r)
@@ -227,7 +242,8 @@ static int format_input(struct pm_buf *b, const struct pm_device *dev,
 	return r;
 }
 
-static int format_device(struct pm_buf *b, const struct pm_device *dev,
+static int format_device(struct pm_buf *b, const struct pm_snapshot *snap,
+			 const struct pm_device *dev,
 			 const struct snap_device *d)
 {
 	int r;
@@ -251,7 +267,9 @@ static int format_device(struct pm_buf *b, const struct pm_device *dev,
 	if (!r)
 		r = pm_buf_adds(b, ",\n\t\t\t\"inputs\": [\n");
 	for (size_t i = 0; !r && i < dev->n_inputs; i++) {
-		r = format_input(b, dev, &dev->inputs[i], d);
+		r = format_input(b, dev, &dev->inputs[i], d,
+				 (size_t)dev->inputs[i].id < snap->cfg->n_inputs
+				 ? snap->ratio_text[dev->inputs[i].id] : "null");
 		if (!r)
 			r = pm_buf_adds(b, i + 1 < dev->n_inputs ? ",\n" : "\n");
 	}
@@ -282,7 +300,7 @@ int pm_snapshot_format(struct pm_snapshot *snap, int64_t now_ms, pid_t pid,
 				  "\t\"devices\": [\n", (long long)now_ms);
 	pthread_mutex_lock(&snap->lock);
 	for (size_t i = 0; !r && i < cfg->n_devices; i++) {
-		r = format_device(out, &cfg->devices[i], &snap->devices[i]);
+		r = format_device(out, snap, &cfg->devices[i], &snap->devices[i]);
 		if (!r)
 			r = pm_buf_adds(out, i + 1 < cfg->n_devices ? ",\n" : "\n");
 	}
@@ -654,18 +672,22 @@ static bool optional_number(struct json_object *o, const char *key, double *out)
 	return member_number(o, key, out);
 }
 
-static int device_values(struct json_object *jdev, size_t n, double *current,
+static int device_values(struct json_object *jdev,
+			 const struct pm_device *dev, double *current,
 			 double *frequency, double *energy, double *charge,
 			 int64_t *time_ms)
 {
 	struct json_object *inputs = member(jdev, "inputs", json_type_array);
 
-	for (size_t i = 0; i < n; i++) {
+	for (size_t i = 0; i < dev->n_inputs; i++) {
 		struct json_object *jin = json_object_array_get_idx(inputs, i);
+		int64_t raw;
 
-		if (!member_number(jin, "current", &current[i]) ||
+		/* raw x ratio: the ratio is the file's (device_matches) */
+		if (!member_int64(jin, "raw", &raw) || raw < 0 || raw > UINT16_MAX ||
 		    !member_int64(jin, "time_ms", &time_ms[i]))
 			return -PM_EFRAME;
+		current[i] = pm_amperes((uint16_t)raw, dev->inputs[i].ratio);
 		if (!optional_number(jin, "frequency", &frequency[i]) ||
 		    !optional_number(jin, "energy", &energy[i]) ||
 		    !optional_number(jin, "charge", &charge[i]))
@@ -732,7 +754,7 @@ static int device_result(const struct pm_config *cfg, size_t index,
 	if (!res->current || !res->frequency || !res->energy || !res->charge ||
 	    !res->time_ms)
 		return -ENOMEM;
-	return device_values(jdev, dev->n_inputs, res->current, res->frequency,
+	return device_values(jdev, dev, res->current, res->frequency,
 			     res->energy, res->charge, res->time_ms);
 }
 
