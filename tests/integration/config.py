@@ -32,6 +32,20 @@ class Check(unittest.TestCase):
                       "InfluxDB v1 http://127.0.0.1:8086 (database powermeter), "
                       "spool /var/lib/powermeter/spool (100 MB)", r.stdout)
 
+    def test_readme_examples(self):
+        # every JSON config the README shows (object form, caravan site,
+        # datacenter) is one powermeter check accepts
+        import re
+        with open(os.path.join(common.SOURCE, "README.md")) as f:
+            blocks = re.findall(r"```json\n(.*?)```", f.read(), re.S)
+        self.assertGreaterEqual(len(blocks), 3)
+        d = common.tmpdir(self)
+        for i, block in enumerate(blocks):
+            path = os.path.join(d, "readme-%d.json" % i)
+            with open(path, "w") as f:
+                f.write(block)
+            self.assert_ok(check("-c", path), path)
+
     def test_seed_file_positional(self):
         # The seed's scripts took the config as their first argument.
         r = check(SEED_JSON)
