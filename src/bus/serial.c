@@ -5,6 +5,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <sys/sysmacros.h>
 #include <termios.h>
 #include <time.h>
 #include <unistd.h>
@@ -110,21 +112,42 @@ static bool serial_handles(const char *endpoint)
 	return !strstr(endpoint, "://");
 }
 
-/* The device the path leads to: a udev symlink and the tty's own name are
- * one bus. A port that does not exist (yet) is its path as written. */
+/* 'path' with "//", "/./" and a trailing '/' folded away: what it names
+ * when it cannot be resolved (a converter not plugged in yet). */
+static void fold_path(const char *path, char *out, size_t size)
+{
+	size_t n = 0;
+
+	for (const char *p = path; *p && n + 1 < size; p++) {
+		if (*p == '/' && n > 0 && out[n - 1] == '/')
+			continue;
+		if (*p == '.' && n > 0 && out[n - 1] == '/' &&
+		    (p[1] == '/' || p[1] == '\0'))
+			continue;
+		out[n++] = *p;
+	}
+	while (n > 1 && out[n - 1] == '/')
+		n--;
+	out[n] = '\0';
+}
+
+/* The tty the path leads to: its device number when it exists (a udev
+ * symlink, the node's own name and a second node of the same tty are one
+ * bus), else the path as it reads. */
 static int serial_key(const char *endpoint, char *key, size_t size)
 {
-	char *real = realpath(endpoint, NULL);
-	const char *k = real ? real : endpoint;
-	size_t n = strlen(k);
-	int r = 0;
+	struct stat st;
+	int n;
 
-	if (n >= size)
-		r = -ENAMETOOLONG;
-	else
-		memcpy(key, k, n + 1);
-	free(real);
-	return r;
+	if (stat(endpoint, &st) == 0 && S_ISCHR(st.st_mode))
+		n = snprintf(key, size, "tty %u:%u", major(st.st_rdev),
+			     minor(st.st_rdev));
+	else if (strlen(endpoint) < size) {
+		fold_path(endpoint, key, size);
+		return 0;
+	} else
+		return -ENAMETOOLONG;
+	return n < 0 || (size_t)n >= size ? -ENAMETOOLONG : 0;
 }
 
 static int serial_open(void **state, const char *port,

@@ -22,9 +22,9 @@ struct pm_transport_ops {
 	const char *name;	/* "serial" */
 	/* Does 'endpoint' (a config "port") name one of this transport's? */
 	bool (*handles)(const char *endpoint);
-	/* Writes the endpoint's canonical name into key (size bytes): two
-	 * config ports with the same key are one bus, read by one poller.
-	 * 0 or -ENAMETOOLONG. */
+	/* Writes what the endpoint names into key (size bytes): two config
+	 * ports with the same key are one bus, read by one poller, checked
+	 * for duplicate addresses as one. 0 or -ENAMETOOLONG. */
 	int (*key)(const char *endpoint, char *key, size_t size);
 	/* Opens 'endpoint' with line settings 'line'. 0 with *state set, or
 	 * -ENOENT, -EACCES, -EBUSY (*holder: the pid holding it, 0 unknown),

@@ -8,6 +8,7 @@
 
 #include <powermeter/powermeter.h>
 
+#include "bus/bus.h"
 #include "cli.h"
 #include "config/config.h"
 
@@ -29,7 +30,7 @@ static size_t count_ports(const struct pm_config *cfg)
 		size_t j;
 
 		for (j = 0; j < i; j++)
-			if (!strcmp(cfg->devices[i].port, cfg->devices[j].port))
+			if (pm_bus_same(cfg->devices[i].port, cfg->devices[j].port))
 				break;
 		if (j == i)
 			n++;

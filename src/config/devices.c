@@ -10,6 +10,7 @@
 
 #include <json-c/json.h>
 
+#include "bus/bus.h"
 #include "config/config.h"
 #include "config/parse.h"
 #include "config/sections.h"
@@ -367,8 +368,10 @@ static void check_devices(struct parse *p, const struct pm_config *cfg,
 					a->id, mb->path[0] ? mb->path : "the top");
 				id_done = true;
 			}
+			/* One bus under two names (a udev symlink and the
+			 * tty) is one bus. */
 			if (!ma->port_ok || !mb->port_ok ||
-			    strcmp(a->port, b->port))
+			    !pm_bus_same(a->port, b->port))
 				continue;
 			if (!addr_done && ma->address_ok && mb->address_ok &&
 			    a->address == b->address) {

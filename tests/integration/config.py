@@ -1,6 +1,7 @@
 """powermeter check: the repo's sample and the seed's files pass with a
 one-line summary; malformed configs fail with exit 78 and their messages on
 stderr; usage errors exit 2; secrets never printed."""
+import json
 import os
 import shutil
 import unittest
@@ -45,6 +46,38 @@ class Check(unittest.TestCase):
             with open(path, "w") as f:
                 f.write(block)
             self.assert_ok(check("-c", path), path)
+
+    def test_one_converter_under_two_names(self):
+        # a udev symlink and the tty it names, or the same path with "//":
+        # one port, and the duplicate address is found across the names
+        master, slave = os.openpty()
+        self.addCleanup(os.close, master)
+        self.addCleanup(os.close, slave)
+        tty = os.ttyname(slave)
+        d = common.tmpdir(self)
+        link = os.path.join(d, "ttyUSBPWR1")
+        os.symlink(tty, link)
+        path = os.path.join(d, "powermeter.json")
+
+        def write(ports_addresses):
+            with open(path, "w") as f:
+                json.dump({"devices": [{"id": i + 1, "port": port, "address": a,
+                                        "inputs": [{"input": "a"}]}
+                                       for i, (port, a) in enumerate(ports_addresses)]}, f)
+        write([(tty, 1), (link, 2), (tty.replace("/pts/", "/pts//"), 3)])
+        r = check("-c", path)
+        self.assert_ok(r, path)
+        self.assertIn("3 devices on 1 port,", r.stdout)
+        write([(tty, 1), (link, 1)])
+        r = check("-c", path)
+        self.assertEqual(r.returncode, 78, r.stdout)
+        self.assertIn("%s: devices[1].address: 1 is already used by device 1 on %s"
+                      % (path, link), r.stderr)
+        # a converter not plugged in: the path as it reads, "//" folded
+        write([("/nonexistent/ttyUSB9", 1), ("/nonexistent//ttyUSB9/", 1)])
+        r = check("-c", path)
+        self.assertEqual(r.returncode, 78, r.stdout)
+        self.assertIn("devices[1].address: 1 is already used by device 1", r.stderr)
 
     def test_seed_file_positional(self):
         # The seed's scripts took the config as their first argument.

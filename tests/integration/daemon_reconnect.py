@@ -35,6 +35,22 @@ class Reconnect(unittest.TestCase):
         self.assertLess(max(gaps), INTERVAL * 1000 + 150, gaps)
         self.assertEqual(d.stop(), 0)
 
+    def test_one_converter_under_two_names(self):
+        """A udev symlink and the tty it names are one bus: one poller reads
+        both modules in turn, and never finds the port busy with itself."""
+        sim = Sim(self, [{"baud": 19200, "modules": [1, 2]}]).start()
+        d = common.tmpdir(self)
+        link = os.path.join(d, "ttyUSBPWR1")
+        os.symlink(sim.path(0), link)
+        cfg = daemonlib.daemon_config(self, sim, interval=INTERVAL, timeout=0.2)
+        daemonlib.rewrite_config(cfg, lambda c: c["devices"][1].update(port=link))
+        dm = daemonlib.Daemon(self, cfg).start()
+        sim.wait_log(lambda e: e["result"] == "ok" and e["addr"] == 2, count=4)
+        sim.wait_log(lambda e: e["result"] == "ok" and e["addr"] == 1, count=4)
+        self.assertEqual(dm.stop(), 0)
+        self.assertNotIn("busy", dm.stderr())
+        self.assertIn("on 1 port", dm.stderr())
+
     def test_busy_port_names_holder(self):
         sim = Sim(self, [{"baud": 19200, "modules": [1]}]).start()
         fd = os.open(sim.path(0), os.O_RDWR | os.O_NOCTTY | os.O_NONBLOCK)
