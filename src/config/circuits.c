@@ -156,29 +156,21 @@ void cfg_circuit_tags(struct parse *p, json_object *obj, const char *parent,
 void cfg_circuit_estimate(struct parse *p, json_object *obj, const char *parent,
 			  double *voltage, double *power_factor)
 {
-	char path[PATH_CAP], d[DESC_CAP];
-	json_object *v;
 	double x;
 
 	if (cfg_get_number(p, obj, parent, "voltage", &x) == SET) {
-		if (x >= VOLTAGE_MIN && x <= VOLTAGE_MAX) {
+		if (x >= VOLTAGE_MIN && x <= VOLTAGE_MAX)
 			*voltage = x;
-		} else {
-			cfg_path_key(path, parent, "voltage");
-			(void)json_object_object_get_ex(obj, "voltage", &v);
-			cfg_err(p, path, "%s is out of range (%g..%g volts)",
-				cfg_describe(v, d), VOLTAGE_MIN, VOLTAGE_MAX);
-		}
+		else
+			cfg_out_of_range(p, obj, parent, "voltage", "%g..%g volts",
+					 VOLTAGE_MIN, VOLTAGE_MAX);
 	}
 	if (cfg_get_number(p, obj, parent, "power_factor", &x) == SET) {
-		if (x > 0 && x <= 1) {
+		if (x > 0 && x <= 1)
 			*power_factor = x;
-		} else {
-			cfg_path_key(path, parent, "power_factor");
-			(void)json_object_object_get_ex(obj, "power_factor", &v);
-			cfg_err(p, path, "%s is out of range (more than 0, at most 1; 1 makes power the apparent power)",
-				cfg_describe(v, d));
-		}
+		else
+			cfg_out_of_range(p, obj, parent, "power_factor",
+					 "more than 0, at most 1; 1 makes power the apparent power");
 	}
 }
 
@@ -203,14 +195,11 @@ void cfg_circuit_input(struct parse *p, json_object *ji, const char *ipath,
 				cfg_describe(v, d));
 	}
 	if (cfg_get_number(p, ji, ipath, "breaker", &x) == SET) {
-		if (x > 0 && x <= BREAKER_MAX) {
+		if (x > 0 && x <= BREAKER_MAX)
 			in->breaker = x;
-		} else {
-			cfg_path_key(path, ipath, "breaker");
-			(void)json_object_object_get_ex(ji, "breaker", &v);
-			cfg_err(p, path, "%s is out of range (the breaker's rating in amperes, more than 0)",
-				cfg_describe(v, d));
-		}
+		else
+			cfg_out_of_range(p, ji, ipath, "breaker",
+					 "the breaker's rating in amperes, more than 0");
 	}
 	cfg_circuit_tags(p, ji, ipath, &in->n_tags, &in->tags);
 }

@@ -204,12 +204,9 @@ static void parse_input(struct parse *p, json_object *ji, const char *ipath,
 	}
 
 	if (cfg_get_number(p, ji, ipath, "ratio", &in->ratio) == SET &&
-	    in->ratio <= 0) {
-		cfg_path_key(path, ipath, "ratio");
-		(void)json_object_object_get_ex(ji, "ratio", &v);
-		cfg_err(p, path, "%s is out of range (must be more than 0: amperes per count, 0.01 for the stock CT)",
-			cfg_describe(v, d));
-	}
+	    in->ratio <= 0)
+		cfg_out_of_range(p, ji, ipath, "ratio",
+				 "must be more than 0: amperes per count, 0.01 for the stock CT");
 
 	if (cfg_get_string(p, ji, ipath, "name", S_NAME, &in->name) == ABSENT &&
 	    channel >= 0) {

@@ -142,7 +142,6 @@ static void json_influx(struct parse *p, struct influx_parse *ip,
 		[IK_CA_FILE] = &ip->ca_file,
 		[IK_MEASUREMENT] = &in->measurement,
 	};
-	char d[DESC_CAP], path[PATH_CAP];
 	json_object *v;
 	int64_t x;
 
@@ -161,10 +160,8 @@ static void json_influx(struct parse *p, struct influx_parse *ip,
 		in->batch_lines = (size_t)x;
 	if (cfg_get_int(p, jin, "influx", "batch_bytes", INT64_MIN, INT64_MAX, &x) == SET) {
 		if (x < BATCH_BYTES_MIN || x > BATCH_BYTES_MAX) {
-			cfg_path_key(path, "influx", "batch_bytes");
-			(void)json_object_object_get_ex(jin, "batch_bytes", &v);
-			cfg_err(p, path, "%s is out of range (1024..16777216 bytes: 1 KiB..16 MiB)",
-				cfg_describe(v, d));
+			cfg_out_of_range(p, jin, "influx", "batch_bytes",
+					 "1024..16777216 bytes: 1 KiB..16 MiB");
 		} else {
 			in->batch_bytes = (size_t)x;
 		}

@@ -352,12 +352,25 @@ int cfg_get_number(struct parse *p, json_object *obj, const char *parent,
 	return SET;
 }
 
+void cfg_out_of_range(struct parse *p, json_object *obj, const char *parent,
+		      const char *key, const char *why_fmt, ...)
+{
+	char path[PATH_CAP], d[DESC_CAP], why[256];
+	json_object *v = NULL;
+	va_list ap;
+
+	va_start(ap, why_fmt);
+	(void)vsnprintf(why, sizeof(why), why_fmt, ap);
+	va_end(ap);
+	cfg_path_key(path, parent, key);
+	(void)json_object_object_get_ex(obj, key, &v);
+	cfg_err(p, path, "%s is out of range (%s)", cfg_describe(v, d), why);
+}
+
 /* A number of seconds in min..max (min itself excluded when min is 0). */
 int cfg_get_seconds(struct parse *p, json_object *obj, const char *parent,
 		    const char *key, double min, double max, double *out)
 {
-	char path[PATH_CAP], d[DESC_CAP];
-	json_object *v;
 	double x;
 	int r;
 
@@ -365,14 +378,12 @@ int cfg_get_seconds(struct parse *p, json_object *obj, const char *parent,
 	if (r != SET)
 		return r;
 	if ((min == 0 ? x <= 0 : x < min) || x > max) {
-		cfg_path_key(path, parent, key);
-		(void)json_object_object_get_ex(obj, key, &v);
 		if (min == 0)
-			cfg_err(p, path, "%s is out of range (more than 0, at most %g seconds)",
-				cfg_describe(v, d), max);
+			cfg_out_of_range(p, obj, parent, key,
+					 "more than 0, at most %g seconds", max);
 		else
-			cfg_err(p, path, "%s is out of range (%g..%g seconds)",
-				cfg_describe(v, d), min, max);
+			cfg_out_of_range(p, obj, parent, key, "%g..%g seconds",
+					 min, max);
 		return BAD;
 	}
 	*out = x;

@@ -32,6 +32,11 @@ struct parse {
 /* One error at a JSON path ("" for the whole file). */
 void cfg_err(struct parse *p, const char *path, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
+/* "VALUE is out of range (WHY)" at parent.key, VALUE as the file has it:
+ * for a value of the right type that its section refuses. */
+void cfg_out_of_range(struct parse *p, json_object *obj, const char *parent,
+		      const char *key, const char *why_fmt, ...)
+	__attribute__((format(printf, 5, 6)));
 /* "missing "key" (what)" at 'path'. */
 void cfg_missing(struct parse *p, const char *path, const char *key,
 		 const char *what);
