@@ -38,6 +38,7 @@ MACROS = [
 ]
 
 VALUEMAP = "powermeterd state"
+SEVERITY_MAP = "powermeterd alarm severity"
 
 DESCRIPTION = (
     "HDHK 16-channel AC current modules read by powermeterd over RS-485. "
@@ -45,7 +46,10 @@ DESCRIPTION = (
     "snapshot and never opens a serial port the daemon owns. Install "
     "userparameter_powermeter.conf into the agent's include directory. "
     "Per-circuit thresholds: user macros with the circuit key "
-    "(<device id>.<input>) as context. Uses %s.")
+    "(<device id>.<input>) as context. The alarm triggers (feeds, phases, "
+    "circuits, modules) follow powermeterd's own alarms: thresholds, hold "
+    "times and clear margins are those of the config's \"alarms\" "
+    "(powermeter.json(5)), never repeated here. Uses %s.")
 
 
 def uuid_for(*identity):
@@ -101,6 +105,53 @@ def dependent(template, ident, name, key, master, jsonpath, value_type=None,
     return item
 
 
+# ---- the daemon's alarms ------------------------------------------------------
+# powermeter zabbix status gives, per subject, the severity of powermeterd's
+# active alarm: 0 none, 1 warning, 2 critical, null while the daemon's
+# judgement is not known (no fresh snapshot), which is discarded so that a
+# trigger keeps its state and "powermeterd is not running" speaks instead.
+
+ALARMS_BASIS = ("powermeterd decides this alarm with the thresholds, hold time and "
+                "clear margin of its config (\"alarms\" in powermeter.json(5)); the "
+                "trigger follows the daemon's state, it does not judge again.")
+
+
+def severity_item(template, name, key, master, jsonpath, tags=(), description=None):
+    """A dependent item with the daemon's severity of one alarm."""
+    extra = {"valuemap": {"name": SEVERITY_MAP}}
+    if description:
+        extra["description"] = description
+    return dependent(template, "prototype" if "{#" in key else "item", name, key,
+                     master, jsonpath, tags=tags, discard=True, numeric=True,
+                     extra=extra)
+
+
+def severity_triggers(template, key, what, description, fresh):
+    """Two triggers on the daemon's severity item 'key': HIGH while the
+    alarm is critical, WARNING while it is a warning. They depend on the
+    daemon running: with a stale snapshot the item keeps its last value."""
+    out = []
+    for level, word, priority in ((2, "critical", "HIGH"), (1, "warning", "WARNING")):
+        expr = "last(%s)=%d" % (ref(template, key), level)
+        out.append({"uuid": uuid_for(template, "trigger", expr), "expression": expr,
+                    "name": "%s (powermeterd: %s)" % (what, word),
+                    "priority": priority,
+                    "description": description + " " + ALARMS_BASIS,
+                    "dependencies": [fresh]})
+    return out
+
+
+def lifetime_7_0(rule):
+    """Zabbix 7.0's enabled_lifetime_type, after lifetime as in an export."""
+    rule["enabled_lifetime_type"] = "DISABLE_NEVER"
+    keys = list(rule)
+    keys.remove("enabled_lifetime_type")
+    keys.insert(keys.index("lifetime") + 1, "enabled_lifetime_type")
+    rule_copy = {k: rule[k] for k in keys}
+    rule.clear()
+    rule.update(rule_copy)
+
+
 def template(version, tname, agent_type, checks):
     t = tname
     fresh_expr = "last(%s)=0" % ref(t, "powermeter.snapshot.fresh")
@@ -126,6 +177,9 @@ def template(version, tname, agent_type, checks):
         master("powermeter.discovery", "Powermeter: discovery", "1h", "0",
                "The configured inputs for low-level discovery "
                "(powermeter zabbix discovery)."),
+        master("powermeter.feeds", "Powermeter: feeds discovery", "1h", "0",
+               "The configured feeds' phases for low-level discovery "
+               "(powermeter zabbix feeds)."),
         master("powermeter.circuits", "Powermeter: circuits (estimated power and energy)",
                "{$POWERMETER.INTERVAL}", "1h",
                "Every circuit's current (A), phase, breaker and tags with its estimated "
@@ -148,7 +202,30 @@ def template(version, tname, agent_type, checks):
                        "snapshot; the item 'powermeterd: snapshot error' says "
                        "why. Check: systemctl status powermeterd.",
     }]
+    fresh_dep = {"name": fresh_name, "expression": fresh_expr}
+    spool_key = "powermeter.alarm.spool_backlog"
+    spool = severity_item(t, "powermeterd: spool backlog alarm", spool_key,
+                          "powermeter.status", "$.alarms.spool_backlog",
+                          tags=[("component", "alarm"), ("alarm", "spool_backlog")],
+                          description="Severity of powermeterd's spool_backlog alarm "
+                                      "(0 none, 1 warning, 2 critical): points for "
+                                      "InfluxDB waiting on disk.")
+    spool["triggers"] = severity_triggers(
+        t, spool_key, "powermeterd: InfluxDB points pile up in the spool",
+        "InfluxDB does not take the points: they wait in the spool on disk, "
+        "which is limited.", fresh_dep)
     items += [
+        dependent(t, "item", "powermeterd: active alarms", "powermeter.alarms.count",
+                  "powermeter.status", "$.alarms.count", discard=True, numeric=True,
+                  tags=[("component", "alarm")],
+                  extra={"description": "How many of powermeterd's alarms are raised "
+                                        "(powermeter status lists them)."}),
+        severity_item(t, "powermeterd: worst active alarm", "powermeter.alarms.worst",
+                      "powermeter.status", "$.alarms.worst",
+                      tags=[("component", "alarm")],
+                      description="The highest severity among powermeterd's raised "
+                                  "alarms: 0 none, 1 warning, 2 critical."),
+        spool,
         dependent(t, "item", "powermeterd: snapshot age", "powermeter.snapshot.age",
                   "powermeter.status", "$.snapshot.age", value_type="FLOAT",
                   units="s", tags=[("component", "daemon")]),
@@ -166,6 +243,11 @@ def template(version, tname, agent_type, checks):
     over_expr = "min(%s,{$POWERMETER.OVERLOAD.PERIOD})>%s" % (ref(t, cur_key), over_max)
     warn_expr = "min(%s,{$POWERMETER.OVERLOAD.PERIOD})>%s" % (ref(t, cur_key), over_warn)
     over_name = "Circuit {#KEY} ({#NAME}): current above %s A" % over_max
+    cl_key = "powermeter.alarm.circuit_load[{#KEY}]"
+    ll_key = "powermeter.alarm.load_lost[{#KEY}]"
+    by_circuit = '$.circuits[?(@.key == "{#KEY}")]'
+    circuit_tags = [("component", "alarm"), ("module", "{#DEVICE_ID}"),
+                    ("circuit", "{#KEY}")]
     inputs_rule = {
         "uuid": uuid_for(t, "lld", "powermeter.inputs"),
         "name": "Inputs",
@@ -206,6 +288,18 @@ def template(version, tname, agent_type, checks):
                                             "counting it: a counter that only goes up "
                                             "(saved across restarts; shown one to two "
                                             "save intervals late). " + ESTIMATE}),
+            severity_item(t, "Circuit {#KEY} ({#NAME}): load alarm", cl_key,
+                          "powermeter.status", by_circuit + ".severity.circuit_load.first()",
+                          tags=circuit_tags + [("alarm", "circuit_load")],
+                          description="Severity of powermeterd's circuit_load alarm of "
+                                      "the circuit (% of its breaker): 0 none, 1 warning, "
+                                      "2 critical; always 0 without a breaker."),
+            severity_item(t, "Circuit {#KEY} ({#NAME}): load lost alarm", ll_key,
+                          "powermeter.status", by_circuit + ".severity.load_lost.first()",
+                          tags=circuit_tags + [("alarm", "load_lost")],
+                          description="Severity of powermeterd's load_lost alarm of the "
+                                      "circuit (it carried load and dropped to almost "
+                                      "zero): 0 none, 1 warning, 2 critical."),
         ],
         "trigger_prototypes": [
             {"uuid": uuid_for(t, "trigger", over_expr), "expression": over_expr,
@@ -218,7 +312,13 @@ def template(version, tname, agent_type, checks):
              "name": "Circuit {#KEY} ({#NAME}): current above %s A" % over_warn,
              "opdata": "Current: {ITEM.LASTVALUE1}", "priority": "WARNING",
              "dependencies": [{"name": over_name, "expression": over_expr}]},
-        ],
+        ] + severity_triggers(t, cl_key, "Circuit {#KEY} ({#NAME}): overloaded",
+                              "The circuit draws too much of its breaker's rating "
+                              "(80 % continuous load is the usual warning).", fresh_dep)
+          + severity_triggers(t, ll_key, "Circuit {#KEY} ({#NAME}): load lost",
+                              "The circuit carried load and now draws almost nothing: "
+                              "a tripped breaker, a switched-off load or an open "
+                              "current transformer.", fresh_dep),
         "master_item": {"key": "powermeter.discovery"},
     }
 
@@ -232,6 +332,8 @@ def template(version, tname, agent_type, checks):
     offline_expr = "last(%s)=0" % ref(t, up_key)
     offline_name = "Module {#DEVICE_ID} on {#PORT} address {#ADDRESS} is offline"
     nodata_expr = "nodata(%s,{$POWERMETER.NODATA.PERIOD})=1" % ref(t, total_key)
+    mo_key = "powermeter.alarm.module_offline[{#DEVICE_ID}]"
+    st_key = "powermeter.alarm.stale[{#DEVICE_ID}]"
     modules_rule = {
         "uuid": uuid_for(t, "lld", "powermeter.modules"),
         "name": "Modules",
@@ -259,6 +361,18 @@ def template(version, tname, agent_type, checks):
             dependent(t, "prototype", "Module {#DEVICE_ID}: highest circuit current", max_key,
                       "powermeter.json", "$[?(@.device_id == {#DEVICE_ID})].current.max()",
                       value_type="FLOAT", units="A", discard=True, tags=mod_tags),
+            severity_item(t, "Module {#DEVICE_ID}: offline alarm", mo_key, "powermeter.status",
+                          by_dev + ".severity.module_offline.first()",
+                          tags=mod_tags + [("alarm", "module_offline")],
+                          description="Severity of powermeterd's module_offline alarm: "
+                                      "0 none, 2 critical once the module has not "
+                                      "answered for the rule's hold time."),
+            severity_item(t, "Module {#DEVICE_ID}: stale data alarm", st_key, "powermeter.status",
+                          by_dev + ".severity.stale.first()",
+                          tags=mod_tags + [("alarm", "stale")],
+                          description="Severity of powermeterd's stale alarm: the "
+                                      "module has not been read for the rule's hold "
+                                      "time (a stuck poller)."),
         ],
         "trigger_prototypes": [
             {"uuid": uuid_for(t, "trigger", offline_expr), "expression": offline_expr,
@@ -274,7 +388,14 @@ def template(version, tname, agent_type, checks):
                             "module for the period.",
              "dependencies": [{"name": offline_name, "expression": offline_expr},
                               {"name": fresh_name, "expression": fresh_expr}]},
-        ],
+        ] + severity_triggers(t, mo_key, "Module {#DEVICE_ID} on {#PORT} address {#ADDRESS}: "
+                              "offline alarm",
+                              "powermeterd has not had an answer from the module for the "
+                              "rule's hold time: its circuits and feeds lack readings.",
+                              fresh_dep)
+          + severity_triggers(t, st_key, "Module {#DEVICE_ID}: no readings attempted",
+                              "powermeterd has not tried to read the module for the "
+                              "rule's hold time: its poller is stuck.", fresh_dep),
         "graph_prototypes": [
             {"uuid": uuid_for(t, "graph", "module current"),
              "name": "Module {#DEVICE_ID}: current",
@@ -291,16 +412,143 @@ def template(version, tname, agent_type, checks):
         ],
         "preprocessing": [{"type": "JSONPATH", "parameters": ["$.devices"]}],
     }
+    # ---- feeds --------------------------------------------------------------
+    # Per phase (from powermeter zabbix feeds: {#FEED}, {#PHASE}, {#CAPACITY},
+    # {#PARTNER}) and per feed (from powermeter zabbix status, as modules).
+    # Feed names hold none of " \ / , = { } $ (config/feeds.c): safe in a
+    # JSONPath literal and a quoted key parameter.
+    phase_args = '["{#FEED}",{#PHASE}]'
+    by_phase = '$.feed_phases[?(@.feed == "{#FEED}" && @.phase == "{#PHASE}")]'
+    phase_tags = [("component", "feed"), ("feed", "{#FEED}"), ("phase", "{#PHASE}")]
+    fl_key = "powermeter.alarm.feed_load" + phase_args
+    rd_key = "powermeter.alarm.redundancy" + phase_args
+    load_key = "powermeter.feed.load" + phase_args
+    cur_phase_key = "powermeter.feed.current" + phase_args
+    lower = (" A lower bound while a circuit of the phase lacks a reading (item "
+             "'circuits without a reading').")
+
+    def phase_figure(name, what, units, value_type, description):
+        return dependent(t, "prototype", "Feed {#FEED} {#PHASE}: " + name,
+                         "powermeter.feed.%s%s" % (what, phase_args), "powermeter.status",
+                         "%s.%s.first()" % (by_phase, what), value_type=value_type,
+                         units=units, discard=True, numeric=True, tags=phase_tags,
+                         extra={"description": description})
+    phases_rule = {
+        "uuid": uuid_for(t, "lld", "powermeter.feed.phases"),
+        "name": "Feed phases",
+        "type": "DEPENDENT",
+        "key": "powermeter.feed.phases",
+        "delay": "0",
+        "lifetime": "30d",
+        "description": "One entry per phase of every configured feed (\"feeds\" in "
+                       "powermeter.json(5)): {#FEED}, {#PHASE}, {#CAPACITY} (A per "
+                       "phase), {#PARTNER} (the other feed of a 2N pair, empty "
+                       "when none).",
+        "item_prototypes": [
+            phase_figure("load", "load", "%", "FLOAT",
+                         "The phase's current in % of the feed's capacity "
+                         "({#CAPACITY} A)." + lower),
+            phase_figure("current", "current", "A", "FLOAT",
+                         "The sum of the currents of the feed's circuits on the "
+                         "phase." + lower),
+            phase_figure("power (estimated)", "power", "W", "FLOAT",
+                         "The sum of the circuits' estimated power. " + ESTIMATE),
+            phase_figure("redundant load", "redundant_load", "%", "FLOAT",
+                         "This phase of the feed and of {#PARTNER} together, in % of "
+                         "the smaller capacity: above 100 %, losing either feed "
+                         "overloads the other. No value without a partner."),
+            phase_figure("circuits without a reading", "missing", None, None,
+                         "Circuits of the phase without a reading this tick (a "
+                         "module down): load and current are then lower bounds."),
+            severity_item(t, "Feed {#FEED} {#PHASE}: load alarm", fl_key,
+                          "powermeter.status", by_phase + ".severity.feed_load.first()",
+                          tags=phase_tags + [("alarm", "feed_load")],
+                          description="Severity of powermeterd's feed_load alarm of the "
+                                      "phase (% of capacity): 0 none, 1 warning, "
+                                      "2 critical."),
+            severity_item(t, "Feed {#FEED} {#PHASE}: redundancy alarm", rd_key,
+                          "powermeter.status", by_phase + ".severity.redundancy.first()",
+                          tags=phase_tags + [("alarm", "redundancy")],
+                          description="Severity of powermeterd's redundancy alarm of "
+                                      "the pair {#FEED} and {#PARTNER} on this phase: "
+                                      "0 none (or no partner), 1 warning, 2 critical."),
+        ],
+        "trigger_prototypes":
+            severity_triggers(t, fl_key, "Feed {#FEED} {#PHASE}: load near its capacity",
+                              "The phase carries too much of the feed's {#CAPACITY} A.",
+                              fresh_dep)
+            + severity_triggers(t, rd_key, "Feed {#FEED} {#PHASE}: redundancy with "
+                                "{#PARTNER} lost",
+                                "{#FEED} and {#PARTNER} together carry more on this "
+                                "phase than one of them could carry alone: losing "
+                                "either overloads the other.", fresh_dep),
+        "graph_prototypes": [
+            {"uuid": uuid_for(t, "graph", "feed phase load"),
+             "name": "Feed {#FEED} {#PHASE}: load",
+             "graph_items": [
+                 {"color": "1A7C11", "item": {"host": t, "key": load_key}},
+                 {"sortorder": "1", "color": "F63100",
+                  "item": {"host": t, "key": "powermeter.feed.redundant_load" + phase_args}},
+             ]},
+        ],
+        "master_item": {"key": "powermeter.feeds"},
+    }
+
+    feed_args = '["{#FEED}"]'
+    by_feed = '$.feeds[?(@.feed == "{#FEED}")]'
+    feed_tags = [("component", "feed"), ("feed", "{#FEED}")]
+    im_key = "powermeter.alarm.imbalance" + feed_args
+
+    def feed_figure(name, key, what, units, description):
+        return dependent(t, "prototype", "Feed {#FEED}: " + name, key + feed_args,
+                         "powermeter.status", "%s.%s.first()" % (by_feed, what),
+                         value_type="FLOAT", units=units, discard=True, numeric=True,
+                         tags=feed_tags, extra={"description": description})
+    feeds_rule = {
+        "uuid": uuid_for(t, "lld", "powermeter.feed.totals"),
+        "name": "Feeds",
+        "type": "DEPENDENT",
+        "key": "powermeter.feed.totals",
+        "delay": "0",
+        "lifetime": "30d",
+        "description": "One entry per configured feed, from powermeter zabbix status: "
+                       "totals, imbalance between its phases and the neutral estimate.",
+        "item_prototypes": [
+            feed_figure("current", "powermeter.feed.current.total", "current", "A",
+                        "The sum over all the feed's phases." + lower),
+            feed_figure("power (estimated)", "powermeter.feed.power.total", "power", "W",
+                        "The sum over all the feed's phases. " + ESTIMATE),
+            feed_figure("imbalance", "powermeter.feed.imbalance", "imbalance", "%",
+                        "The largest deviation of a phase current from the mean of "
+                        "the phases, in % of the mean (NEMA). No value while a "
+                        "circuit lacks a reading or nothing is drawn."),
+            feed_figure("neutral current (estimated)", "powermeter.feed.neutral", "neutral",
+                        "A", "The vector sum of the phase currents, assuming the same "
+                             "power factor on every phase and no harmonics: an "
+                             "estimate; harmonics of switched-mode supplies add to it."),
+            severity_item(t, "Feed {#FEED}: imbalance alarm", im_key, "powermeter.status",
+                          by_feed + ".severity.imbalance.first()",
+                          tags=feed_tags + [("alarm", "imbalance")],
+                          description="Severity of powermeterd's imbalance alarm of the "
+                                      "feed: 0 none, 1 warning, 2 critical."),
+        ],
+        "trigger_prototypes":
+            severity_triggers(t, im_key, "Feed {#FEED}: phases out of balance",
+                              "The load is spread unevenly over the feed's phases: "
+                              "one phase reaches its limit early and the neutral "
+                              "carries more.", fresh_dep),
+        "master_item": {"key": "powermeter.status"},
+        "lld_macro_paths": [
+            {"lld_macro": "{#CAPACITY}", "path": "$.capacity"},
+            {"lld_macro": "{#FEED}", "path": "$.feed"},
+            {"lld_macro": "{#PARTNER}", "path": "$.partner"},
+        ],
+        "preprocessing": [{"type": "JSONPATH", "parameters": ["$.feeds"]}],
+    }
+    rules = [inputs_rule, modules_rule, phases_rule, feeds_rule]
     if version == "7.0":
-        for rule in (inputs_rule, modules_rule):
-            rule["enabled_lifetime_type"] = "DISABLE_NEVER"
-            # keep the export's key order: after lifetime
-            keys = list(rule)
-            keys.remove("enabled_lifetime_type")
-            keys.insert(keys.index("lifetime") + 1, "enabled_lifetime_type")
-            rule_copy = {k: rule[k] for k in keys}
-            rule.clear()
-            rule.update(rule_copy)
+        for rule in rules:
+            lifetime_7_0(rule)
 
     return {
         "uuid": uuid_for(t, "template"),
@@ -309,13 +557,19 @@ def template(version, tname, agent_type, checks):
         "description": DESCRIPTION % checks,
         "groups": [{"name": GROUP}],
         "items": items,
-        "discovery_rules": [inputs_rule, modules_rule],
+        "discovery_rules": rules,
         "tags": [{"tag": "class", "value": "power"}, {"tag": "target", "value": "hdhk"}],
         "macros": [{"macro": m, "value": v, "description": d} for m, v, d in MACROS],
         "valuemaps": [{
             "uuid": uuid_for(t, "valuemap", VALUEMAP),
             "name": VALUEMAP,
             "mappings": [{"value": "0", "newvalue": "Down"}, {"value": "1", "newvalue": "Up"}],
+        }, {
+            "uuid": uuid_for(t, "valuemap", SEVERITY_MAP),
+            "name": SEVERITY_MAP,
+            "mappings": [{"value": "0", "newvalue": "OK"},
+                         {"value": "1", "newvalue": "Warning"},
+                         {"value": "2", "newvalue": "Critical"}],
         }],
     }
 

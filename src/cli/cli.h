@@ -15,6 +15,8 @@ int cmd_address(int argc, char **argv);
 int cmd_json(int argc, char **argv);
 int cmd_zabbix(int argc, char **argv);
 int cmd_energy(int argc, char **argv);
+/* Exits with the monitoring-plugin statuses 0-3 instead (78: config). */
+int cmd_status(int argc, char **argv);
 
 /* ---- args.c: argument parsing ---------------------------------------------- */
 

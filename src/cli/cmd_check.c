@@ -59,6 +59,12 @@ static void print_energy(const struct pm_config *cfg)
 		printf(", power estimated at %g V x pf %g", v, pf);
 	else
 		printf(", power estimated at each circuit's voltage and power factor");
+	if (cfg->n_feeds)
+		printf(", %zu feed%s", cfg->n_feeds, cfg->n_feeds == 1 ? "" : "s");
+	if (!cfg->alarms.enabled)
+		printf(", alarms off");
+	else if (cfg->alarms.n_command)
+		printf(", alarms run %s", cfg->alarms.command[0]);
 	if (cfg->energy.enabled)
 		printf(", energy counters in %s (saved every %g s)\n",
 		       cfg->state_dir, cfg->energy.persist_interval);

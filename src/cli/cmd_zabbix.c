@@ -1,8 +1,9 @@
-/* cmd_zabbix.c — `powermeter zabbix discovery|status|circuits`: low-level
- * discovery of the configured inputs and modules, each module's health for
- * triggers, and each circuit's current, estimated power and energy. None
- * touches a serial port: discovery comes from the config, status and
- * circuits from powermeterd's snapshot. */
+/* cmd_zabbix.c — `powermeter zabbix discovery|feeds|status|circuits`:
+ * low-level discovery of the configured inputs, feed phases and modules,
+ * each module's health, the feeds' figures and the daemon's alarm severity
+ * of every subject for triggers, and each circuit's current, estimated
+ * power and energy. None touches a serial port: discovery comes from the
+ * config, status and circuits from powermeterd's snapshot. */
 #include <ctype.h>
 #include <errno.h>
 #include <getopt.h>
@@ -16,6 +17,7 @@
 #include "util/buf.h"
 #include "cli.h"
 #include "config/config.h"
+#include "meter/alarms.h"
 #include "meter/snapshot.h"
 #include "output/format.h"
 #include "util/jsonstr.h"
@@ -29,12 +31,17 @@ static void zabbix_usage(FILE *f)
 {
 	fprintf(f,
 		"usage: powermeter zabbix discovery [-c CONFIG]\n"
+		"       powermeter zabbix feeds [-c CONFIG]\n"
 		"       powermeter zabbix status [-c CONFIG]\n"
 		"       powermeter zabbix circuits [-c CONFIG]\n"
 		"  discovery  Zabbix LLD JSON of the configured inputs\n"
 		"             ({#ID}, {#DEVICE_ID}, {#INPUT}, {#NAME}, {#KEY},\n"
 		"             {#PHASE}, {#TAG.<KEY>}, ...)\n"
-		"  status     powermeterd's snapshot age and every module's health\n"
+		"  feeds      Zabbix LLD JSON of the configured feeds' phases\n"
+		"             ({#FEED}, {#PHASE}, {#CAPACITY}, {#PARTNER})\n"
+		"  status     powermeterd's snapshot age, every module's health,\n"
+		"             the feeds' figures and the daemon's alarm severity\n"
+		"             (0 ok, 1 warning, 2 critical) of every subject\n"
 		"  circuits   every circuit's current, estimated power and energy\n"
 		"             from powermeterd's snapshot\n"
 		"  -c, --config PATH   config file (default %s)\n",
@@ -113,6 +120,45 @@ static int discovery_format(const struct pm_config *cfg, struct pm_buf *b)
 	return r;
 }
 
+/* One row per phase of every feed: {#FEED} (names cannot hold " \\ / ,
+ * = { } $, config/feeds.c, so they fit JSONPath literals and quoted item
+ * key parameters), {#PHASE}, {#CAPACITY} in A, {#PARTNER} ("" when
+ * none). */
+static int feeds_discovery_format(const struct pm_config *cfg, struct pm_buf *b)
+{
+	size_t n = 0;
+	int r;
+
+	r = pm_buf_adds(b, "[");
+	for (size_t f = 0; f < cfg->n_feeds && !r; f++) {
+		const struct pm_feed *feed = &cfg->feeds[f];
+
+		for (unsigned p = 0; p < feed->n_phases && p < PM_PHASES && !r;
+		     p++) {
+			r = pm_buf_adds(b, n++ ? ",\n    {\"{#FEED}\": "
+					       : "\n    {\"{#FEED}\": ");
+			if (!r)
+				r = pm_json_string(b, feed->name);
+			if (!r)
+				r = pm_buf_printf(b, ", \"{#PHASE}\": \"%s\", "
+						  "\"{#CAPACITY}\": ",
+						  pm_phase_names[feed->phases[p]]);
+			if (!r)
+				r = pm_json_number(b, feed->capacity);
+			if (!r)
+				r = pm_buf_adds(b, ", \"{#PARTNER}\": ");
+			if (!r)
+				r = pm_json_string(b, feed->redundant_with
+						   ? feed->redundant_with : "");
+			if (!r)
+				r = pm_buf_adds(b, "}");
+		}
+	}
+	if (!r)
+		r = pm_buf_adds(b, n ? "\n]\n" : "]\n");
+	return r;
+}
+
 static int add_seconds(struct pm_buf *b, int64_t ms)
 {
 	char num[PM_DOUBLE_LEN];
@@ -124,10 +170,36 @@ static int add_seconds(struct pm_buf *b, int64_t ms)
 /* One module's health. Without a fresh snapshot nothing is known to be
  * up: "up" is 0 and "error" says why, while "age" keeps growing from the
  * last success the daemon recorded (-1: none known). */
+/* What the daemon's alarms say, for Zabbix: the severity of the active
+ * alarm of 'kind' on 'subject' (0 when none is active), or null while the
+ * daemon's judgement is not known (no fresh snapshot with alarms), so
+ * that the template discards the value rather than clearing a trigger. */
+struct judgement {
+	const struct pm_snapshot_info *info;	/* NULL: not known */
+};
+
+static int add_severity(struct pm_buf *b, const struct judgement *j,
+			const char *name, enum pm_alarm_kind kind,
+			const char *subject, bool first)
+{
+	const struct pm_snapshot_alarm *a;
+	int r;
+
+	r = pm_buf_printf(b, "%s\"%s\": ", first ? "" : ", ", name);
+	if (r)
+		return r;
+	if (!j->info || !subject)
+		return pm_buf_adds(b, j->info ? "0" : "null");
+	a = pm_snapshot_alarm_find(j->info, kind, subject);
+	return pm_buf_printf(b, "%d", a ? (int)a->severity : 0);
+}
+
 static int status_device(struct pm_buf *b, const struct pm_device *dev,
 			 const struct pm_snapshot_device *sd, bool fresh,
-			 const char *why_not, int64_t now_ms)
+			 const char *why_not, int64_t now_ms,
+			 const struct judgement *j)
 {
+	char subject[32];
 	const struct pm_device_state *st = sd ? &sd->state : NULL;
 	const char *error;
 	int r;
@@ -167,8 +239,269 @@ static int status_device(struct pm_buf *b, const struct pm_device *dev,
 	else
 		error = "";
 	r = pm_json_string(b, error);
+	/* the daemon's subject for a module (daemon/watch.c) */
+	(void)snprintf(subject, sizeof(subject), "module %d", dev->id);
 	if (!r)
-		r = pm_buf_adds(b, "}");
+		r = pm_buf_adds(b, ", \"severity\": {");
+	if (!r)
+		r = add_severity(b, j, "module_offline", PM_ALARM_MODULE_OFFLINE,
+				 subject, true);
+	if (!r)
+		r = add_severity(b, j, "stale", PM_ALARM_STALE, subject, false);
+	if (!r)
+		r = pm_buf_adds(b, "}}");
+	return r;
+}
+
+/* A number, or null while not known. */
+static int add_known(struct pm_buf *b, bool known, double v)
+{
+	return pm_json_number(b, known ? v : NAN);
+}
+
+/* {"key": "1.a", "severity": {"circuit_load": 0, "load_lost": 0}} for
+ * every circuit, keyed as in discovery. */
+static int status_circuits(struct pm_buf *b, const struct pm_config *cfg,
+			   const struct judgement *j)
+{
+	size_t n = 0;
+	int r;
+
+	r = pm_buf_adds(b, ",\n    \"circuits\": [");
+	for (size_t d = 0; d < cfg->n_devices && !r; d++) {
+		const struct pm_device *dev = &cfg->devices[d];
+
+		for (size_t i = 0; i < dev->n_inputs && !r; i++) {
+			const struct pm_input *in = &dev->inputs[i];
+
+			r = pm_buf_printf(b, "%s\n        {\"key\": \"%d.%c\", "
+					  "\"severity\": {", n++ ? "," : "",
+					  dev->id, pm_channel_letter(in->channel));
+			if (!r)
+				r = add_severity(b, j, "circuit_load",
+						 PM_ALARM_CIRCUIT_LOAD,
+						 in->subject, true);
+			if (!r)
+				r = add_severity(b, j, "load_lost",
+						 PM_ALARM_LOAD_LOST, in->subject,
+						 false);
+			if (!r)
+				r = pm_buf_adds(b, "}}");
+		}
+	}
+	if (!r)
+		r = pm_buf_adds(b, n ? "\n    ]" : "]");
+	return r;
+}
+
+/* The subject of the redundancy alarm of feed 'f''s phase 'p': the pair
+ * is judged once, named from its first feed in the config (daemon/
+ * watch.c). NULL without a partner that has the phase. */
+static const char *redundancy_subject(const struct pm_config *cfg, size_t f,
+				      unsigned p, char *buf, size_t size)
+{
+	const struct pm_feed *feed = &cfg->feeds[f], *o, *first, *second;
+	bool shared = false;
+
+	if (feed->partner < 0 || (size_t)feed->partner >= cfg->n_feeds)
+		return NULL;
+	o = &cfg->feeds[feed->partner];
+	for (unsigned i = 0; i < o->n_phases; i++)
+		shared |= o->phases[i] == feed->phases[p];
+	if (!shared)
+		return NULL;
+	first = (size_t)feed->partner < f ? o : feed;
+	second = first == feed ? o : feed;
+	(void)snprintf(buf, size, "%s+%s %s", first->name, second->name,
+		       pm_phase_names[feed->phases[p]]);
+	return buf;
+}
+
+/* "feeds" (one row per feed: totals, imbalance, neutral) and
+ * "feed_phases" (one per phase: current, power, load against capacity),
+ * each with the daemon's severities. Figures are null unless 'fig' (the
+ * fresh snapshot's, in config order). */
+static int status_feeds(struct pm_buf *b, const struct pm_config *cfg,
+			const struct pm_snapshot_feed *figs,
+			const struct judgement *j)
+{
+	char subject[256];
+	size_t n = 0;
+	int r;
+
+	r = pm_buf_adds(b, ",\n    \"feeds\": [");
+	for (size_t f = 0; f < cfg->n_feeds && !r; f++) {
+		const struct pm_feed *feed = &cfg->feeds[f];
+		const struct pm_snapshot_feed *fig = figs ? &figs[f] : NULL;
+		bool known = fig && fig->known;
+
+		r = pm_buf_adds(b, f ? ",\n        {\"feed\": "
+				     : "\n        {\"feed\": ");
+		if (!r)
+			r = pm_json_string(b, feed->name);
+		if (!r)
+			r = pm_buf_adds(b, ", \"capacity\": ");
+		if (!r)
+			r = pm_json_number(b, feed->capacity);
+		if (!r)
+			r = pm_buf_adds(b, ", \"partner\": ");
+		if (!r)
+			r = pm_json_string(b, feed->redundant_with
+					   ? feed->redundant_with : "");
+		if (!r)
+			r = known ? pm_buf_printf(b, ", \"complete\": %d, "
+						  "\"missing\": %u",
+						  fig->complete ? 1 : 0,
+						  fig->missing)
+				  : pm_buf_adds(b, ", \"complete\": null, "
+						"\"missing\": null");
+		if (!r)
+			r = pm_buf_adds(b, ", \"current\": ");
+		if (!r)
+			r = add_known(b, known, known ? fig->current : NAN);
+		if (!r)
+			r = pm_buf_adds(b, ", \"power\": ");
+		if (!r)
+			r = add_known(b, known, known ? fig->power : NAN);
+		if (!r)
+			r = pm_buf_adds(b, ", \"imbalance\": ");
+		if (!r)
+			r = add_known(b, known, known ? fig->imbalance : NAN);
+		if (!r)
+			r = pm_buf_adds(b, ", \"neutral\": ");
+		if (!r)
+			r = add_known(b, known, known ? fig->neutral : NAN);
+		if (!r)
+			r = pm_buf_adds(b, ", \"redundant_load\": ");
+		if (!r)
+			r = add_known(b, known, known ? fig->redundant_load : NAN);
+		if (!r)
+			r = pm_buf_adds(b, ", \"severity\": {");
+		if (!r)
+			r = add_severity(b, j, "imbalance", PM_ALARM_IMBALANCE,
+					 feed->name, true);
+		if (!r)
+			r = pm_buf_adds(b, "}}");
+	}
+	if (!r)
+		r = pm_buf_adds(b, cfg->n_feeds ? "\n    ],\n    \"feed_phases\": ["
+					       : "],\n    \"feed_phases\": [");
+	for (size_t f = 0; f < cfg->n_feeds && !r; f++) {
+		const struct pm_feed *feed = &cfg->feeds[f];
+		const struct pm_snapshot_feed *fig = figs ? &figs[f] : NULL;
+		bool known = fig && fig->known;
+
+		for (unsigned p = 0; p < feed->n_phases && p < PM_PHASES && !r;
+		     p++) {
+			const struct pm_snapshot_feed_phase *ph =
+				known ? &fig->phase[p] : NULL;
+			const char *phase = pm_phase_names[feed->phases[p]];
+
+			r = pm_buf_adds(b, n++ ? ",\n        {\"feed\": "
+					       : "\n        {\"feed\": ");
+			if (!r)
+				r = pm_json_string(b, feed->name);
+			if (!r)
+				r = pm_buf_printf(b, ", \"phase\": \"%s\", "
+						  "\"capacity\": ", phase);
+			if (!r)
+				r = pm_json_number(b, feed->capacity);
+			if (!r)
+				r = ph ? pm_buf_printf(b, ", \"inputs\": %u, "
+						       "\"missing\": %u",
+						       ph->inputs, ph->missing)
+				       : pm_buf_adds(b, ", \"inputs\": null, "
+						     "\"missing\": null");
+			if (!r)
+				r = pm_buf_adds(b, ", \"current\": ");
+			if (!r)
+				r = add_known(b, ph, ph ? ph->current : NAN);
+			if (!r)
+				r = pm_buf_adds(b, ", \"power\": ");
+			if (!r)
+				r = add_known(b, ph, ph ? ph->power : NAN);
+			if (!r)
+				r = pm_buf_adds(b, ", \"load\": ");
+			if (!r)
+				r = add_known(b, ph, ph ? ph->load : NAN);
+			if (!r)
+				r = pm_buf_adds(b, ", \"redundant_load\": ");
+			if (!r)
+				r = add_known(b, ph, ph ? ph->redundant_load : NAN);
+			(void)snprintf(subject, sizeof(subject), "%s %s",
+				       feed->name, phase);
+			if (!r)
+				r = pm_buf_adds(b, ", \"severity\": {");
+			if (!r)
+				r = add_severity(b, j, "feed_load",
+						 PM_ALARM_FEED_LOAD, subject, true);
+			if (!r)
+				r = add_severity(b, j, "redundancy",
+						 PM_ALARM_REDUNDANCY,
+						 redundancy_subject(cfg, f, p,
+								    subject,
+								    sizeof(subject)),
+						 false);
+			if (!r)
+				r = pm_buf_adds(b, "}}");
+		}
+	}
+	if (!r)
+		r = pm_buf_adds(b, n ? "\n    ]" : "]");
+	return r;
+}
+
+/* "alarms": whether the daemon judges, how many are active, the worst
+ * severity, the spool's, and the active alarms themselves (worst first);
+ * the numbers null while not known. */
+static int status_alarms(struct pm_buf *b, const struct judgement *j)
+{
+	const struct pm_snapshot_info *info = j->info;
+	int worst = 0, r;
+
+	if (!info)
+		return pm_buf_adds(b, ",\n    \"alarms\": {\"enabled\": null, "
+				   "\"count\": null, \"worst\": null, "
+				   "\"spool_backlog\": null, \"active\": []}\n");
+	for (size_t i = 0; i < info->n_alarms; i++)
+		if ((int)info->alarms[i].severity > worst)
+			worst = (int)info->alarms[i].severity;
+	r = pm_buf_printf(b, ",\n    \"alarms\": {\"enabled\": %d, "
+			  "\"count\": %zu, \"worst\": %d, ",
+			  info->alarms_enabled ? 1 : 0, info->n_alarms, worst);
+	if (!r)
+		r = add_severity(b, j, "spool_backlog", PM_ALARM_SPOOL_BACKLOG,
+				 "spool", true);
+	if (!r)
+		r = pm_buf_adds(b, ", \"active\": [");
+	for (size_t i = 0; i < info->n_alarms && !r; i++) {
+		const struct pm_snapshot_alarm *a = &info->alarms[i];
+
+		r = pm_buf_adds(b, i ? ",\n        {\"alarm\": "
+				     : "\n        {\"alarm\": ");
+		if (!r)
+			r = pm_json_string(b, a->alarm);
+		if (!r)
+			r = pm_buf_adds(b, ", \"subject\": ");
+		if (!r)
+			r = pm_json_string(b, a->subject);
+		if (!r)
+			r = pm_buf_printf(b, ", \"severity\": %d, "
+					  "\"severity_name\": \"%s\", \"value\": ",
+					  (int)a->severity,
+					  pm_severity_name(a->severity));
+		if (!r)
+			r = pm_json_number(b, a->value);
+		if (!r)
+			r = pm_buf_adds(b, ", \"threshold\": ");
+		if (!r)
+			r = pm_json_number(b, a->threshold);
+		if (!r)
+			r = pm_buf_printf(b, ", \"since\": %lld}",
+					  (long long)a->since_ms);
+	}
+	if (!r)
+		r = pm_buf_adds(b, info->n_alarms ? "\n    ]}\n" : "]}\n");
 	return r;
 }
 
@@ -182,6 +515,7 @@ static int status_format(const struct pm_config *cfg, struct pm_buf *b,
 	int64_t limit = (int64_t)(PM_SNAPSHOT_STALE_INTERVALS * cfg->interval *
 				  1000.0);
 	const char *why_not = NULL;
+	struct judgement j = { NULL };
 	bool fresh = false;
 	int err, r;
 
@@ -201,6 +535,8 @@ static int status_format(const struct pm_config *cfg, struct pm_buf *b,
 	} else {
 		why_not = "powermeterd's snapshot cannot be read";
 	}
+	/* the daemon's judgement, only from a fresh file that carries it */
+	j.info = !err && fresh && info.has_watch ? &info : NULL;
 	r = pm_buf_printf(b, "{\n    \"snapshot\": {\"path\": ");
 	if (!r)
 		r = pm_json_string(b, cfg->snapshot ? cfg->snapshot : "");
@@ -221,10 +557,24 @@ static int status_format(const struct pm_config *cfg, struct pm_buf *b,
 		if (!r)
 			r = status_device(b, &cfg->devices[d],
 					  err ? NULL : &info.devices[d], fresh,
-					  why_not, now_ms);
+					  why_not, now_ms, &j);
 	}
 	if (!r)
-		r = pm_buf_adds(b, cfg->n_devices ? "\n    ]\n}\n" : "]\n}\n");
+		r = pm_buf_adds(b, cfg->n_devices ? "\n    ]" : "]");
+	if (!r)
+		r = status_circuits(b, cfg, &j);
+	/* figures and severities only of the daemon's feeds, and only
+	 * fresh ones */
+	if (!r) {
+		struct judgement jf = { j.info && info.feeds_match ? j.info
+								   : NULL };
+
+		r = status_feeds(b, cfg, jf.info ? info.feeds : NULL, &jf);
+	}
+	if (!r)
+		r = status_alarms(b, &j);
+	if (!r)
+		r = pm_buf_adds(b, "}\n");
 	if (!err)
 		pm_snapshot_info_free(&info);
 	return r;
@@ -413,9 +763,9 @@ int cmd_zabbix(int argc, char **argv)
 		return 2;
 	}
 	what = argv[optind];
-	if (strcmp(what, "discovery") && strcmp(what, "status") &&
-	    strcmp(what, "circuits")) {
-		log_err("unknown zabbix command '%s' (discovery, status, "
+	if (strcmp(what, "discovery") && strcmp(what, "feeds") &&
+	    strcmp(what, "status") && strcmp(what, "circuits")) {
+		log_err("unknown zabbix command '%s' (discovery, feeds, status, "
 			"circuits)", what);
 		return 2;
 	}
@@ -438,6 +788,8 @@ int cmd_zabbix(int argc, char **argv)
 	}
 	if (!strcmp(what, "discovery"))
 		err = discovery_format(cfg, &out);
+	else if (!strcmp(what, "feeds"))
+		err = feeds_discovery_format(cfg, &out);
 	else
 		err = status_format(cfg, &out, pm_now_ms());
 	if (err) {

@@ -16,8 +16,9 @@ static const struct {
 	{ "info", cmd_info, "show a module's version, ranges, line settings, CT ratios" },
 	{ "address", cmd_address, "give a module on a shared bus its own Modbus address" },
 	{ "json", cmd_json, "the seed's JSON for Zabbix, from the daemon's snapshot" },
-	{ "zabbix", cmd_zabbix, "Zabbix: discovery, status, circuits (estimated power, energy)" },
+	{ "zabbix", cmd_zabbix, "Zabbix: discovery, feeds, status, circuits (estimated power, energy)" },
 	{ "energy", cmd_energy, "the energy counters powermeterd keeps, orphans included" },
+	{ "status", cmd_status, "modules, feeds and alarms from the daemon (a Nagios/Icinga check)" },
 };
 
 static void usage(FILE *f)

@@ -28,7 +28,7 @@ static const char *const reserved_tags[] = {
 	"alarm", "subject", "severity", NULL,
 };
 
-static const char *const phases[] = { "L1", "L2", "L3", NULL };
+const char *const pm_phase_names[PM_PHASES + 1] = { "L1", "L2", "L3", NULL };
 
 /* A key line protocol, Prometheus labels, Zabbix LLD macros ({#TAG.KEY},
  * upper case) and file names all carry as it is: a lowercase letter, then
@@ -67,7 +67,7 @@ static bool utf8_text(const unsigned char *s)
 /* A value: printable UTF-8, 1..64 bytes, no surrounding spaces, none of the
  * characters that need escaping somewhere (line protocol's backslash, JSON's
  * quote, a path's slash, Zabbix's macro braces and $). */
-static const char *tag_value_problem(const char *v)
+const char *cfg_tag_value_problem(const char *v)
 {
 	size_t n = strlen(v);
 
@@ -138,7 +138,7 @@ void cfg_circuit_tags(struct parse *p, json_object *obj, const char *parent,
 				cfg_describe(val, d));
 			continue;
 		}
-		why = tag_value_problem(json_object_get_string(val));
+		why = cfg_tag_value_problem(json_object_get_string(val));
 		if (why) {
 			cfg_err(p, kpath, "%s %s", cfg_describe(val, d), why);
 			continue;
@@ -188,7 +188,7 @@ void cfg_circuit_input(struct parse *p, json_object *ji, const char *ipath,
 			? json_object_get_string(v) : NULL;
 
 		cfg_path_key(path, ipath, "phase");
-		if (s && cfg_is_known(s, phases))
+		if (s && cfg_is_known(s, pm_phase_names))
 			in->phase = cfg_strdup(p, s);
 		else
 			cfg_err(p, path, "%s is not a phase (\"L1\", \"L2\" or \"L3\")",
@@ -202,6 +202,10 @@ void cfg_circuit_input(struct parse *p, json_object *ji, const char *ipath,
 					 "the breaker's rating in amperes, more than 0");
 	}
 	cfg_circuit_tags(p, ji, ipath, &in->n_tags, &in->tags);
+	/* resolved against "feeds" by feeds.c, "load_lost" by alarms.c */
+	in->feed = -1;
+	(void)cfg_get_string(p, ji, ipath, "feed", S_NAME, &in->feed_name);
+	cfg_alarm_load_lost(p, ji, ipath, in);
 }
 
 /* ---- the section: "voltage", "power_factor", "tags" at the top ---------- */
@@ -218,11 +222,12 @@ static int tag_cmp(const void *a, const void *b)
 		      ((const struct pm_tag *)b)->key);
 }
 
-/* An input's point tags: phase, the file's tags, its own (its own win). */
+/* An input's point tags: phase, feed, the file's tags, its own (its own
+ * win). */
 static void point_tags(struct parse *p, const struct pm_config *cfg,
 		       struct pm_input *in)
 {
-	size_t n = 0, cap = 1 + cfg->n_tags + in->n_tags;
+	size_t n = 0, cap = 2 + cfg->n_tags + in->n_tags;
 	struct pm_tag *t = calloc(cap, sizeof(*t));
 
 	if (!t) {
@@ -231,6 +236,8 @@ static void point_tags(struct parse *p, const struct pm_config *cfg,
 	}
 	if (in->phase)
 		t[n++] = (struct pm_tag){ "phase", in->phase };
+	if (in->feed >= 0)
+		t[n++] = (struct pm_tag){ "feed", cfg->feeds[in->feed].name };
 	for (size_t i = 0; i < cfg->n_tags; i++)
 		t[n++] = cfg->tags[i];
 	for (size_t i = 0; i < in->n_tags; i++) {
@@ -262,6 +269,14 @@ void cfg_circuits_finish(struct parse *p, struct pm_config *cfg, json_object *ro
 		for (size_t k = 0; k < dev->n_inputs; k++) {
 			struct pm_input *in = &dev->inputs[k];
 
+			const struct pm_feed *f = in->feed >= 0
+				? &cfg->feeds[in->feed] : NULL;
+
+			/* the feed's voltage is the circuit's supply: it comes
+			 * before the module's, which only says where the CT is
+			 * read */
+			if (isnan(in->voltage) && f && !isnan(f->voltage))
+				in->voltage = f->voltage;
 			if (isnan(in->voltage))
 				in->voltage = isnan(dev->voltage) ? cfg->voltage
 								  : dev->voltage;

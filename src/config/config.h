@@ -55,6 +55,74 @@ struct pm_input {
 	 * by key; the strings belong to the config's other fields. */
 	size_t n_point_tags;
 	struct pm_tag *point_tags;
+	/* Its feed (feeds.c): the index into cfg->feeds, -1 when none, and the
+	 * index of its phase among the feed's phases. */
+	char *feed_name;
+	int feed;
+	unsigned feed_phase;
+	/* What alarms call it: its name, or "name (device 3 input c)" when
+	 * another input has the same name (alarms.c). */
+	char *subject;
+	/* The load_lost rule for this input (alarms.c): on by default for the
+	 * inputs of a feed, "load_lost": true/false/{...} on the input
+	 * (load_lost_given: -1 not given, 0 false, 1 true or an object). */
+	int load_lost_given;
+	bool load_lost;
+	double load_lost_below;		/* amperes */
+	double load_lost_hold;		/* seconds */
+};
+
+/* The phases a feed or an input may name, in this order. */
+#define PM_PHASES 3
+extern const char *const pm_phase_names[PM_PHASES + 1];	/* "L1".."L3", NULL */
+
+/* A feed (feeds.c): a supply with a capacity per phase, e.g. a UPS output
+ * or a distribution board's incomer; inputs join it with "feed". */
+struct pm_feed {
+	char *name;
+	double capacity;	/* amperes per phase */
+	double voltage;		/* NaN: not given; else its inputs' default */
+	unsigned n_phases;
+	unsigned phases[PM_PHASES];	/* 0..2 (L1..L3), as listed */
+	char *redundant_with;	/* the other feed of a 2N pair, or NULL */
+	int partner;		/* its index in cfg->feeds, -1: none */
+	size_t n_inputs;	/* inputs that join it */
+};
+
+/* One threshold rule of "alarms" (alarms.c): raised at 'warning' or
+ * 'critical' once the value has stayed there 'hold' seconds, lowered
+ * once it falls 'clear' below the threshold. */
+struct pm_alarm_rule {
+	bool enabled;
+	double warning, critical;	/* in the rule's unit */
+	double hold;			/* seconds */
+	double clear;			/* in the rule's unit */
+};
+
+struct pm_alarms {
+	bool enabled;			/* "alarms": false turns all off */
+	struct pm_alarm_rule circuit_load;	/* % of the breaker */
+	struct pm_alarm_rule feed_load;		/* % of capacity */
+	struct pm_alarm_rule imbalance;		/* % (NEMA) */
+	double imbalance_min_load;		/* % of capacity below which
+						   imbalance is not judged */
+	struct pm_alarm_rule redundancy;	/* % of the smaller capacity */
+	struct pm_alarm_rule spool_backlog;	/* MB */
+	struct {
+		bool enabled;
+		bool critical;		/* severity: critical (default) */
+		double below;		/* amperes */
+		double hold;		/* seconds */
+	} load_lost;
+	struct {
+		bool enabled;
+		double hold;
+	} module_offline, stale;
+	/* "command": run (no shell) at every raise and clear; NULL: none */
+	size_t n_command;
+	char **command;		/* n_command strings, then NULL */
+	double command_timeout;	/* seconds */
+	unsigned command_max;	/* at most this many at once */
 };
 
 struct pm_device {
@@ -114,6 +182,9 @@ struct pm_config {
 	double power_factor;	/* default for every input, 1 */
 	size_t n_tags;		/* "tags": added to every point */
 	struct pm_tag *tags;
+	size_t n_feeds;
+	struct pm_feed *feeds;
+	struct pm_alarms alarms;
 	struct {
 		bool enabled;		/* default true */
 		double max_gap;		/* seconds; default 10 intervals */

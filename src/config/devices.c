@@ -27,7 +27,7 @@ static const char *const device_keys[] = {
 };
 static const char *const input_keys[] = {
 	"input", "ratio", "name", "voltage", "power_factor", "phase", "breaker",
-	"tags", NULL,
+	"tags", "feed", "load_lost", NULL,
 };
 
 /* A device's key found at the top level. */
@@ -164,6 +164,10 @@ static void parse_input(struct parse *p, json_object *ji, const char *ipath,
 	int channel = -1;
 
 	in->ratio = DEFAULT_RATIO;
+	/* what cfg_circuit_input sets, for an input that never gets there */
+	in->feed = -1;
+	in->load_lost_given = -1;
+	in->load_lost_below = in->load_lost_hold = NAN;
 	if (!json_object_is_type(ji, json_type_object)) {
 		cfg_err(p, ipath, "expected an input like {\"input\": \"a\", \"name\": \"Kitchen\"}, got %s",
 			cfg_describe(ji, d));
@@ -466,6 +470,8 @@ void cfg_devices_free(struct pm_config *cfg)
 
 			free(in->name);
 			free(in->phase);
+			free(in->feed_name);
+			free(in->subject);
 			cfg_tags_free(in->n_tags, in->tags);
 			free(in->point_tags);	/* its strings are others' */
 		}

@@ -18,9 +18,14 @@ const struct cfg_section cfg_sections[] = {
 	{ { "snapshot", "state_directory", "runtime_directory" }, 4, cfg_snapshot_parse, cfg_snapshot_finish, cfg_snapshot_free, NULL, NULL },
 	{ { "spool" }, 3, cfg_spool_parse, cfg_spool_finish, cfg_spool_free, NULL, NULL },
 	{ { "influx" }, 2, cfg_influx_parse, cfg_influx_finish, cfg_influx_free, NULL, NULL },
+	/* after "devices": finish resolves each input's "feed" (and its
+	 * voltage, which circuits' finish needs) */
+	{ { "feeds" }, 8, cfg_feeds_parse, cfg_feeds_finish, cfg_feeds_free, NULL, NULL },
 	/* after "devices": finish settles each input's voltage and tags */
 	{ { "voltage", "power_factor", "tags" }, 6, cfg_circuits_parse, cfg_circuits_finish, cfg_circuits_free, NULL, NULL },
 	{ { "energy" }, 7, cfg_energy_parse, cfg_energy_finish, NULL, NULL, cfg_energy_init },
+	/* last: its defaults follow the interval, its rules the feeds */
+	{ { "alarms" }, 9, cfg_alarms_parse, cfg_alarms_finish, cfg_alarms_free, NULL, cfg_alarms_init },
 };
 
 const size_t cfg_n_sections = sizeof(cfg_sections) / sizeof(cfg_sections[0]);

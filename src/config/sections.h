@@ -79,6 +79,23 @@ void cfg_circuit_input(struct parse *p, json_object *ji, const char *ipath,
 void cfg_circuit_tags(struct parse *p, json_object *obj, const char *parent,
 		      size_t *n, struct pm_tag **tags);
 void cfg_tags_free(size_t n, struct pm_tag *tags);
+/* Why 'v' cannot be a tag value (line protocol, Zabbix macros, file
+ * names), or NULL when it can. */
+const char *cfg_tag_value_problem(const char *v);
+
+/* feeds.c: "feeds", and an input's "feed" beside its "phase". */
+void cfg_feeds_parse(struct parse *p, struct pm_config *cfg, json_object *root);
+void cfg_feeds_finish(struct parse *p, struct pm_config *cfg, json_object *root);
+void cfg_feeds_free(struct pm_config *cfg);
+
+/* alarms.c: "alarms", and an input's "load_lost" (cfg_circuit_input asks
+ * here). */
+void cfg_alarms_init(struct pm_config *cfg);
+void cfg_alarms_parse(struct parse *p, struct pm_config *cfg, json_object *root);
+void cfg_alarms_finish(struct parse *p, struct pm_config *cfg, json_object *root);
+void cfg_alarms_free(struct pm_config *cfg);
+void cfg_alarm_load_lost(struct parse *p, json_object *ji, const char *ipath,
+			 struct pm_input *in);
 
 /* energy.c: "energy". */
 void cfg_energy_init(struct pm_config *cfg);

@@ -20,6 +20,7 @@
 #include "daemon/poller.h"
 #include "daemon/sink_stdout.h"
 #include "daemon/sinkset.h"
+#include "daemon/watch.h"
 #include "output/influx.h"
 #include "util/log.h"
 #include "util/timeutil.h"
@@ -36,6 +37,7 @@ struct daemon {
 	struct pm_sinkset sinks;
 	struct pm_pollers *pollers;
 	struct pm_counters counters;	/* kept across reloads */
+	struct pm_watch *watch;		/* feeds and alarms, kept too */
 	struct pm_watchdog watchdog;
 	int64_t next_status_ns;
 	bool before_first_tick;	/* STATUS= says "starting" until a tick */
@@ -141,10 +143,14 @@ static int daemon_start(struct daemon *d, pm_config *cfg)
 
 	prepare_dirs(cfg);
 	pm_counters_configure(&d->counters, cfg);
+	r = pm_watch_configure(d->watch, cfg);
+	if (r < 0)
+		return r;
 	r = pm_sinkset_open(&d->sinks, cfg);
 	if (r < 0)
 		return r;
-	r = pm_pollers_start(&d->pollers, cfg, &d->sinks, d->counters.energy);
+	r = pm_pollers_start(&d->pollers, cfg, &d->sinks, d->counters.energy,
+			     d->watch);
 	if (r < 0) {
 		pm_sinkset_close(&d->sinks, false);
 		return r;
@@ -173,6 +179,14 @@ static void daemon_status(struct daemon *d, struct pm_buf *b)
 	if (h.missed_ticks)
 		(void)pm_buf_printf(b, ", %llu ticks skipped",
 				    (unsigned long long)h.missed_ticks);
+	{
+		size_t before = b->len;
+
+		(void)pm_buf_adds(b, ", ");
+		pm_watch_status(d->watch, b);
+		if (b->len == before + 2)
+			pm_buf_truncate(b, 2);
+	}
 	pm_sinkset_status(&d->sinks, b);
 }
 
@@ -264,6 +278,9 @@ static int daemon_run(struct daemon *d, const sigset_t *sigs)
 		{
 			int64_t save = pm_counters_run(&d->counters, now);
 
+			if (save < wait)
+				wait = save;
+			save = pm_watch_run(d->watch, now);
 			if (save < wait)
 				wait = save;
 		}
@@ -364,9 +381,12 @@ int main(int argc, char **argv)
 		return EXIT_FAILURE;
 	}
 	pm_watchdog_init(&d.watchdog);
-	r = daemon_start(&d, cfg);
+	r = pm_watch_new(&d.watch);
+	if (r == 0)
+		r = daemon_start(&d, cfg);
 	if (r < 0) {
 		log_err("cannot start: %s", pm_strerror(r));
+		pm_watch_free(d.watch);
 		pm_counters_close(&d.counters);
 		pm_config_free(cfg);
 		pm_influx_global_cleanup();
@@ -387,6 +407,7 @@ int main(int argc, char **argv)
 	pm_notify_stopping();
 	if (d.pollers)
 		daemon_halt(&d, true);
+	pm_watch_free(d.watch);
 	pm_counters_close(&d.counters);
 	pm_config_free(d.cfg);
 	pm_influx_global_cleanup();

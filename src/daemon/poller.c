@@ -11,6 +11,7 @@
 #include "bus/bus.h"
 #include "daemon/complain.h"
 #include "daemon/poller.h"
+#include "daemon/watch.h"
 #include "meter/failure.h"
 #include "meter/module.h"
 #include "util/log.h"
@@ -59,6 +60,7 @@ struct pm_pollers {
 	const struct pm_config *cfg;
 	const struct pm_sinkset *sinks;
 	struct pm_energy *energy;	/* NULL: no counters kept */
+	struct pm_watch *watch;		/* feeds and alarms, or NULL */
 	pthread_mutex_t lock;
 	pthread_cond_t wake;		/* CLOCK_MONOTONIC */
 	bool stop;
@@ -136,6 +138,8 @@ static void group_tick_finished(struct pm_pollers *g, int64_t now_ns)
 	if (call)
 		g->tick_done_ns = now_ns;
 	pthread_mutex_unlock(&g->lock);
+	if (call && g->watch)
+		pm_watch_tick(g->watch, g->sinks);
 	if (call)
 		pm_sinkset_tick_done(g->sinks);
 }
@@ -295,6 +299,9 @@ static void poller_record(struct poller *p, struct poll_dev *d, int err,
 	/* The counters first: every sink sees the sample with them. */
 	if (err == 0 && p->group->energy)
 		pm_energy_add(p->group->energy, s);
+	if (p->group->watch)
+		pm_watch_record(p->group->watch, d->index, err == 0 ? s : NULL,
+				&st);
 	pm_sinkset_emit(p->group->sinks, d->index, err == 0 ? s : NULL, &st);
 }
 
@@ -414,7 +421,8 @@ static void thread_name(pthread_t t, const char *port)
 }
 
 int pm_pollers_start(struct pm_pollers **pp, const struct pm_config *cfg,
-		     const struct pm_sinkset *sinks, struct pm_energy *energy)
+		     const struct pm_sinkset *sinks, struct pm_energy *energy,
+		     struct pm_watch *watch)
 {
 	struct pm_pollers *g;
 	pthread_condattr_t ca;
@@ -426,6 +434,7 @@ int pm_pollers_start(struct pm_pollers **pp, const struct pm_config *cfg,
 	g->cfg = cfg;
 	g->sinks = sinks;
 	g->energy = energy;
+	g->watch = watch;
 	g->interval_ns = (int64_t)(cfg->interval * NS_PER_S + 0.5);
 	if (g->interval_ns < NS_PER_MS)
 		g->interval_ns = NS_PER_MS;

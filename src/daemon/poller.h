@@ -9,6 +9,8 @@
 
 #include "config/config.h"
 #include "daemon/sinkset.h"
+
+struct pm_watch;
 #include "meter/energy.h"
 
 struct pm_pollers;
@@ -25,11 +27,13 @@ struct pm_pollers_health {
 };
 
 /* Starts one thread per port of 'cfg', feeding 'sinks', after adding each
- * good sample to the counters of 'energy' (NULL: none kept); all three must
- * outlive the pollers. Ticks fall on multiples of cfg->interval of the wall clock,
+ * good sample to the counters of 'energy' (NULL: none kept) and every
+ * attempt to 'watch' (NULL: no feeds or alarms), which hears of every tick
+ * before the sinks; all must outlive the pollers. Ticks fall on multiples of cfg->interval of the wall clock,
  * kept on CLOCK_MONOTONIC. 0 or -errno (nothing left running). */
 int pm_pollers_start(struct pm_pollers **pp, const struct pm_config *cfg,
-		     const struct pm_sinkset *sinks, struct pm_energy *energy);
+		     const struct pm_sinkset *sinks, struct pm_energy *energy,
+		     struct pm_watch *watch);
 
 /* Sets the stop flag, wakes and joins every thread, closes the ports and
  * frees 'p'. A poller inside a read finishes that read first (at most the

@@ -14,6 +14,8 @@
 #include "meter/sample.h"
 #include "util/buf.h"
 
+struct pm_watch_tick;
+
 struct pm_sink_ops {
 	const char *name;
 	/* Is this sink wanted with this config (e.g. influx: cfg->influx)? */
@@ -33,6 +35,14 @@ struct pm_sink_ops {
 	 * are aligned — or, when one port is slow, at least every 1.5
 	 * intervals. Concurrent calls are possible. */
 	void (*tick_done)(void *state, const struct pm_config *cfg);
+	/* Called after a tick, before tick_done (optional): the feeds'
+	 * figures, the alarm changes and the raised alarms (watch.h).
+	 * Serialised; must not block on the network. */
+	void (*watch)(void *state, const struct pm_config *cfg,
+		      const struct pm_watch_tick *t);
+	/* Bytes kept for a destination that does not take them now (the
+	 * spool), for the spool_backlog alarm (optional). */
+	uint64_t (*backlog)(void *state);
 	/* Monotonic count that grows while the sink's own threads make
 	 * progress; NULL when it has none. Used for the watchdog. */
 	uint64_t (*progress)(void *state);

@@ -18,8 +18,10 @@
 
 #include "daemon/complain.h"
 #include "daemon/sink_influx.h"
+#include "daemon/watch.h"
 #include "output/influx.h"
 #include "output/lineproto.h"
+#include "output/lineproto_feeds.h"
 #include "output/ring.h"
 #include "output/spool.h"
 #include "util/buf.h"
@@ -963,6 +965,39 @@ static void influx_emit(void *state, const struct pm_config *cfg,
 	(void)pm_ring_put(s->ring, &c);
 }
 
+/* Feeds and alarm changes go the way of the samples: ring, batch, spool. */
+static void influx_watch(void *state, const struct pm_config *cfg,
+			 const struct pm_watch_tick *t)
+{
+	struct influx_sink *s = state;
+	struct pm_chunk c;
+	struct pm_buf b;
+
+	if (t->n_feeds == 0 && t->n_events == 0)
+		return;
+	pm_buf_init(&b, SAMPLE_TEXT_MAX);
+	if (pm_lp_append_watch(&b, cfg, s->measurement, t->feeds, t->time_ms,
+			       t->events, t->n_events) < 0 || b.len == 0) {
+		pm_buf_free(&b);
+		return;
+	}
+	c.text = pm_buf_take(&b, &c.len);
+	c.lines = count_lines(c.text, c.len);
+	(void)pm_ring_put(s->ring, &c);
+}
+
+/* What waits in the spool for the database. */
+static uint64_t influx_backlog(void *state)
+{
+	struct influx_sink *s = state;
+	uint64_t bytes;
+
+	pthread_mutex_lock(&s->lock);
+	bytes = s->st.spool_bytes;
+	pthread_mutex_unlock(&s->lock);
+	return bytes;
+}
+
 static void influx_tick_done(void *state, const struct pm_config *cfg)
 {
 	struct influx_sink *s = state;
@@ -1071,6 +1106,8 @@ const struct pm_sink_ops pm_sink_influx = {
 	.open = influx_open,
 	.emit = influx_emit,
 	.tick_done = influx_tick_done,
+	.watch = influx_watch,
+	.backlog = influx_backlog,
 	.progress = influx_progress,
 	.status = influx_status,
 	.close = influx_close,

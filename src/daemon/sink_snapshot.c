@@ -1,11 +1,13 @@
 /* sink_snapshot.c — the daemon's output to the snapshot file (snapshot.h):
- * every read goes into memory, every poller tick replaces the file. */
+ * every read and the watch's feeds and alarms go into memory, every poller
+ * tick replaces the file. */
 #include <errno.h>
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "daemon/sink.h"
+#include "daemon/watch.h"
 #include "meter/snapshot.h"
 #include "util/log.h"
 #include "util/timeutil.h"
@@ -52,6 +54,21 @@ static void snapshot_emit(void *state, const struct pm_config *cfg,
 
 	(void)cfg;
 	pm_snapshot_update(s->snap, device, sample, st);
+}
+
+static void snapshot_watch(void *state, const struct pm_config *cfg,
+			   const struct pm_watch_tick *t)
+{
+	struct sink_snapshot *s = state;
+
+	/* the figures of another config (a reload under way) are not ours */
+	if (t->n_feeds != cfg->n_feeds)
+		return;
+	/* A failure (out of memory) makes the next write fail, which
+	 * tick_done reports: the file goes stale rather than wrong. */
+	(void)pm_snapshot_watch(s->snap, t->time_ms,
+				t->n_feeds ? t->feeds : NULL, t->active,
+				t->n_active);
 }
 
 static void snapshot_tick_done(void *state, const struct pm_config *cfg)
@@ -116,6 +133,7 @@ const struct pm_sink_ops pm_sink_snapshot = {
 	.open = snapshot_open,
 	.emit = snapshot_emit,
 	.tick_done = snapshot_tick_done,
+	.watch = snapshot_watch,
 	.progress = NULL,
 	.status = snapshot_status,
 	.close = snapshot_close,

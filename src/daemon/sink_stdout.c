@@ -9,7 +9,9 @@
 
 #include "daemon/sink.h"
 #include "daemon/sink_stdout.h"
+#include "daemon/watch.h"
 #include "output/lineproto.h"
+#include "output/lineproto_feeds.h"
 #include "util/fileio.h"
 
 /* 16 inputs x (tags + fields) stays far below this. */
@@ -68,6 +70,26 @@ static void stdout_emit(void *state, const struct pm_config *cfg,
 	pm_buf_free(&b);
 }
 
+static void stdout_watch(void *state, const struct pm_config *cfg,
+			 const struct pm_watch_tick *t)
+{
+	struct stdout_sink *s = state;
+	const char *measurement = cfg->influx ? cfg->influx->measurement : NULL;
+	struct pm_buf b;
+
+	if (t->n_feeds == 0 && t->n_events == 0)
+		return;
+	pm_buf_init(&b, STDOUT_SAMPLE_MAX);
+	if (pm_lp_append_watch(&b, cfg, measurement, t->feeds, t->time_ms,
+			       t->events, t->n_events) == 0 && b.len > 0) {
+		pthread_mutex_lock(&s->lock);
+		if (!s->broken && pm_write_all(STDOUT_FILENO, b.data, b.len) < 0)
+			s->broken = true;
+		pthread_mutex_unlock(&s->lock);
+	}
+	pm_buf_free(&b);
+}
+
 static void stdout_close(void *state, bool final)
 {
 	struct stdout_sink *s = state;
@@ -82,5 +104,6 @@ const struct pm_sink_ops pm_sink_stdout = {
 	.wanted = stdout_wanted,
 	.open = stdout_open,
 	.emit = stdout_emit,
+	.watch = stdout_watch,
 	.close = stdout_close,
 };

@@ -60,6 +60,27 @@ void pm_sinkset_tick_done(const struct pm_sinkset *set)
 			set->ops[i]->tick_done(set->state[i], set->cfg);
 }
 
+void pm_sinkset_watch(const struct pm_sinkset *set,
+		      const struct pm_watch_tick *t)
+{
+	for (size_t i = 0; i < set->n; i++)
+		if (set->ops[i]->watch)
+			set->ops[i]->watch(set->state[i], set->cfg, t);
+}
+
+uint64_t pm_sinkset_backlog(const struct pm_sinkset *set, bool *has)
+{
+	uint64_t sum = 0;
+
+	*has = false;
+	for (size_t i = 0; i < set->n; i++)
+		if (set->ops[i]->backlog) {
+			sum += set->ops[i]->backlog(set->state[i]);
+			*has = true;
+		}
+	return sum;
+}
+
 void pm_sinkset_status(const struct pm_sinkset *set, struct pm_buf *out)
 {
 	for (size_t i = 0; i < set->n; i++) {

@@ -29,6 +29,12 @@ void pm_sinkset_emit(const struct pm_sinkset *set, size_t device,
 		     const struct pm_sample *s,
 		     const struct pm_device_state *st);
 void pm_sinkset_tick_done(const struct pm_sinkset *set);
+/* The watch's result to every sink that takes it. */
+void pm_sinkset_watch(const struct pm_sinkset *set,
+		      const struct pm_watch_tick *t);
+/* The sum of the sinks' backlogs in bytes; 'has' false when no sink keeps
+ * one. */
+uint64_t pm_sinkset_backlog(const struct pm_sinkset *set, bool *has);
 /* The sinks' STATUS= parts, "; "-separated. */
 void pm_sinkset_status(const struct pm_sinkset *set, struct pm_buf *out);
 /* progress() of sink i; 'has' false when it has no threads to watch. */

@@ -1,7 +1,8 @@
 /* snapshot.c — the daemon's snapshot file: kept in memory by the poller
- * threads, written atomically after every tick, and read back (validated
- * against the reader's config, checked for freshness) by pm_read() and the
- * Zabbix commands, so that nobody but the daemon touches its serial ports. */
+ * threads (and the feeds and alarms by the watch), written atomically after
+ * every tick, and read back (validated against the reader's config, checked
+ * for freshness) by pm_read(), `powermeter status` and the Zabbix commands,
+ * so that nobody but the daemon touches its serial ports. */
 #include <errno.h>
 #include <fcntl.h>
 #include <math.h>
@@ -39,6 +40,10 @@ struct pm_snapshot {
 	pthread_mutex_t write_lock;	/* one pm_snapshot_write at a time */
 	struct snap_device *devices;
 	char (*ratio_text)[PM_DOUBLE_LEN];	/* per input id: constant */
+	/* the "feeds", "alarms" and "alarms_enabled" members, formatted by
+	 * pm_snapshot_watch; under lock, as is watch_error (its failure) */
+	struct pm_buf watch_text;
+	int watch_error;
 	struct pm_buf text;		/* under write_lock */
 	char *tmp_path;			/* <snapshot>.<pid>.tmp */
 	int64_t written_at;		/* last stamp written, under write_lock */
@@ -48,6 +53,10 @@ struct pm_snapshot {
 };
 
 static atomic_uint snapshot_serial;
+
+static int format_watch(struct pm_buf *b, const struct pm_config *cfg,
+			int64_t time_ms, const struct pm_feed_fig *feeds,
+			const struct pm_alarm *const *active, size_t n_active);
 
 struct pm_snapshot *pm_snapshot_new(const struct pm_config *cfg)
 {
@@ -88,6 +97,12 @@ struct pm_snapshot *pm_snapshot_new(const struct pm_config *cfg)
 	pthread_mutex_init(&snap->lock, NULL);
 	pthread_mutex_init(&snap->write_lock, NULL);
 	pm_buf_init(&snap->text, PM_SNAPSHOT_MAX);
+	pm_buf_init(&snap->watch_text, PM_SNAPSHOT_MAX);
+	/* the configured feeds, no figures yet */
+	if (format_watch(&snap->watch_text, cfg, 0, NULL, NULL, 0)) {
+		pm_snapshot_free(snap);
+		return NULL;
+	}
 	return snap;
 }
 
@@ -98,6 +113,7 @@ void pm_snapshot_free(struct pm_snapshot *snap)
 	pthread_mutex_destroy(&snap->lock);
 	pthread_mutex_destroy(&snap->write_lock);
 	pm_buf_free(&snap->text);
+	pm_buf_free(&snap->watch_text);
 	free(snap->devices);
 	free(snap->ratio_text);
 	free(snap->tmp_path);
@@ -278,6 +294,213 @@ static int format_device(struct pm_buf *b, const struct pm_snapshot *snap,
 	return r;
 }
 
+/* ---- feeds and alarms (the watch's result) ------------------------------ */
+
+/* A figure, or null before the first tick. */
+static int add_figure(struct pm_buf *b, const void *known, double v)
+{
+	return known ? pm_json_number(b, v) : pm_buf_adds(b, "null");
+}
+
+static int format_feed_phase(struct pm_buf *b, const struct pm_config *cfg,
+			     size_t f, unsigned i,
+			     const struct pm_feed_phase_fig *ph)
+{
+	const struct pm_feed *feed = &cfg->feeds[f];
+	unsigned inputs = 0;
+	int r;
+
+	/* before the first tick: the configured count */
+	if (ph)
+		inputs = ph->inputs;
+	else
+		for (size_t d = 0; d < cfg->n_devices; d++)
+			for (size_t k = 0; k < cfg->devices[d].n_inputs; k++) {
+				const struct pm_input *in =
+					&cfg->devices[d].inputs[k];
+
+				inputs += in->feed == (int)f &&
+					  in->feed_phase == i;
+			}
+	r = pm_buf_printf(b, "\t\t\t\t{\"phase\": \"%s\", \"current\": ",
+			  pm_phase_names[feed->phases[i]]);
+	if (!r)
+		r = add_figure(b, ph, ph ? ph->current : NAN);
+	if (!r)
+		r = pm_buf_adds(b, ", \"power\": ");
+	if (!r)
+		r = add_figure(b, ph, ph ? ph->power : NAN);
+	if (!r)
+		r = pm_buf_adds(b, ", \"load\": ");
+	if (!r)
+		r = add_figure(b, ph, ph ? ph->load : NAN);
+	if (!r)
+		r = pm_buf_adds(b, ", \"redundant_load\": ");
+	if (!r)
+		r = add_figure(b, ph, ph ? ph->redundant_load : NAN);
+	if (!r)
+		r = pm_buf_printf(b, ", \"inputs\": %u, \"missing\": ", inputs);
+	if (!r)
+		r = ph ? pm_buf_printf(b, "%u}", ph->missing)
+		       : pm_buf_adds(b, "null}");
+	return r;
+}
+
+static int format_feed(struct pm_buf *b, const struct pm_config *cfg,
+		       size_t f, int64_t time_ms, const struct pm_feed_fig *fig)
+{
+	const struct pm_feed *feed = &cfg->feeds[f];
+	int r;
+
+	r = pm_buf_adds(b, "\t\t{\"name\": ");
+	if (!r)
+		r = pm_json_string(b, feed->name ? feed->name : "");
+	if (!r)
+		r = pm_buf_adds(b, ", \"capacity\": ");
+	if (!r)
+		r = pm_json_number(b, feed->capacity);
+	if (!r)
+		r = pm_buf_adds(b, ", \"phases_configured\": [");
+	for (unsigned i = 0; !r && i < feed->n_phases && i < PM_PHASES; i++)
+		r = pm_buf_printf(b, "%s\"%s\"", i ? ", " : "",
+				  pm_phase_names[feed->phases[i]]);
+	if (!r)
+		r = pm_buf_adds(b, "],\n\t\t\t\"complete\": ");
+	if (!r)
+		r = fig ? pm_buf_printf(b, "%s, \"missing\": %u",
+					fig->complete ? "true" : "false",
+					fig->missing)
+			: pm_buf_adds(b, "null, \"missing\": null");
+	if (!r)
+		r = pm_buf_adds(b, ", \"current\": ");
+	if (!r)
+		r = add_figure(b, fig, fig ? fig->current : NAN);
+	if (!r)
+		r = pm_buf_adds(b, ", \"power\": ");
+	if (!r)
+		r = add_figure(b, fig, fig ? fig->power : NAN);
+	if (!r)
+		r = pm_buf_adds(b, ", \"imbalance\": ");
+	if (!r)
+		r = add_figure(b, fig, fig ? fig->imbalance : NAN);
+	if (!r)
+		r = pm_buf_adds(b, ", \"neutral\": ");
+	if (!r)
+		r = add_figure(b, fig, fig ? fig->neutral : NAN);
+	if (!r)
+		r = pm_buf_adds(b, ",\n\t\t\t\"redundant_with\": ");
+	if (!r)
+		r = feed->redundant_with ? pm_json_string(b, feed->redundant_with)
+					 : pm_buf_adds(b, "null");
+	if (!r)
+		r = pm_buf_adds(b, ", \"redundant_load\": ");
+	if (!r)
+		r = add_figure(b, fig, fig ? fig->redundant_load : NAN);
+	if (!r)
+		r = pm_buf_adds(b, ", \"time_ms\": ");
+	if (!r)
+		r = add_time(b, fig ? time_ms : 0);
+	if (!r)
+		r = pm_buf_adds(b, ",\n\t\t\t\"phases\": [\n");
+	for (unsigned i = 0; !r && i < feed->n_phases && i < PM_PHASES; i++) {
+		r = format_feed_phase(b, cfg, f, i, fig ? &fig->phase[i] : NULL);
+		if (!r)
+			r = pm_buf_adds(b, i + 1 < feed->n_phases ? ",\n" : "\n");
+	}
+	if (!r)
+		r = pm_buf_adds(b, "\t\t\t]}");
+	return r;
+}
+
+static int format_alarm(struct pm_buf *b, const struct pm_alarm *a)
+{
+	const char *kind = pm_alarm_kind_name(a->kind);
+	int r;
+
+	r = pm_buf_adds(b, "\t\t{\"alarm\": ");
+	if (!r)
+		r = pm_json_string(b, kind ? kind : "unknown");
+	if (!r)
+		r = pm_buf_adds(b, ", \"subject\": ");
+	if (!r)
+		r = pm_json_string(b, a->subject ? a->subject : "");
+	if (!r)
+		r = pm_buf_printf(b, ", \"severity\": \"%s\", \"since\": ",
+				  pm_severity_name(a->level));
+	if (!r)
+		r = add_time(b, a->changed_ms);
+	if (!r)
+		r = pm_buf_adds(b, ", \"value\": ");
+	if (!r)
+		r = pm_json_number(b, a->value);
+	if (!r)
+		r = pm_buf_adds(b, ", \"threshold\": ");
+	if (!r)
+		r = pm_json_number(b, a->threshold);
+	if (!r)
+		r = pm_buf_adds(b, "}");
+	return r;
+}
+
+/* The members after "devices": "feeds" in config order (figures null
+ * while 'feeds' is NULL), "alarms" (active[], worst first) and
+ * "alarms_enabled". Appends to 'b'; on failure 'b' is as it was. */
+static int format_watch(struct pm_buf *b, const struct pm_config *cfg,
+			int64_t time_ms, const struct pm_feed_fig *feeds,
+			const struct pm_alarm *const *active, size_t n_active)
+{
+	size_t start = b->len, shown = 0;
+	int r;
+
+	r = pm_buf_adds(b, cfg->n_feeds ? "\t\"feeds\": [\n" : "\t\"feeds\": [");
+	for (size_t f = 0; !r && f < cfg->n_feeds; f++) {
+		r = format_feed(b, cfg, f, time_ms, feeds ? &feeds[f] : NULL);
+		if (!r)
+			r = pm_buf_adds(b, f + 1 < cfg->n_feeds ? ",\n" : "\n");
+	}
+	if (!r)
+		r = pm_buf_adds(b, cfg->n_feeds ? "\t],\n\t\"alarms\": ["
+				   : "],\n\t\"alarms\": [");
+	for (size_t i = 0; !r && i < n_active; i++) {
+		/* "active": raised, never one at OK */
+		if (!active[i] || active[i]->level == PM_SEVERITY_OK)
+			continue;
+		r = pm_buf_adds(b, shown++ ? ",\n" : "\n");
+		if (!r)
+			r = format_alarm(b, active[i]);
+	}
+	if (!r)
+		r = pm_buf_printf(b, "%s],\n\t\"alarms_enabled\": %s\n",
+				  shown ? "\n\t" : "",
+				  cfg->alarms.enabled ? "true" : "false");
+	if (r)
+		pm_buf_truncate(b, b->len - start);
+	return r;
+}
+
+int pm_snapshot_watch(struct pm_snapshot *snap, int64_t time_ms,
+		      const struct pm_feed_fig *feeds,
+		      const struct pm_alarm *const *active, size_t n_active)
+{
+	struct pm_buf text, old;
+	int r;
+
+	/* formatted outside the lock: the pollers' updates never wait for
+	 * it, nor a write for more than a swap */
+	pm_buf_init(&text, PM_SNAPSHOT_MAX);
+	r = format_watch(&text, snap->cfg, time_ms, feeds, active, n_active);
+	pthread_mutex_lock(&snap->lock);
+	old = snap->watch_text;
+	if (!r) {
+		snap->watch_text = text;
+		text = old;
+	}
+	snap->watch_error = r;
+	pthread_mutex_unlock(&snap->lock);
+	pm_buf_free(&text);
+	return r;
+}
+
 int pm_snapshot_format(struct pm_snapshot *snap, int64_t now_ms, pid_t pid,
 		       struct pm_buf *out)
 {
@@ -304,9 +527,15 @@ int pm_snapshot_format(struct pm_snapshot *snap, int64_t now_ms, pid_t pid,
 		if (!r)
 			r = pm_buf_adds(out, i + 1 < cfg->n_devices ? ",\n" : "\n");
 	}
+	if (!r)
+		r = snap->watch_error;
+	if (!r)
+		r = pm_buf_adds(out, "\t],\n");
+	if (!r)
+		r = pm_buf_add(out, snap->watch_text.data, snap->watch_text.len);
 	pthread_mutex_unlock(&snap->lock);
 	if (!r)
-		r = pm_buf_adds(out, "\t]\n}\n");
+		r = pm_buf_adds(out, "}\n");
 	if (r)
 		pm_buf_truncate(out, out->len - start);
 	return r;
@@ -820,6 +1049,171 @@ out:
 	return err;
 }
 
+/* An optional integer: absent or null is 'dflt'. */
+static bool optional_uint(struct json_object *o, const char *key,
+			  unsigned dflt, unsigned *out)
+{
+	struct json_object *v;
+	int64_t n;
+
+	*out = dflt;
+	if (!json_object_object_get_ex(o, key, &v) || !v)
+		return true;
+	if (!member_int64(o, key, &n) || n < 0 || n > UINT32_MAX)
+		return false;
+	*out = (unsigned)n;
+	return true;
+}
+
+/* Is feed object 'jf' the configured feed 'feed'? */
+static bool feed_matches(struct json_object *jf, const struct pm_feed *feed)
+{
+	struct json_object *phases, *with;
+	double capacity;
+
+	if (!json_object_is_type(jf, json_type_object) ||
+	    !member_string_is(jf, "name", feed->name) ||
+	    !member_number(jf, "capacity", &capacity) ||
+	    capacity != feed->capacity)
+		return false;
+	phases = member(jf, "phases_configured", json_type_array);
+	if (!phases || json_object_array_length(phases) != feed->n_phases)
+		return false;
+	for (unsigned i = 0; i < feed->n_phases && i < PM_PHASES; i++) {
+		struct json_object *p = json_object_array_get_idx(phases, i);
+
+		if (!json_object_is_type(p, json_type_string) ||
+		    strcmp(json_object_get_string(p),
+			   pm_phase_names[feed->phases[i]]))
+			return false;
+	}
+	if (!json_object_object_get_ex(jf, "redundant_with", &with))
+		return false;
+	if (!feed->redundant_with)
+		return with == NULL;
+	return member_string_is(jf, "redundant_with", feed->redundant_with);
+}
+
+/* Fills 'out' from feed object 'jf' (already checked by feed_matches):
+ * figures when it has a time, else unknown. */
+static int feed_parse(struct json_object *jf, const struct pm_feed *feed,
+		      struct pm_snapshot_feed *out)
+{
+	struct json_object *phases = member(jf, "phases", json_type_array);
+	struct json_object *complete;
+
+	memset(out, 0, sizeof(*out));
+	out->n_phases = feed->n_phases;
+	if (!phases || json_object_array_length(phases) != feed->n_phases ||
+	    !member_time(jf, "time_ms", &out->time_ms) ||
+	    !optional_number(jf, "current", &out->current) ||
+	    !optional_number(jf, "power", &out->power) ||
+	    !optional_number(jf, "imbalance", &out->imbalance) ||
+	    !optional_number(jf, "neutral", &out->neutral) ||
+	    !optional_number(jf, "redundant_load", &out->redundant_load) ||
+	    !optional_uint(jf, "missing", 0, &out->missing))
+		return -PM_EFRAME;
+	out->known = out->time_ms > 0;
+	complete = member(jf, "complete", json_type_boolean);
+	out->complete = out->known && complete &&
+			json_object_get_boolean(complete);
+	for (unsigned i = 0; i < feed->n_phases && i < PM_PHASES; i++) {
+		struct json_object *jp = json_object_array_get_idx(phases, i);
+		struct pm_snapshot_feed_phase *ph = &out->phase[i];
+
+		ph->phase = feed->phases[i];
+		if (!json_object_is_type(jp, json_type_object) ||
+		    !member_string_is(jp, "phase", pm_phase_names[ph->phase]) ||
+		    !optional_number(jp, "current", &ph->current) ||
+		    !optional_number(jp, "power", &ph->power) ||
+		    !optional_number(jp, "load", &ph->load) ||
+		    !optional_number(jp, "redundant_load", &ph->redundant_load) ||
+		    !optional_uint(jp, "inputs", 0, &ph->inputs) ||
+		    !optional_uint(jp, "missing", 0, &ph->missing))
+			return -PM_EFRAME;
+	}
+	return 0;
+}
+
+static int alarm_parse(struct json_object *ja, struct pm_snapshot_alarm *out)
+{
+	struct json_object *kind = member(ja, "alarm", json_type_string);
+	struct json_object *subject = member(ja, "subject", json_type_string);
+	struct json_object *severity = member(ja, "severity", json_type_string);
+	const char *sev;
+
+	memset(out, 0, sizeof(*out));
+	if (!kind || !subject || !severity ||
+	    !member_time(ja, "since", &out->since_ms) ||
+	    !optional_number(ja, "value", &out->value) ||
+	    !optional_number(ja, "threshold", &out->threshold))
+		return -PM_EFRAME;
+	sev = json_object_get_string(severity);
+	if (!strcmp(sev, "warning"))
+		out->severity = PM_SEVERITY_WARNING;
+	else if (!strcmp(sev, "critical"))
+		out->severity = PM_SEVERITY_CRITICAL;
+	else
+		return -PM_EFRAME;
+	/* a kind of a later daemon is kept by its name */
+	out->kind = pm_alarm_kind_find(json_object_get_string(kind));
+	(void)snprintf(out->alarm, sizeof(out->alarm), "%s",
+		       json_object_get_string(kind));
+	out->subject = strdup(json_object_get_string(subject));
+	return out->subject ? 0 : -ENOMEM;
+}
+
+/* "feeds", "alarms" and "alarms_enabled" into 'info'; all three absent:
+ * a daemon from before them. */
+static int watch_parse(const struct pm_config *cfg, struct json_object *root,
+		       struct pm_snapshot_info *info)
+{
+	struct json_object *feeds, *alarms, *enabled;
+	int r = 0;
+
+	feeds = member(root, "feeds", json_type_array);
+	alarms = member(root, "alarms", json_type_array);
+	enabled = member(root, "alarms_enabled", json_type_boolean);
+	if (!feeds && !alarms && !enabled &&
+	    !json_object_object_get_ex(root, "feeds", NULL) &&
+	    !json_object_object_get_ex(root, "alarms", NULL))
+		return 0;
+	if (!feeds || !alarms || !enabled)
+		return -PM_EFRAME;
+	info->has_watch = true;
+	info->alarms_enabled = json_object_get_boolean(enabled);
+	info->feeds_match = json_object_array_length(feeds) == cfg->n_feeds;
+	for (size_t f = 0; f < cfg->n_feeds && info->feeds_match; f++)
+		info->feeds_match = feed_matches(
+			json_object_array_get_idx(feeds, f), &cfg->feeds[f]);
+	if (info->feeds_match && cfg->n_feeds) {
+		info->feeds = calloc(cfg->n_feeds, sizeof(*info->feeds));
+		if (!info->feeds)
+			return -ENOMEM;
+		info->n_feeds = cfg->n_feeds;
+		for (size_t f = 0; f < cfg->n_feeds && !r; f++)
+			r = feed_parse(json_object_array_get_idx(feeds, f),
+				       &cfg->feeds[f], &info->feeds[f]);
+		if (r)
+			return r;
+	}
+	if (json_object_array_length(alarms) == 0)
+		return 0;
+	info->alarms = calloc(json_object_array_length(alarms),
+			      sizeof(*info->alarms));
+	if (!info->alarms)
+		return -ENOMEM;
+	for (size_t i = 0; i < json_object_array_length(alarms) && !r; i++) {
+		struct json_object *ja = json_object_array_get_idx(alarms, i);
+
+		r = json_object_is_type(ja, json_type_object)
+			? alarm_parse(ja, &info->alarms[i]) : -PM_EFRAME;
+		if (!r)
+			info->n_alarms++;
+	}
+	return r;
+}
+
 int pm_snapshot_info_load(const struct pm_config *cfg,
 			  struct pm_snapshot_info *info)
 {
@@ -848,12 +1242,14 @@ int pm_snapshot_info_load(const struct pm_config *cfg,
 		err = device_parse(json_object_array_get_idx(devices, i),
 				   &tmp.devices[i]);
 	}
+	if (!err)
+		err = watch_parse(cfg, root, &tmp);
 	if (err)
 		goto out;
 	*info = tmp;
-	tmp.devices = NULL;
+	memset(&tmp, 0, sizeof(tmp));
 out:
-	free(tmp.devices);
+	pm_snapshot_info_free(&tmp);
 	json_object_put(root);
 	return err;
 }
@@ -863,4 +1259,23 @@ void pm_snapshot_info_free(struct pm_snapshot_info *info)
 	free(info->devices);
 	info->devices = NULL;
 	info->n_devices = 0;
+	free(info->feeds);
+	info->feeds = NULL;
+	info->n_feeds = 0;
+	for (size_t i = 0; i < info->n_alarms; i++)
+		free(info->alarms[i].subject);
+	free(info->alarms);
+	info->alarms = NULL;
+	info->n_alarms = 0;
+}
+
+const struct pm_snapshot_alarm *
+pm_snapshot_alarm_find(const struct pm_snapshot_info *info,
+		       enum pm_alarm_kind kind, const char *subject)
+{
+	for (size_t i = 0; i < info->n_alarms; i++)
+		if (info->alarms[i].kind == (int)kind &&
+		    !strcmp(info->alarms[i].subject, subject))
+			return &info->alarms[i];
+	return NULL;
 }

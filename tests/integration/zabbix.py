@@ -1,11 +1,16 @@
-"""powermeter json / zabbix discovery / zabbix status / zabbix circuits next
-to a running powermeterd, and Debian's real zabbix_agent2 running the
-UserParameter file: values from the daemon's snapshot equal the seed's array
-value by value, in well under 100 ms, without a single request on the bus; a
-stale snapshot gives an error, never old values; without a daemon the bus is
-read (json) or nothing is printed (circuits, which never reads the bus).
+"""powermeter json / zabbix discovery / zabbix feeds / zabbix status /
+zabbix circuits next to a running powermeterd, and Debian's real
+zabbix_agent2 running the UserParameter file: values from the daemon's
+snapshot equal the seed's array value by value, in well under 100 ms,
+without a single request on the bus; a stale snapshot gives an error, never
+old values; without a daemon the bus is read (json) or nothing is printed
+(circuits, which never reads the bus). The feeds are discovered per phase,
+the templates' feed items pick the daemon's figures, and their alarm items
+and triggers follow the alarms the real daemon raises and clears as the
+simulator's currents change.
 """
 import json
+import math
 import os
 import re
 import signal
@@ -15,7 +20,7 @@ import time
 import unittest
 
 import common
-from daemonlib import Daemon, daemon_config, input_name, INPUTS, RATIO
+from daemonlib import Daemon, daemon_config, input_name, rewrite_config, INPUTS, RATIO
 from sim import Sim
 import templates
 
@@ -55,6 +60,17 @@ class ZabbixBase(unittest.TestCase):
         self.sim = Sim.single(self, n_modules=n_modules)
         make = templates.power_config if power else daemon_config
         self.cfg = make(self, self.sim, interval=INTERVAL, **kw)
+        with open(self.cfg) as f:
+            self.snapshot = json.load(f)["snapshot"]
+        self.daemon = Daemon(self, self.cfg).start()
+        self.wait_fresh()
+
+    def start_feeds(self):
+        """Two modules on the feeds of feed_config(), FEED_RAWS set."""
+        self.sim = Sim.single(self, n_modules=2)
+        for (addr, letter), raw in FEED_RAWS.items():
+            self.sim.set(0, addr, letter, raw)
+        self.cfg = feed_config(self, self.sim)
         with open(self.cfg) as f:
             self.snapshot = json.load(f)["snapshot"]
         self.daemon = Daemon(self, self.cfg).start()
@@ -292,13 +308,27 @@ class Discovery(unittest.TestCase):
             self.assertNotIn("{#TAG.PHASE}", row)
         self.assertEqual(bus_requests(sim), [])
 
+    def test_feeds(self):
+        """One LLD row per phase of every feed, from the config alone."""
+        sim = Sim.single(self, n_modules=2)
+        cfg = feed_config(self, sim)
+        p = common.run([common.POWERMETER, "zabbix", "feeds", "-c", cfg])
+        self.assertEqual((p.returncode, p.stderr), (0, ""))
+        self.assertEqual(json.loads(p.stdout), FEED_ROWS)
+        self.assertEqual(bus_requests(sim), [])
+        # no feeds: an empty array
+        plain = daemon_config(self, sim)
+        p = common.run([common.POWERMETER, "zabbix", "feeds", "-c", plain])
+        self.assertEqual((p.returncode, p.stdout), (0, "[]\n"))
+
     def test_usage_errors(self):
         for args in (["zabbix"], ["zabbix", "nonsense"], ["zabbix", "discovery", "extra"],
-                     ["zabbix", "circuits", "extra"], ["json", "a", "b"]):
+                     ["zabbix", "feeds", "extra"], ["zabbix", "circuits", "extra"],
+                     ["json", "a", "b"]):
             p = common.run([common.POWERMETER] + args)
             self.assertEqual(p.returncode, 2, args)
             self.assertEqual(p.stdout, "")
-        for what in ("discovery", "circuits"):
+        for what in ("discovery", "feeds", "circuits"):
             p = common.run([common.POWERMETER, "zabbix", what, "-c", "/nonexistent.json"])
             self.assertEqual(p.returncode, 78)
 
@@ -426,6 +456,269 @@ class Circuits(ZabbixBase):
         self.assertEqual(len(bus_requests(self.sim)), n, "circuits touched the bus")
 
 
+# ---- feeds and the daemon's alarms ---------------------------------------------
+# UPS A (32 A): module 1's a, b, c on L1, L2, L3 (a with a 16 A breaker);
+# UPS B (40 A, L1 and L2): module 2's a and b, lowered to 8 and 9 A so that
+# the pair stays under its thresholds until a test raises a current. Every
+# rule that matters here raises at once (hold 0).
+
+FEEDS = [{"name": "UPS A", "capacity": 32, "redundant_with": "UPS B"},
+         {"name": "UPS B", "capacity": 40, "redundant_with": "UPS A", "phases": ["L1", "L2"]}]
+FEED_CIRCUITS = {(1, "a"): {"feed": "UPS A", "phase": "L1", "breaker": 16},
+                 (1, "b"): {"feed": "UPS A", "phase": "L2"},
+                 (1, "c"): {"feed": "UPS A", "phase": "L3"},
+                 (2, "a"): {"feed": "UPS B", "phase": "L1"},
+                 (2, "b"): {"feed": "UPS B", "phase": "L2"}}
+FEED_RAWS = {(2, "a"): 800, (2, "b"): 900}
+FEED_ALARMS = {"circuit_load": {"hold": 0}, "feed_load": {"hold": 0},
+               "redundancy": {"hold": 0}, "module_offline": {"hold": 1},
+               "imbalance": {"hold": 3600}}
+FEED_ROWS = [{"{#FEED}": "UPS A", "{#PHASE}": p, "{#CAPACITY}": 32.0, "{#PARTNER}": "UPS B"}
+             for p in ("L1", "L2", "L3")] + \
+            [{"{#FEED}": "UPS B", "{#PHASE}": p, "{#CAPACITY}": 40.0, "{#PARTNER}": "UPS A"}
+             for p in ("L1", "L2")]
+
+
+def feed_config(testcase, sim, interval=INTERVAL):
+    path = daemon_config(testcase, sim, interval=interval,
+                         extra={"feeds": FEEDS, "alarms": FEED_ALARMS})
+
+    def change(cfg):
+        for dev in cfg["devices"]:
+            for inp in dev["inputs"]:
+                inp.update(FEED_CIRCUITS.get((dev["address"], inp["input"]), {}))
+    rewrite_config(path, change)
+    return path
+
+
+def feed_amps(raws):
+    """{(feed, phase): amperes} as the daemon sums them."""
+    out = {}
+    for (addr, letter), c in sorted(FEED_CIRCUITS.items()):
+        raw = raws.get((addr, letter), Sim.default_raw(addr, ord(letter) - 97))
+        key = (c["feed"], c["phase"])
+        out[key] = out.get(key, 0.0) + raw * RATIO
+    return out
+
+
+def rule_of(t, key):
+    return [r for r in t["discovery_rules"] if r["key"] == key][0]
+
+
+def item_value(proto, row, value):
+    """What Zabbix stores for prototype 'proto' with the LLD macros of
+    'row' from master value 'value' (None: discarded)."""
+    steps = [dict(st, parameters=[templates.substitute(x, row) for x in st["parameters"]])
+             for st in proto["preprocessing"]]
+    return templates.preprocess(steps, value)
+
+
+def lld_rows(rule, master_value):
+    """The LLD rows of a rule with preprocessing and lld_macro_paths (as
+    the modules and feeds rules have), macros as Zabbix makes them."""
+    rows = json.loads(templates.jsonpath(rule["preprocessing"][0]["parameters"][0],
+                                         master_value))
+    return [{m["lld_macro"]: templates.jsonpath(m["path"], r)
+             for m in rule["lld_macro_paths"]} for r in rows]
+
+
+TRIGGER = re.compile(r"last\(/[^/]+/(.+)\)=(\d+)\Z")
+
+
+def triggers_firing(rule, rows, values):
+    """Names of the rule's severity triggers (last(/T/key)=N) that fire,
+    with 'values' {item key: stored value} and the LLD rows."""
+    out = []
+    for tp in rule["trigger_prototypes"]:
+        m = TRIGGER.match(tp["expression"])
+        if not m:
+            continue
+        for row in rows:
+            key = templates.substitute(m.group(1), row)
+            if key in values and values[key] is not None and \
+                    int(values[key]) == int(m.group(2)):
+                out.append(templates.substitute(tp["name"], row))
+    return sorted(out)
+
+
+def alarm_values(t, status_text, disc_text, feeds_text):
+    """Every alarm severity item of template 't' on the status text:
+    {key with macros substituted: stored value}, with the LLD rows of the
+    inputs, modules, feed phases and feeds rules; and the rows by rule."""
+    rows = {"powermeter.inputs": json.loads(disc_text),
+            "powermeter.feed.phases": json.loads(feeds_text)}
+    for key in ("powermeter.modules", "powermeter.feed.totals"):
+        rows[key] = lld_rows(rule_of(t, key), status_text)
+    values = {}
+    for key, rws in rows.items():
+        for proto in rule_of(t, key)["item_prototypes"]:
+            if not proto["key"].startswith("powermeter.alarm."):
+                continue
+            for row in rws:
+                values[templates.substitute(proto["key"], row)] = \
+                    item_value(proto, row, status_text)
+    for it in t["items"]:
+        if it.get("valuemap", {}).get("name") == "powermeterd alarm severity":
+            values[it["key"]] = templates.preprocess(it["preprocessing"], status_text)
+    return values, rows
+
+
+class FeedsAndAlarms(ZabbixBase):
+    """The template's feed items and alarm triggers on what powermeter
+    prints next to the real daemon."""
+
+    def outputs(self):
+        status = self.pm("zabbix", "status", "-c", self.cfg)
+        self.assertEqual((status.returncode, status.stderr), (0, ""))
+        disc = self.pm("zabbix", "discovery", "-c", self.cfg)
+        feeds = self.pm("zabbix", "feeds", "-c", self.cfg)
+        return status.stdout, disc.stdout, feeds.stdout
+
+    def wait_severity(self, section, match, alarm, level):
+        """Until powermeter zabbix status gives 'level' for 'alarm' of the
+        row of 'section' whose fields include 'match'."""
+        def reached():
+            st = self.status()
+            for row in st[section]:
+                if all(row.get(k) == v for k, v in match.items()):
+                    return st if row["severity"][alarm] == level else None
+            raise AssertionError("no %s row %r in %r" % (section, match, st[section]))
+        return common.wait_for(reached, 15, what="%s %r %s at %d" % (section, match, alarm,
+                                                                   level))
+
+    def test_feed_items_pick_the_daemon_figures(self):
+        """Per phase: load, current, power, redundant load, circuits without
+        a reading; per feed: imbalance and neutral, as hand-computed."""
+        self.start_feeds()
+        status, _, feeds = self.outputs()
+        self.assertEqual(json.loads(feeds), FEED_ROWS)
+        amps = feed_amps(FEED_RAWS)
+        cap = {"UPS A": 32.0, "UPS B": 40.0}
+        for version in templates.FILES:
+            t = templates.load(version)["zabbix_export"]["templates"][0]
+            rule = rule_of(t, "powermeter.feed.phases")
+            self.assertEqual(rule["master_item"]["key"], "powermeter.feeds")
+            protos = {p["key"].split("[")[0]: p for p in rule["item_prototypes"]}
+            for row in FEED_ROWS:
+                feed, phase = row["{#FEED}"], row["{#PHASE}"]
+                cur = amps[(feed, phase)]
+                other = amps.get(("UPS B" if feed == "UPS A" else "UPS A", phase))
+                want = {"load": cur / cap[feed] * 100, "current": cur, "power": cur * 230,
+                        "redundant_load": (cur + other) / 32 * 100 if other is not None
+                        else None,
+                        "missing": 0}
+                for what, w in want.items():
+                    got = item_value(protos["powermeter.feed." + what], row, status)
+                    if w is None:
+                        self.assertIsNone(got, (feed, phase, what))
+                    else:
+                        self.assertAlmostEqual(float(got), w, places=6,
+                                               msg=(version, feed, phase, what))
+            frule = rule_of(t, "powermeter.feed.totals")
+            frows = lld_rows(frule, status)
+            self.assertEqual(frows, [{"{#CAPACITY}": "32.0", "{#FEED}": "UPS A",
+                                      "{#PARTNER}": "UPS B"},
+                                     {"{#CAPACITY}": "40.0", "{#FEED}": "UPS B",
+                                      "{#PARTNER}": "UPS A"}])
+            fprotos = {p["key"].split("[")[0]: p for p in frule["item_prototypes"]}
+            a = [amps[("UPS A", p)] for p in ("L1", "L2", "L3")]
+            mean = sum(a) / 3
+            imbalance = max(abs(x - mean) for x in a) / mean * 100
+            neutral = math.sqrt(sum(x * x for x in a) - a[0] * a[1] - a[1] * a[2] - a[2] * a[0])
+            for key, w in (("powermeter.feed.imbalance", imbalance),
+                           ("powermeter.feed.neutral", neutral),
+                           ("powermeter.feed.current.total", sum(a))):
+                self.assertAlmostEqual(float(item_value(fprotos[key], frows[0], status)),
+                                       w, places=6, msg=key)
+        self.assert_only_daemon_asked()
+
+    def test_alarm_items_follow_the_daemon(self):
+        """Nothing raised: every alarm item 0 and no trigger fires. A
+        circuit over its breaker, UPS B's L1 over 80 % and the pair over
+        100 %: the daemon raises circuit_load critical, feed_load warning
+        and redundancy critical, and exactly their triggers fire; back to
+        normal, all 0 again. Without a fresh snapshot nothing is stored."""
+        self.start_feeds()
+        for version in templates.FILES:
+            t = templates.load(version)["zabbix_export"]["templates"][0]
+            values, rows = alarm_values(t, *self.outputs())
+            # 4 circuits x 2 modules x 2, 2 modules x 2, 5 phases x 2, 2 feeds, spool, worst
+            self.assertEqual(len(values), 16 + 4 + 10 + 2 + 2, sorted(values))
+            self.assertEqual({k: v for k, v in values.items() if v != "0"}, {})
+
+        self.sim.set(0, 1, "a", 1700)       # 17 A of 16 A: 106 %
+        self.sim.set(0, 2, "a", 3400)       # UPS B L1 34 A of 40 A: 85 %; with A 138 %
+        self.wait_severity("circuits", {"key": "1.a"}, "circuit_load", 2)
+        self.wait_severity("feed_phases", {"feed": "UPS B", "phase": "L1"}, "feed_load", 1)
+        st = self.wait_severity("feed_phases", {"feed": "UPS A", "phase": "L1"},
+                                "redundancy", 2)
+        self.assertEqual(st["alarms"]["worst"], 2)
+        self.assertEqual(sorted((a["alarm"], a["subject"], a["severity"])
+                                for a in st["alarms"]["active"]),
+                         [("circuit_load", input_name(1, "a"), 2),
+                          ("feed_load", "UPS B L1", 1),
+                          ("redundancy", "UPS A+UPS B L1", 2)])
+        for version in templates.FILES:
+            t = templates.load(version)["zabbix_export"]["templates"][0]
+            values, rows = alarm_values(t, *self.outputs())
+            raised = {k: v for k, v in values.items() if v != "0"}
+            self.assertEqual(raised, {
+                "powermeter.alarm.circuit_load[1.a]": "2",
+                'powermeter.alarm.feed_load["UPS B",L1]': "1",
+                'powermeter.alarm.redundancy["UPS A",L1]': "2",
+                'powermeter.alarm.redundancy["UPS B",L1]': "2",
+                "powermeter.alarms.worst": "2"}, version)
+            firing = []
+            for key, rws in rows.items():
+                firing += triggers_firing(rule_of(t, key), rws, values)
+            self.assertEqual(sorted(firing), sorted([
+                "Circuit 1.a (%s): overloaded (powermeterd: critical)" % input_name(1, "a"),
+                "Feed UPS B L1: load near its capacity (powermeterd: warning)",
+                "Feed UPS A L1: redundancy with UPS B lost (powermeterd: critical)",
+                "Feed UPS B L1: redundancy with UPS A lost (powermeterd: critical)"]))
+
+        self.sim.set(0, 1, "a", Sim.default_raw(1, 0))
+        self.sim.set(0, 2, "a", FEED_RAWS[(2, "a")])
+        self.wait_severity("circuits", {"key": "1.a"}, "circuit_load", 0)
+        self.wait_severity("feed_phases", {"feed": "UPS A", "phase": "L1"}, "redundancy", 0)
+        st = self.wait_severity("feed_phases", {"feed": "UPS B", "phase": "L1"},
+                                "feed_load", 0)
+        self.assertEqual(st["alarms"]["active"], [])
+        t = templates.load("7.0")["zabbix_export"]["templates"][0]
+        values, _ = alarm_values(t, *self.outputs())
+        self.assertEqual({k: v for k, v in values.items() if v != "0"}, {})
+
+        # a stuck daemon: every alarm item discarded, not cleared
+        self.daemon.proc.send_signal(signal.SIGSTOP)
+        self.addCleanup(lambda: self.daemon.running() and
+                        self.daemon.proc.send_signal(signal.SIGCONT))
+        time.sleep(3 * INTERVAL + 0.3)
+        values, _ = alarm_values(t, *self.outputs())
+        self.assertEqual({k: v for k, v in values.items() if v is not None}, {})
+        self.daemon.proc.send_signal(signal.SIGCONT)
+
+    def test_module_offline_item(self):
+        """A module that stops answering: its module_offline item becomes
+        2 once the daemon has raised it, its feeds' phases lack readings."""
+        self.start_feeds()
+        self.sim.fault(0, 2, "noanswer")
+        st = self.wait_severity("devices", {"device_id": 2}, "module_offline", 2)
+        self.assertEqual([d["severity"]["module_offline"] for d in st["devices"]], [0, 2])
+        phases = {(r["feed"], r["phase"]): r for r in st["feed_phases"]}
+        self.assertEqual(phases[("UPS B", "L1")]["missing"], 1)
+        self.assertEqual(phases[("UPS A", "L1")]["missing"], 0)
+        feeds = {r["feed"]: r for r in st["feeds"]}
+        self.assertEqual((feeds["UPS B"]["complete"], feeds["UPS B"]["missing"]), (0, 2))
+        t = templates.load("6.0")["zabbix_export"]["templates"][0]
+        values, rows = alarm_values(t, *self.outputs())
+        self.assertEqual(values["powermeter.alarm.module_offline[2]"], "2")
+        self.assertEqual(values["powermeter.alarm.module_offline[1]"], "0")
+        firing = triggers_firing(rule_of(t, "powermeter.modules"),
+                                 rows["powermeter.modules"], values)
+        self.assertEqual(firing, ["Module 2 on %s address 2: offline alarm (powermeterd: "
+                                  "critical)" % self.sim.path()])
+
+
 AGENT_CONF = """# zabbix_agent2 for the test: no server, everything in a tmpdir
 LogType=file
 LogFile=%(d)s/agent.log
@@ -453,7 +746,8 @@ class Agent(ZabbixBase):
         rx = re.compile(r"(/\S+)/powermeter (json|zabbix \w+)")
         found = rx.findall(text)
         self.assertEqual([c for _, c in found],
-                         ["json", "zabbix discovery", "zabbix status", "zabbix circuits"])
+                         ["json", "zabbix discovery", "zabbix feeds", "zabbix status",
+                          "zabbix circuits"])
         for bindir, _ in found:
             self.assertTrue(bindir.endswith("/bin"), bindir)
         text = rx.sub(lambda m: "%s %s -c %s" % (common.POWERMETER, m.group(2), self.cfg), text)
@@ -556,6 +850,32 @@ class Agent(ZabbixBase):
         circuits = json.loads(self.agent_get(conf, "powermeter.circuits"))["circuits"]
         self.assertEqual([c["current"] is None for c in circuits],
                          [v["device_id"] == 1 for v in expected_array(self.sim)])
+
+    def test_agent_feeds_and_alarms(self):
+        """powermeter.feeds and powermeter.status through the agent: the
+        feed phases discovered, and the template's alarm item of a circuit
+        following the daemon as it raises and clears its alarm."""
+        self.start_feeds()
+        conf = self.agent_setup()
+        self.assertEqual(json.loads(self.agent_get(conf, "powermeter.feeds")), FEED_ROWS)
+        t = templates.load("7.0")["zabbix_export"]["templates"][0]
+        proto = [p for p in rule_of(t, "powermeter.inputs")["item_prototypes"]
+                 if p["key"] == "powermeter.alarm.circuit_load[{#KEY}]"][0]
+        fl = [p for p in rule_of(t, "powermeter.feed.phases")["item_prototypes"]
+              if p["key"].startswith("powermeter.feed.load[")][0]
+        row = {"{#KEY}": "1.a"}
+
+        def severity():
+            return item_value(proto, row, self.agent_get(conf, "powermeter.status"))
+        self.assertEqual(severity(), "0")
+        load = item_value(fl, FEED_ROWS[0], self.agent_get(conf, "powermeter.status"))
+        self.assertAlmostEqual(float(load), feed_amps(FEED_RAWS)[("UPS A", "L1")] / 32 * 100,
+                               places=6)
+        self.sim.set(0, 1, "a", 1700)
+        common.wait_for(lambda: severity() == "2", 30, what="circuit_load 2 via the agent")
+        self.sim.set(0, 1, "a", 1000)
+        common.wait_for(lambda: severity() == "0", 30, what="circuit_load 0 via the agent")
+        self.assert_only_daemon_asked()
 
 
 if __name__ == "__main__":

@@ -248,7 +248,7 @@ static void pollers_missing_port(void **unused)
 	int64_t t0;
 
 	(void)unused;
-	assert_int_equal(pm_pollers_start(&p, &cfg, &set, NULL), 0);
+	assert_int_equal(pm_pollers_start(&p, &cfg, &set, NULL, NULL), 0);
 	for (int i = 0; i < 500 && ticks < 10; i++) {
 		usleep(10000);
 		pthread_mutex_lock(&rec.lock);
@@ -313,7 +313,7 @@ static void tick_done_once_per_tick_of_all_ports(void **unused)
 		assert_int_equal(ptsname_r(masters[i], names[i], sizeof(names[i])), 0);
 		devs[i].port = names[i];
 	}
-	assert_int_equal(pm_pollers_start(&p, &cfg, &set, NULL), 0);
+	assert_int_equal(pm_pollers_start(&p, &cfg, &set, NULL, NULL), 0);
 	for (int i = 0; i < 500; i++) {
 		usleep(20000);
 		pm_pollers_health(p, pm_mono_ns(), &h);
@@ -385,7 +385,7 @@ static void health_notices_a_stuck_poller(void **unused)
 	struct pm_pollers_health h;
 
 	(void)unused;
-	assert_int_equal(pm_pollers_start(&p, &cfg, &set, NULL), 0);
+	assert_int_equal(pm_pollers_start(&p, &cfg, &set, NULL, NULL), 0);
 	/* limit: 2 intervals + 2 x timeout + 5 s */
 	pm_pollers_health(p, pm_mono_ns(), &h);
 	assert_true(h.all_recent);

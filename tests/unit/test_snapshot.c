@@ -1,7 +1,8 @@
 /* test_snapshot.c — the daemon's snapshot file: what is written reads back
  * to the same doubles a bus read gives, it is replaced atomically, stale or
- * foreign snapshots are refused, down devices become failures, and the sink
- * writes and removes the file. */
+ * foreign snapshots are refused, down devices become failures, the feeds'
+ * figures and the active alarms read back as written, and the sink writes
+ * and removes the file. */
 #include <errno.h>
 #include <math.h>
 #include <pthread.h>
@@ -19,6 +20,7 @@
 
 #include "reader_fixture.h"
 #include "daemon/sink.h"
+#include "daemon/watch.h"
 #include "meter/readings.h"
 #include "meter/snapshot.h"
 #include "util/timeutil.h"
@@ -622,6 +624,510 @@ static void test_sink(void **state)
 	e->cfg.snapshot = e->path;
 }
 
+/* ---- feeds and alarms --------------------------------------------------- */
+
+/* Two feeds of a 2N pair on build_config()'s devices: "UPS A" (32 A, L1-L3)
+ * takes device 1's inputs a-f (a, d: L1; b, e: L2; c, f: L3), "UPS B"
+ * (40 A, L1 and L2) device 7's a (L1) and c (L2). */
+static void add_feeds(struct pm_config *cfg)
+{
+	static const unsigned a_phase[6] = { 0, 1, 2, 0, 1, 2 };
+
+	cfg->feeds = calloc(2, sizeof(*cfg->feeds));
+	assert_non_null(cfg->feeds);
+	cfg->n_feeds = 2;
+	cfg->feeds[0] = (struct pm_feed){
+		.name = strdup("UPS A"), .capacity = 32, .voltage = NAN,
+		.n_phases = 3, .phases = { 0, 1, 2 },
+		.redundant_with = strdup("UPS B"), .partner = 1, .n_inputs = 6,
+	};
+	cfg->feeds[1] = (struct pm_feed){
+		.name = strdup("UPS B"), .capacity = 40, .voltage = NAN,
+		.n_phases = 2, .phases = { 0, 1 },
+		.redundant_with = strdup("UPS A"), .partner = 0, .n_inputs = 2,
+	};
+	for (size_t d = 0; d < cfg->n_devices; d++)
+		for (size_t k = 0; k < cfg->devices[d].n_inputs; k++)
+			cfg->devices[d].inputs[k].feed = -1;
+	for (size_t k = 0; k < 6; k++) {
+		cfg->devices[0].inputs[k].feed = 0;
+		cfg->devices[0].inputs[k].feed_phase = a_phase[k];
+	}
+	cfg->devices[1].inputs[0].feed = 1;
+	cfg->devices[1].inputs[0].feed_phase = 0;
+	cfg->devices[1].inputs[1].feed = 1;
+	cfg->devices[1].inputs[1].feed_phase = 1;
+	cfg->alarms.enabled = true;
+}
+
+static void free_feeds(struct pm_config *cfg)
+{
+	for (size_t f = 0; f < cfg->n_feeds; f++) {
+		free(cfg->feeds[f].name);
+		free(cfg->feeds[f].redundant_with);
+	}
+	free(cfg->feeds);
+	cfg->feeds = NULL;
+	cfg->n_feeds = 0;
+}
+
+static int setup_feeds(void **state)
+{
+	int r = setup(state);
+
+	if (!r)
+		add_feeds(&((struct env *)*state)->cfg);
+	return r;
+}
+
+static int teardown_feeds(void **state)
+{
+	free_feeds(&((struct env *)*state)->cfg);
+	return teardown(state);
+}
+
+/* Figures of a tick: UPS A complete, UPS B missing one circuit on L2. */
+static void feed_figures(struct pm_feed_fig figs[2])
+{
+	memset(figs, 0, 2 * sizeof(*figs));
+	figs[0].phase[0] = (struct pm_feed_phase_fig){
+		.current = 14.0, .power = 3220.0, .load = 43.75,
+		.redundant_load = 87.5, .inputs = 2, .missing = 0 };
+	figs[0].phase[1] = (struct pm_feed_phase_fig){
+		.current = 10.2, .power = 2346.0, .load = 31.875,
+		.redundant_load = 60.0, .inputs = 2, .missing = 0 };
+	figs[0].phase[2] = (struct pm_feed_phase_fig){
+		.current = 17.0, .power = 3910.0, .load = 53.125,
+		.redundant_load = NAN, .inputs = 2, .missing = 0 };
+	figs[0].current = 41.2;
+	figs[0].power = 9476.0;
+	figs[0].imbalance = 12.5;
+	figs[0].neutral = 5.1;
+	figs[0].redundant_load = 87.5;
+	figs[0].complete = true;
+	figs[1].phase[0] = (struct pm_feed_phase_fig){
+		.current = 14.0, .power = 3220.0, .load = 35.0,
+		.redundant_load = 87.5, .inputs = 1, .missing = 0 };
+	figs[1].phase[1] = (struct pm_feed_phase_fig){
+		.current = 0.0, .power = 0.0, .load = 0.0,
+		.redundant_load = 60.0, .inputs = 1, .missing = 1 };
+	figs[1].current = 14.0;
+	figs[1].power = 3220.0;
+	figs[1].imbalance = NAN;	/* a phase without a reading */
+	figs[1].neutral = NAN;
+	figs[1].redundant_load = 87.5;
+	figs[1].missing = 1;
+	figs[1].complete = false;
+}
+
+static struct json_object *get(struct json_object *o, const char *key)
+{
+	struct json_object *v = NULL;
+
+	if (!json_object_object_get_ex(o, key, &v))
+		fail_msg("no member \"%s\"", key);
+	return v;
+}
+
+static void assert_null_member(struct json_object *o, const char *key)
+{
+	assert_null(get(o, key));
+}
+
+static double number(struct json_object *o, const char *key)
+{
+	struct json_object *v = get(o, key);
+
+	assert_true(json_object_is_type(v, json_type_double) ||
+		    json_object_is_type(v, json_type_int));
+	return json_object_get_double(v);
+}
+
+/* Before the first tick: the configured feeds with null figures (the
+ * circuits per phase counted from the config), no alarm; members in the
+ * schema's order, after "devices". */
+static void test_feeds_before_first_tick(void **state)
+{
+	struct env *e = *state;
+	struct pm_snapshot *snap = write_both_up(e);
+	struct pm_snapshot_info info;
+	struct json_object *o, *feeds, *f, *phases, *p;
+	struct pm_buf text;
+	const char *devices, *feeds_at, *alarms_at, *enabled_at;
+
+	pm_buf_init(&text, PM_SNAPSHOT_MAX);
+	assert_int_equal(pm_snapshot_format(snap, T0 + 100, getpid(), &text), 0);
+	devices = strstr(text.data, "\"devices\"");
+	feeds_at = strstr(text.data, "\"feeds\"");
+	alarms_at = strstr(text.data, "\"alarms\"");
+	enabled_at = strstr(text.data, "\"alarms_enabled\"");
+	assert_non_null(devices);
+	assert_true(feeds_at > devices && alarms_at > feeds_at &&
+		    enabled_at > alarms_at);
+	pm_buf_free(&text);
+
+	o = json_object_from_file(e->path);
+	assert_non_null(o);
+	feeds = get(o, "feeds");
+	assert_int_equal(json_object_array_length(feeds), 2);
+	f = json_object_array_get_idx(feeds, 0);
+	assert_string_equal(json_object_get_string(get(f, "name")), "UPS A");
+	assert_true(number(f, "capacity") == 32);
+	assert_string_equal(json_object_to_json_string_ext(
+				    get(f, "phases_configured"),
+				    JSON_C_TO_STRING_PLAIN),
+			    "[\"L1\",\"L2\",\"L3\"]");
+	assert_string_equal(json_object_get_string(get(f, "redundant_with")),
+			    "UPS B");
+	assert_null_member(f, "complete");
+	assert_null_member(f, "missing");
+	assert_null_member(f, "current");
+	assert_null_member(f, "power");
+	assert_null_member(f, "imbalance");
+	assert_null_member(f, "neutral");
+	assert_null_member(f, "redundant_load");
+	assert_null_member(f, "time_ms");
+	phases = get(f, "phases");
+	assert_int_equal(json_object_array_length(phases), 3);
+	p = json_object_array_get_idx(phases, 1);
+	assert_string_equal(json_object_get_string(get(p, "phase")), "L2");
+	assert_int_equal(json_object_get_int(get(p, "inputs")), 2);
+	assert_null_member(p, "missing");
+	assert_null_member(p, "current");
+	assert_null_member(p, "power");
+	assert_null_member(p, "load");
+	assert_null_member(p, "redundant_load");
+	f = json_object_array_get_idx(feeds, 1);
+	assert_int_equal(json_object_array_length(get(f, "phases")), 2);
+	assert_int_equal(json_object_array_length(get(o, "alarms")), 0);
+	assert_true(json_object_get_boolean(get(o, "alarms_enabled")));
+	json_object_put(o);
+
+	assert_int_equal(pm_snapshot_info_load(&e->cfg, &info), 0);
+	assert_true(info.has_watch);
+	assert_true(info.feeds_match);
+	assert_true(info.alarms_enabled);
+	assert_int_equal(info.n_feeds, 2);
+	assert_false(info.feeds[0].known);
+	assert_false(info.feeds[0].complete);
+	assert_true(isnan(info.feeds[0].current));
+	assert_true(isnan(info.feeds[0].phase[2].load));
+	assert_int_equal(info.feeds[0].n_phases, 3);
+	assert_int_equal(info.feeds[0].phase[2].phase, 2);
+	assert_int_equal(info.feeds[0].phase[2].inputs, 2);
+	assert_int_equal(info.feeds[1].n_phases, 2);
+	assert_int_equal(info.n_alarms, 0);
+	pm_snapshot_info_free(&info);
+	pm_snapshot_free(snap);
+}
+
+/* After a tick: every figure as computed (NaN as null), the active alarms
+ * worst first with the time they reached their level; read back to the
+ * same doubles. The values of the circuits are untouched. */
+static void test_feeds_and_alarms_round_trip(void **state)
+{
+	struct env *e = *state;
+	struct pm_snapshot *snap = write_both_up(e);
+	struct pm_feed_fig figs[2];
+	struct pm_alarm crit = {
+		.kind = PM_ALARM_FEED_LOAD, .subject = (char *)"UPS A L1",
+		.level = PM_SEVERITY_CRITICAL, .changed_ms = T0 - 5000,
+		.value = 103.2, .threshold = 100,
+	};
+	struct pm_alarm warn = {
+		.kind = PM_ALARM_LOAD_LOST, .subject = (char *)"Kitchen \"north\" \xc3\xa9",
+		.level = PM_SEVERITY_WARNING, .changed_ms = T0 - 100,
+		.value = NAN, .threshold = 0.5,
+	};
+	const struct pm_alarm *active[] = { &crit, &warn };
+	struct json_object *o, *f, *p, *alarms, *a;
+	struct pm_snapshot_info info;
+	const struct pm_snapshot_alarm *found;
+	struct pm_readings *r;
+
+	feed_figures(figs);
+	assert_int_equal(pm_snapshot_watch(snap, T0 + 50, figs, active, 2), 0);
+	assert_int_equal(pm_snapshot_write(snap, T0 + 100), 0);
+
+	o = json_object_from_file(e->path);
+	assert_non_null(o);
+	f = json_object_array_get_idx(get(o, "feeds"), 0);
+	assert_true(json_object_get_boolean(get(f, "complete")));
+	assert_int_equal(json_object_get_int(get(f, "missing")), 0);
+	assert_true(number(f, "current") == 41.2);
+	assert_true(number(f, "power") == 9476.0);
+	assert_true(number(f, "imbalance") == 12.5);
+	assert_true(number(f, "neutral") == 5.1);
+	assert_true(number(f, "redundant_load") == 87.5);
+	assert_int_equal(json_object_get_int64(get(f, "time_ms")), T0 + 50);
+	p = json_object_array_get_idx(get(f, "phases"), 0);
+	assert_string_equal(json_object_get_string(get(p, "phase")), "L1");
+	assert_true(number(p, "current") == 14.0);
+	assert_true(number(p, "power") == 3220.0);
+	assert_true(number(p, "load") == 43.75);
+	assert_true(number(p, "redundant_load") == 87.5);
+	assert_int_equal(json_object_get_int(get(p, "inputs")), 2);
+	assert_int_equal(json_object_get_int(get(p, "missing")), 0);
+	p = json_object_array_get_idx(get(f, "phases"), 2);
+	assert_null_member(p, "redundant_load");	/* NaN */
+	f = json_object_array_get_idx(get(o, "feeds"), 1);
+	assert_false(json_object_get_boolean(get(f, "complete")));
+	assert_int_equal(json_object_get_int(get(f, "missing")), 1);
+	assert_null_member(f, "imbalance");
+	assert_null_member(f, "neutral");
+	p = json_object_array_get_idx(get(f, "phases"), 1);
+	assert_int_equal(json_object_get_int(get(p, "missing")), 1);
+
+	alarms = get(o, "alarms");
+	assert_int_equal(json_object_array_length(alarms), 2);
+	a = json_object_array_get_idx(alarms, 0);
+	assert_string_equal(json_object_get_string(get(a, "alarm")), "feed_load");
+	assert_string_equal(json_object_get_string(get(a, "subject")), "UPS A L1");
+	assert_string_equal(json_object_get_string(get(a, "severity")), "critical");
+	assert_int_equal(json_object_get_int64(get(a, "since")), T0 - 5000);
+	assert_true(number(a, "value") == 103.2);
+	assert_true(number(a, "threshold") == 100);
+	a = json_object_array_get_idx(alarms, 1);
+	assert_string_equal(json_object_get_string(get(a, "alarm")), "load_lost");
+	assert_string_equal(json_object_get_string(get(a, "subject")),
+			    "Kitchen \"north\" \xc3\xa9");
+	assert_string_equal(json_object_get_string(get(a, "severity")), "warning");
+	assert_null_member(a, "value");
+	json_object_put(o);
+
+	assert_int_equal(pm_snapshot_info_load(&e->cfg, &info), 0);
+	assert_true(info.feeds_match);
+	assert_true(info.feeds[0].known);
+	assert_true(info.feeds[0].complete);
+	assert_int_equal(info.feeds[0].time_ms, T0 + 50);
+	assert_true(info.feeds[0].current == 41.2);
+	assert_true(info.feeds[0].neutral == 5.1);
+	assert_true(info.feeds[0].phase[1].current == 10.2);
+	assert_true(info.feeds[0].phase[1].load == 31.875);
+	assert_true(isnan(info.feeds[0].phase[2].redundant_load));
+	assert_false(info.feeds[1].complete);
+	assert_int_equal(info.feeds[1].missing, 1);
+	assert_int_equal(info.feeds[1].phase[1].missing, 1);
+	assert_true(isnan(info.feeds[1].imbalance));
+	assert_int_equal(info.n_alarms, 2);
+	assert_int_equal(info.alarms[0].kind, PM_ALARM_FEED_LOAD);
+	assert_int_equal(info.alarms[0].severity, PM_SEVERITY_CRITICAL);
+	assert_int_equal(info.alarms[0].since_ms, T0 - 5000);
+	assert_true(info.alarms[0].value == 103.2);
+	assert_true(info.alarms[0].threshold == 100);
+	assert_int_equal(info.alarms[1].kind, PM_ALARM_LOAD_LOST);
+	assert_true(isnan(info.alarms[1].value));
+	found = pm_snapshot_alarm_find(&info, PM_ALARM_FEED_LOAD, "UPS A L1");
+	assert_ptr_equal(found, &info.alarms[0]);
+	assert_null(pm_snapshot_alarm_find(&info, PM_ALARM_FEED_LOAD, "UPS A L2"));
+	assert_null(pm_snapshot_alarm_find(&info, PM_ALARM_CIRCUIT_LOAD, "UPS A L1"));
+	pm_snapshot_info_free(&info);
+
+	r = pm_readings_new(&e->cfg);
+	assert_int_equal(pm_snapshot_read(&e->cfg, r, T0 + 500), 0);
+	assert_int_equal(pm_readings_failed(r), 0);
+	pm_readings_free(r);
+
+	/* the next tick replaces them: cleared alarms are gone */
+	assert_int_equal(pm_snapshot_watch(snap, T0 + 1050, figs, NULL, 0), 0);
+	assert_int_equal(pm_snapshot_write(snap, T0 + 1100), 0);
+	assert_int_equal(pm_snapshot_info_load(&e->cfg, &info), 0);
+	assert_int_equal(info.n_alarms, 0);
+	assert_int_equal(info.feeds[0].time_ms, T0 + 1050);
+	pm_snapshot_info_free(&info);
+	pm_snapshot_free(snap);
+}
+
+/* A reader whose feeds differ (capacity, phases, partner, another feed)
+ * gets no figures, but its devices and the alarms; a reader without feeds
+ * against a writer with them likewise. */
+static void test_feeds_of_another_config(void **state)
+{
+	struct env *e = *state;
+	struct pm_snapshot *snap = write_both_up(e);
+	struct pm_feed_fig figs[2];
+
+	feed_figures(figs);
+	assert_int_equal(pm_snapshot_watch(snap, T0 + 50, figs, NULL, 0), 0);
+	assert_int_equal(pm_snapshot_write(snap, T0 + 100), 0);
+	for (int variant = 0; variant < 5; variant++) {
+		struct pm_config other;
+		struct pm_snapshot_info info;
+		struct pm_readings *r;
+
+		build_config(&other, e->path);
+		add_feeds(&other);
+		switch (variant) {
+		case 0:
+			other.feeds[0].capacity = 63;
+			break;
+		case 1:
+			other.feeds[1].n_phases = 3;
+			other.feeds[1].phases[2] = 2;
+			break;
+		case 2:
+			free(other.feeds[1].redundant_with);
+			other.feeds[1].redundant_with = NULL;
+			break;
+		case 3:
+			free(other.feeds[1].name);
+			other.feeds[1].name = strdup("UPS C");
+			break;
+		case 4:
+			free_feeds(&other);
+			break;
+		}
+		assert_int_equal(pm_snapshot_info_load(&other, &info), 0);
+		assert_true(info.has_watch);
+		assert_false(info.feeds_match);
+		assert_int_equal(info.n_feeds, 0);
+		assert_null(info.feeds);
+		assert_int_equal(info.n_devices, 2);
+		pm_snapshot_info_free(&info);
+		r = pm_readings_new(&other);
+		assert_int_equal(pm_snapshot_read(&other, r, T0 + 200), 0);
+		pm_readings_free(r);
+		free_feeds(&other);
+		fixture_free(&other);
+	}
+	pm_snapshot_free(snap);
+}
+
+/* A file of a daemon from before feeds and alarms reads as before;
+ * malformed feeds or alarms are refused by the info reader only. */
+static void test_feeds_old_and_bad_files(void **state)
+{
+	struct env *e = *state;
+	struct pm_snapshot *snap = write_both_up(e);
+	struct pm_feed_fig figs[2];
+	struct pm_alarm crit = {
+		.kind = PM_ALARM_FEED_LOAD, .subject = (char *)"UPS A L1",
+		.level = PM_SEVERITY_CRITICAL, .changed_ms = T0,
+		.value = 103.2, .threshold = 100,
+	};
+	const struct pm_alarm *active[] = { &crit };
+	static const struct {
+		const char *from, *to;
+	} bad[] = {
+		{ "\"severity\": \"critical\"", "\"severity\": \"fatal\"" },
+		{ "\"alarm\": \"feed_load\"", "\"alarm\": 3" },
+		{ "\"since\": ", "\"since\": \"x\", \"y\": " },
+		{ "\"alarms_enabled\": true", "\"alarms_enabled\": 1" },
+		{ "\"load\": 43.75", "\"load\": \"43.75\"" },
+		{ "\"phase\": \"L2\"", "\"phase\": \"L3\"" },
+	};
+	struct pm_snapshot_info info;
+	struct pm_readings *r;
+	struct pm_buf text;
+	char *mangled, *at;
+
+	feed_figures(figs);
+	assert_int_equal(pm_snapshot_watch(snap, T0 + 50, figs, active, 1), 0);
+	pm_buf_init(&text, PM_SNAPSHOT_MAX);
+	assert_int_equal(pm_snapshot_format(snap, T0 + 100, getpid(), &text), 0);
+
+	/* the old file: "devices" closes the object */
+	mangled = strdup(text.data);
+	at = strstr(mangled, "\t],\n\t\"feeds\"");
+	assert_non_null(at);
+	strcpy(at, "\t]\n}\n");
+	write_text(e->path, mangled);
+	free(mangled);
+	assert_int_equal(pm_snapshot_info_load(&e->cfg, &info), 0);
+	assert_false(info.has_watch);
+	assert_false(info.feeds_match);
+	assert_int_equal(info.n_feeds + info.n_alarms, 0);
+	assert_int_equal(info.n_devices, 2);
+	pm_snapshot_info_free(&info);
+
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		size_t n = strlen(text.data) + 64;
+
+		mangled = malloc(n);
+		assert_non_null(mangled);
+		at = strstr(text.data, bad[i].from);
+		assert_non_null(at);
+		(void)snprintf(mangled, n, "%.*s%s%s", (int)(at - text.data),
+			       text.data, bad[i].to, at + strlen(bad[i].from));
+		write_text(e->path, mangled);
+		free(mangled);
+		assert_int_equal(pm_snapshot_info_load(&e->cfg, &info),
+				 -PM_EFRAME);
+		/* the circuits' values do not depend on them */
+		r = pm_readings_new(&e->cfg);
+		assert_int_equal(pm_snapshot_read(&e->cfg, r, T0 + 200), 0);
+		pm_readings_free(r);
+	}
+	pm_buf_free(&text);
+	pm_snapshot_free(snap);
+}
+
+/* No feeds, alarms off: empty lists, "alarms_enabled": false. */
+static void test_no_feeds(void **state)
+{
+	struct env *e = *state;
+	struct pm_snapshot *snap = write_both_up(e);
+	struct pm_snapshot_info info;
+	struct json_object *o;
+
+	o = json_object_from_file(e->path);
+	assert_non_null(o);
+	assert_int_equal(json_object_array_length(get(o, "feeds")), 0);
+	assert_int_equal(json_object_array_length(get(o, "alarms")), 0);
+	assert_false(json_object_get_boolean(get(o, "alarms_enabled")));
+	json_object_put(o);
+	assert_int_equal(pm_snapshot_info_load(&e->cfg, &info), 0);
+	assert_true(info.has_watch);
+	assert_true(info.feeds_match);
+	assert_false(info.alarms_enabled);
+	assert_int_equal(info.n_feeds, 0);
+	pm_snapshot_info_free(&info);
+	pm_snapshot_free(snap);
+}
+
+/* The sink's 'watch': what the tick says reaches the next file; a tick of
+ * another config (a reload) is ignored. */
+static void test_sink_watch(void **state)
+{
+	struct env *e = *state;
+	const struct pm_sink_ops *ops = &pm_sink_snapshot;
+	struct pm_feed_fig figs[3];
+	struct pm_alarm warn = {
+		.kind = PM_ALARM_CIRCUIT_LOAD, .subject = (char *)"Input a",
+		.level = PM_SEVERITY_WARNING, .changed_ms = T0,
+		.value = 85, .threshold = 80,
+	};
+	const struct pm_alarm *active[] = { &warn };
+	struct pm_watch_tick t = {
+		.time_ms = T0 + 10, .n_feeds = 2, .feeds = figs,
+		.n_active = 1, .active = active,
+	};
+	struct pm_snapshot_info info;
+	void *sink = NULL;
+
+	assert_non_null(ops->watch);
+	feed_figures(figs);
+	assert_int_equal(ops->open(&sink, &e->cfg), 0);
+	ops->watch(sink, &e->cfg, &t);
+	ops->tick_done(sink, &e->cfg);
+	assert_int_equal(pm_snapshot_info_load(&e->cfg, &info), 0);
+	assert_int_equal(info.n_alarms, 1);
+	assert_string_equal(info.alarms[0].subject, "Input a");
+	assert_int_equal(info.feeds[0].time_ms, T0 + 10);
+	pm_snapshot_info_free(&info);
+
+	t.n_feeds = 3;
+	t.time_ms = T0 + 20;
+	t.n_active = 0;
+	ops->watch(sink, &e->cfg, &t);
+	ops->tick_done(sink, &e->cfg);
+	assert_int_equal(pm_snapshot_info_load(&e->cfg, &info), 0);
+	assert_int_equal(info.n_alarms, 1);
+	assert_int_equal(info.feeds[0].time_ms, T0 + 10);
+	pm_snapshot_info_free(&info);
+	ops->close(sink, true);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -636,6 +1142,12 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_remove, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_write_error, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_sink, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_feeds_before_first_tick, setup_feeds, teardown_feeds),
+		cmocka_unit_test_setup_teardown(test_feeds_and_alarms_round_trip, setup_feeds, teardown_feeds),
+		cmocka_unit_test_setup_teardown(test_feeds_of_another_config, setup_feeds, teardown_feeds),
+		cmocka_unit_test_setup_teardown(test_feeds_old_and_bad_files, setup_feeds, teardown_feeds),
+		cmocka_unit_test_setup_teardown(test_no_feeds, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_sink_watch, setup_feeds, teardown_feeds),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
