@@ -239,8 +239,7 @@ static int status_device(struct pm_buf *b, const struct pm_device *dev,
 	else
 		error = "";
 	r = pm_json_string(b, error);
-	/* the daemon's subject for a module (daemon/watch.c) */
-	(void)snprintf(subject, sizeof(subject), "module %d", dev->id);
+	(void)pm_alarm_subject_module(subject, sizeof(subject), dev->id);
 	if (!r)
 		r = pm_buf_adds(b, ", \"severity\": {");
 	if (!r)
@@ -297,26 +296,6 @@ static int status_circuits(struct pm_buf *b, const struct pm_config *cfg,
 /* The subject of the redundancy alarm of feed 'f''s phase 'p': the pair
  * is judged once, named from its first feed in the config (daemon/
  * watch.c). NULL without a partner that has the phase. */
-static const char *redundancy_subject(const struct pm_config *cfg, size_t f,
-				      unsigned p, char *buf, size_t size)
-{
-	const struct pm_feed *feed = &cfg->feeds[f], *o, *first, *second;
-	bool shared = false;
-
-	if (feed->partner < 0 || (size_t)feed->partner >= cfg->n_feeds)
-		return NULL;
-	o = &cfg->feeds[feed->partner];
-	for (unsigned i = 0; i < o->n_phases; i++)
-		shared |= o->phases[i] == feed->phases[p];
-	if (!shared)
-		return NULL;
-	first = (size_t)feed->partner < f ? o : feed;
-	second = first == feed ? o : feed;
-	(void)snprintf(buf, size, "%s+%s %s", first->name, second->name,
-		       pm_phase_names[feed->phases[p]]);
-	return buf;
-}
-
 /* "feeds" (one row per feed: totals, imbalance, neutral) and
  * "feed_phases" (one per phase: current, power, load against capacity),
  * each with the daemon's severities. Figures are null unless 'fig' (the
@@ -325,7 +304,7 @@ static int status_feeds(struct pm_buf *b, const struct pm_config *cfg,
 			const struct pm_snapshot_feed *figs,
 			const struct judgement *j)
 {
-	char subject[256];
+	char subject[PM_ALARM_SUBJECT_MAX];
 	size_t n = 0;
 	int r;
 
@@ -428,8 +407,8 @@ static int status_feeds(struct pm_buf *b, const struct pm_config *cfg,
 				r = pm_buf_adds(b, ", \"redundant_load\": ");
 			if (!r)
 				r = add_known(b, ph, ph ? ph->redundant_load : NAN);
-			(void)snprintf(subject, sizeof(subject), "%s %s",
-				       feed->name, phase);
+			(void)pm_alarm_subject_phase(subject, sizeof(subject),
+						     feed, p);
 			if (!r)
 				r = pm_buf_adds(b, ", \"severity\": {");
 			if (!r)
@@ -438,9 +417,9 @@ static int status_feeds(struct pm_buf *b, const struct pm_config *cfg,
 			if (!r)
 				r = add_severity(b, j, "redundancy",
 						 PM_ALARM_REDUNDANCY,
-						 redundancy_subject(cfg, f, p,
-								    subject,
-								    sizeof(subject)),
+						 pm_alarm_subject_pair(subject,
+								       sizeof(subject),
+								       cfg, f, p),
 						 false);
 			if (!r)
 				r = pm_buf_adds(b, "}}");
@@ -471,7 +450,7 @@ static int status_alarms(struct pm_buf *b, const struct judgement *j)
 			  info->alarms_enabled ? 1 : 0, info->n_alarms, worst);
 	if (!r)
 		r = add_severity(b, j, "spool_backlog", PM_ALARM_SPOOL_BACKLOG,
-				 "spool", true);
+				 PM_ALARM_SUBJECT_SPOOL, true);
 	if (!r)
 		r = pm_buf_adds(b, ", \"active\": [");
 	for (size_t i = 0; i < info->n_alarms && !r; i++) {

@@ -113,6 +113,20 @@ static int64_t secs_ns(double s)
 	return s > 1e9 ? (int64_t)1e18 : (int64_t)(s * NS_PER_S);
 }
 
+/* What systemd tells the daemon alone: a command that inherited it could
+ * ping the watchdog or notify in the daemon's name. */
+static bool daemons_own(const char *var)
+{
+	static const char *const own[] = {
+		"NOTIFY_SOCKET=", "WATCHDOG_USEC=", "WATCHDOG_PID=", NULL,
+	};
+
+	for (size_t i = 0; own[i]; i++)
+		if (!strncmp(var, own[i], strlen(own[i])))
+			return true;
+	return false;
+}
+
 /* The daemon's environment with the job's strings, the job's winning for
  * the same NAME. Points into both; only the array is allocated. */
 static char **env_merge(char **add)
@@ -133,7 +147,7 @@ static char **env_merge(char **add)
 
 		for (size_t k = 0; k < na && !replaced; k++)
 			replaced = strncmp(environ[i], add[k], len) == 0;
-		if (!replaced)
+		if (!replaced && !daemons_own(environ[i]))
 			e[n++] = environ[i];
 	}
 	for (size_t k = 0; k < na; k++)

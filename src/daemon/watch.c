@@ -17,7 +17,6 @@
 #include "daemon/sinkset.h"
 #include "daemon/watch.h"
 #include "util/log.h"
-#include <stdarg.h>
 #include "util/timeutil.h"
 
 #define NS_PER_S 1000000000LL
@@ -73,21 +72,6 @@ struct pm_watch {
 
 /* ---- building the alarms of a config ------------------------------------ */
 
-static char *subject_printf(const char *fmt, ...)
-	__attribute__((format(printf, 1, 2)));
-
-static char *subject_printf(const char *fmt, ...)
-{
-	va_list ap;
-	char *s = NULL;
-	int r;
-
-	va_start(ap, fmt);
-	r = vasprintf(&s, fmt, ap);
-	va_end(ap);
-	return r < 0 ? NULL : s;
-}
-
 static int slot_add(struct alarm_slot **slots, size_t *n, size_t *cap,
 		    enum pm_alarm_kind kind, char *subject)
 {
@@ -120,6 +104,7 @@ static int build_slots(const struct pm_config *cfg, struct alarm_slot **out,
 {
 	const struct pm_alarms *al = &cfg->alarms;
 	struct alarm_slot *slots = NULL;
+	char subject[PM_ALARM_SUBJECT_MAX];
 	size_t n = 0, cap = 0;
 	int r = 0;
 
@@ -148,33 +133,32 @@ static int build_slots(const struct pm_config *cfg, struct alarm_slot **out,
 		}
 		if (!r && al->module_offline.enabled &&
 		    !(r = slot_add(&slots, &n, &cap, PM_ALARM_MODULE_OFFLINE,
-				   subject_printf("module %d", dev->id))))
+				   strdup(pm_alarm_subject_module(subject,
+						sizeof(subject), dev->id)))))
 			slots[n - 1].device = d;
 		if (!r && al->stale.enabled &&
 		    !(r = slot_add(&slots, &n, &cap, PM_ALARM_STALE,
-				   subject_printf("module %d", dev->id))))
+				   strdup(pm_alarm_subject_module(subject,
+						sizeof(subject), dev->id)))))
 			slots[n - 1].device = d;
 	}
 	for (size_t f = 0; f < cfg->n_feeds && !r; f++) {
 		const struct pm_feed *fd = &cfg->feeds[f];
 
 		for (unsigned p = 0; p < fd->n_phases && !r; p++) {
-			const char *ph = pm_phase_names[fd->phases[p]];
-			const struct pm_feed *o = fd->partner >= 0
-				? &cfg->feeds[fd->partner] : NULL;
-
 			if (al->feed_load.enabled &&
 			    !(r = slot_add(&slots, &n, &cap, PM_ALARM_FEED_LOAD,
-					   subject_printf("%s %s", fd->name, ph)))) {
+					   strdup(pm_alarm_subject_phase(
+						subject, sizeof(subject), fd, p))))) {
 				slots[n - 1].feed = (int)f;
 				slots[n - 1].phase = p;
 			}
 			/* a pair is judged once, from its first feed */
-			if (!r && o && al->redundancy.enabled &&
-			    fd->partner > (int)f &&
+			if (!r && al->redundancy.enabled && fd->partner > (int)f &&
+			    pm_alarm_subject_pair(subject, sizeof(subject), cfg,
+						  f, p) &&
 			    !(r = slot_add(&slots, &n, &cap, PM_ALARM_REDUNDANCY,
-					   subject_printf("%s+%s %s", fd->name,
-							  o->name, ph)))) {
+					   strdup(subject)))) {
 				slots[n - 1].feed = (int)f;
 				slots[n - 1].phase = p;
 			}
@@ -186,7 +170,7 @@ static int build_slots(const struct pm_config *cfg, struct alarm_slot **out,
 	}
 	if (!r && al->spool_backlog.enabled && cfg->influx)
 		r = slot_add(&slots, &n, &cap, PM_ALARM_SPOOL_BACKLOG,
-			     strdup("spool"));
+			     strdup(PM_ALARM_SUBJECT_SPOOL));
 	if (r) {
 		for (size_t i = 0; i < n; i++)
 			free(slots[i].a.subject);

@@ -68,6 +68,43 @@ static int severity_find(const char *name)
 	return -1;
 }
 
+/* ---- subjects ----------------------------------------------------------- */
+
+const char *pm_alarm_subject_module(char *buf, size_t size, int device_id)
+{
+	(void)snprintf(buf, size, "module %d", device_id);
+	return buf;
+}
+
+const char *pm_alarm_subject_phase(char *buf, size_t size,
+				   const struct pm_feed *f, unsigned p)
+{
+	(void)snprintf(buf, size, "%s %s", f->name,
+		       pm_phase_names[f->phases[p]]);
+	return buf;
+}
+
+const char *pm_alarm_subject_pair(char *buf, size_t size,
+				  const struct pm_config *cfg, size_t f,
+				  unsigned p)
+{
+	const struct pm_feed *feed = &cfg->feeds[f], *o, *first, *second;
+	bool shared = false;
+
+	if (feed->partner < 0 || (size_t)feed->partner >= cfg->n_feeds)
+		return NULL;
+	o = &cfg->feeds[feed->partner];
+	for (unsigned i = 0; i < o->n_phases; i++)
+		shared |= o->phases[i] == feed->phases[p];
+	if (!shared)
+		return NULL;
+	first = (size_t)feed->partner < f ? o : feed;
+	second = first == feed ? o : feed;
+	(void)snprintf(buf, size, "%s+%s %s", first->name, second->name,
+		       pm_phase_names[feed->phases[p]]);
+	return buf;
+}
+
 /* ---- judging ------------------------------------------------------------ */
 
 static bool held(const struct pm_alarm *a, int level, double hold,

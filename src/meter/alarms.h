@@ -40,6 +40,25 @@ const char *pm_alarm_message_id(enum pm_alarm_kind kind);
 /* "ok", "warning", "critical". */
 const char *pm_severity_name(enum pm_severity s);
 
+/* ---- subjects: how the daemon names what an alarm is about, and how every
+ * reader (Zabbix, status) finds it again ---------------------------------- */
+
+#define PM_ALARM_SUBJECT_MAX 320
+#define PM_ALARM_SUBJECT_SPOOL "spool"
+/* A circuit's subject is its input's 'subject' (config), a feed's its name. */
+
+/* "module 3". */
+const char *pm_alarm_subject_module(char *buf, size_t size, int device_id);
+/* "UPS A L1": phase p (an index into its phases) of feed f. */
+const char *pm_alarm_subject_phase(char *buf, size_t size,
+				   const struct pm_feed *f, unsigned p);
+/* "UPS A+UPS B L1": the redundancy of phase p of cfg->feeds[f] and its
+ * partner, named from the pair's feed that comes first in the config;
+ * NULL when f has no partner or the partner lacks that phase. */
+const char *pm_alarm_subject_pair(char *buf, size_t size,
+				  const struct pm_config *cfg, size_t f,
+				  unsigned p);
+
 /* One alarm: a kind and a subject ("rack 12", "UPS A L1", "module 3"). */
 struct pm_alarm {
 	enum pm_alarm_kind kind;

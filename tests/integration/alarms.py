@@ -10,6 +10,7 @@ import json
 import math
 import os
 import signal
+import socket
 import stat
 import time
 import unittest
@@ -186,6 +187,33 @@ class Feeds(unittest.TestCase):
         self.assertNotIn("redundant_load", a_lines[-1])
 
 
+class JournalDaemon(daemonlib.Daemon):
+    """powermeterd in a mount namespace whose /run/systemd/journal/socket
+    is the test's datagram socket: what sd_journal_send() sends is what
+    journald would get."""
+
+    def __init__(self, testcase, config, sock_path):
+        super().__init__(testcase, config, env={"JOURNAL_STREAM": "8:12345"})
+        self.sock_path = sock_path
+
+    def argv(self):
+        script = ('mount -t tmpfs tmpfs /run && mkdir -p /run/systemd/journal && '
+                  'ln -s "$0" /run/systemd/journal/socket && exec "$@"')
+        return ["unshare", "-m", "--propagation", "private", "/bin/sh", "-c", script,
+                self.sock_path] + super().argv()
+
+
+def journal_entries(sock):
+    """The datagrams received so far, as dicts of their fields."""
+    out = []
+    while True:
+        try:
+            data = sock.recv(65536)
+        except BlockingIOError:
+            return out
+        out.append(dict(l.split("=", 1) for l in data.decode().split("\n") if "=" in l))
+
+
 class Alarms(unittest.TestCase):
     def overload_setup(self, hold=2.0, **alarms):
         self.sim = Sim.single(self)
@@ -255,6 +283,42 @@ class Alarms(unittest.TestCase):
         self.assertEqual({p["subject"] for p in pts}, {self.name})
         self.assertAlmostEqual(pts[0]["value"], 110.0)
         self.assertEqual(pts[0]["threshold"], 100.0)
+
+    def test_journal_fields(self):
+        """Every change reaches the journal once, with a MESSAGE_ID per rule
+        and the alarm in fields, at crit for a critical raise and notice
+        for a clear."""
+        self.overload_setup(hold=0)
+        d = common.tmpdir(self, "pm-journal-")
+        path = os.path.join(d, "socket")
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+        self.addCleanup(sock.close)
+        sock.bind(path)
+        sock.setblocking(False)
+        daemon = JournalDaemon(self, self.cfg, path).start()
+        self.sim.set(0, 1, "a", 1100)
+        common.wait_for(lambda: runs(self.out), 5, what="the overload alarm")
+        self.sim.set(0, 1, "a", 100)
+        common.wait_for(lambda: len(runs(self.out)) >= 2, 5, what="the clear")
+        time.sleep(0.5)
+        self.assertEqual(daemon.stop(), 0, daemon.stderr())
+        alarms = [e for e in journal_entries(sock) if "POWERMETER_ALARM" in e]
+        self.assertEqual(len(alarms), 2, alarms)
+        raised, cleared = alarms
+        for e in alarms:
+            self.assertEqual(e["MESSAGE_ID"], "4b1d3a0f6c2e4f0e9a51c2d7e8f90a11")
+            self.assertEqual(e["POWERMETER_ALARM"], "circuit_load")
+            self.assertEqual(e["POWERMETER_SUBJECT"], self.name)
+            self.assertEqual(e["SYSLOG_IDENTIFIER"], "powermeterd")
+        self.assertEqual((raised["PRIORITY"], raised["POWERMETER_STATE"],
+                          raised["POWERMETER_SEVERITY"]), ("2", "raised", "critical"))
+        self.assertEqual(float(raised["POWERMETER_VALUE"]), 110)
+        self.assertEqual(float(raised["POWERMETER_THRESHOLD"]), 100)
+        self.assertIn("110 % of its 10 A breaker", raised["MESSAGE"])
+        self.assertEqual((cleared["PRIORITY"], cleared["POWERMETER_STATE"]),
+                         ("5", "cleared"))
+        # and not a second time on stderr
+        self.assertNotIn("alarm raised critical", daemon.stderr())
 
     def test_hanging_command_does_not_delay_polling(self):
         """A command that never ends (killed after its timeout) while the

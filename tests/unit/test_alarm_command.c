@@ -137,7 +137,8 @@ static void runs_with_args_and_env(void **unused)
 	const char *out = tmp_file("env");
 	char *argv[] = { "/bin/sh", "-c",
 			 "echo \"$POWERMETER_ALARM $1 $HOME $PM_TEST_INHERITED "
-			 "$(tr '\\0' '\\n' < /proc/$$/environ | grep -c ^HOME=)\" "
+			 "$(tr '\\0' '\\n' < /proc/$$/environ | grep -c ^HOME=)"
+			 " ${NOTIFY_SOCKET:-none}\" "
 			 "> \"$2\"",
 			 "sh", "arg one", (char *)out, NULL };
 	char *env[] = { "POWERMETER_ALARM=circuit_load", "HOME=/override",
@@ -145,6 +146,7 @@ static void runs_with_args_and_env(void **unused)
 	char buf[256];
 
 	(void)unused;
+	setenv("NOTIFY_SOCKET", "/run/systemd/notify", 1);
 	assert_int_equal(pm_alarm_runner_new(&r, 2, 8, 5), 0);
 	assert_int_equal(pm_alarm_runner_submit(r, argv, env,
 						"circuit_load rack 12 raised"), 0);
@@ -155,9 +157,10 @@ static void runs_with_args_and_env(void **unused)
 	assert_int_equal(st.submitted, 1);
 	assert_int_equal(st.started, 1);
 	assert_int_equal(st.succeeded, 1);
-	/* the job's HOME replaced the daemon's, the rest is inherited */
+	/* the job's HOME replaced the daemon's, the rest is inherited but
+	 * for what systemd meant for the daemon alone */
 	assert_string_equal(slurp(out, buf, sizeof(buf)),
-			    "circuit_load arg one /override kept 1\n");
+			    "circuit_load arg one /override kept 1 none\n");
 	pm_alarm_runner_free(r, 1);
 }
 
