@@ -192,7 +192,7 @@ static struct pm_alarm *slot_find(struct alarm_slot *slots, size_t n,
 }
 
 /* Carries one earlier alarm into the new slots, or into 'gone'. */
-static int carry(struct pm_watch *w, struct alarm_slot *slots, size_t n,
+static int carry(struct alarm_slot *slots, size_t n,
 		 const struct pm_alarm *old, struct pm_alarm *gone,
 		 size_t *n_gone)
 {
@@ -213,7 +213,6 @@ static int carry(struct pm_watch *w, struct alarm_slot *slots, size_t n,
 	if (!gone[*n_gone].subject)
 		return -ENOMEM;
 	(*n_gone)++;
-	(void)w;
 	return 0;
 }
 
@@ -291,6 +290,18 @@ static void free_slots(struct alarm_slot *s, size_t n)
 	free(s);
 }
 
+/* Frees what belongs to one config: the alarms, the modules' readings and
+ * the figures of a tick. */
+static void release_tables(struct pm_watch *w)
+{
+	free_slots(w->slots, w->n_slots);
+	free_alarms(w->gone, w->n_gone);
+	free(w->devs);
+	free(w->figs);
+	free(w->latest);
+	free(w->active);
+}
+
 static int runner_configure(struct pm_watch *w, const struct pm_config *cfg)
 {
 	const struct pm_alarms *al = &cfg->alarms;
@@ -336,11 +347,11 @@ int pm_watch_configure(struct pm_watch *w, const struct pm_config *cfg)
 		goto fail;
 	}
 	for (size_t i = 0; i < w->n_slots && !r; i++)
-		r = carry(w, slots, n_slots, &w->slots[i].a, gone, &n_gone);
+		r = carry(slots, n_slots, &w->slots[i].a, gone, &n_gone);
 	for (size_t i = 0; i < w->n_gone && !r; i++)
-		r = carry(w, slots, n_slots, &w->gone[i], gone, &n_gone);
+		r = carry(slots, n_slots, &w->gone[i], gone, &n_gone);
 	for (size_t i = 0; i < n_old && !r; i++)
-		r = carry(w, slots, n_slots, &olds[i], gone, &n_gone);
+		r = carry(slots, n_slots, &olds[i], gone, &n_gone);
 	if (r)
 		goto fail;
 	/* what the modules said carries over: same ports, same devices */
@@ -358,12 +369,7 @@ int pm_watch_configure(struct pm_watch *w, const struct pm_config *cfg)
 			}
 		}
 	}
-	free_slots(w->slots, w->n_slots);
-	free_alarms(w->gone, w->n_gone);
-	free(w->devs);
-	free(w->figs);
-	free(w->latest);
-	free(w->active);
+	release_tables(w);
 	w->slots = slots;
 	w->n_slots = n_slots;
 	w->gone = gone;
@@ -865,12 +871,7 @@ void pm_watch_free(struct pm_watch *w)
 		save(w);
 	pthread_mutex_unlock(&w->lock);
 	pm_alarm_runner_free(w->runner, RUNNER_GRACE);
-	free_slots(w->slots, w->n_slots);
-	free_alarms(w->gone, w->n_gone);
-	free(w->devs);
-	free(w->figs);
-	free(w->latest);
-	free(w->active);
+	release_tables(w);
 	free(w->events);
 	pthread_mutex_destroy(&w->lock);
 	free(w);
