@@ -28,6 +28,8 @@
 #define PM_DEFAULT_VOLTAGE 230.0
 #define PM_DEFAULT_POWER_FACTOR 1.0
 #define PM_DEFAULT_PERSIST_INTERVAL 60.0
+#define PM_DEFAULT_LEDGER_INTERVAL 900
+#define PM_LEDGER_FILE "ledger.sqlite"
 
 struct pm_driver;
 
@@ -185,6 +187,13 @@ struct pm_config {
 	size_t n_feeds;
 	struct pm_feed *feeds;
 	struct pm_alarms alarms;
+	struct {
+		bool enabled;		/* default true (with energy) */
+		bool given;		/* "ledger" is in the file */
+		unsigned interval;	/* seconds, divides an hour; 900 */
+		char *path;		/* default <state_dir>/ledger.sqlite */
+		unsigned retention_days;	/* 0: keep every row */
+	} ledger;
 	struct {
 		bool enabled;		/* default true */
 		double max_gap;		/* seconds; default 10 intervals */

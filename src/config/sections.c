@@ -24,6 +24,8 @@ const struct cfg_section cfg_sections[] = {
 	/* after "devices": finish settles each input's voltage and tags */
 	{ { "voltage", "power_factor", "tags" }, 6, cfg_circuits_parse, cfg_circuits_finish, cfg_circuits_free, NULL, NULL },
 	{ { "energy" }, 7, cfg_energy_parse, cfg_energy_finish, NULL, NULL, cfg_energy_init },
+	/* after "energy", which it needs */
+	{ { "ledger" }, 10, cfg_ledger_parse, cfg_ledger_finish, cfg_ledger_free, NULL, cfg_ledger_init },
 	/* last: its defaults follow the interval, its rules the feeds */
 	{ { "alarms" }, 9, cfg_alarms_parse, cfg_alarms_finish, cfg_alarms_free, NULL, cfg_alarms_init },
 };

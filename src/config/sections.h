@@ -102,6 +102,12 @@ void cfg_energy_init(struct pm_config *cfg);
 void cfg_energy_parse(struct parse *p, struct pm_config *cfg, json_object *root);
 void cfg_energy_finish(struct parse *p, struct pm_config *cfg, json_object *root);
 
+/* ledger.c: "ledger". */
+void cfg_ledger_init(struct pm_config *cfg);
+void cfg_ledger_parse(struct parse *p, struct pm_config *cfg, json_object *root);
+void cfg_ledger_finish(struct parse *p, struct pm_config *cfg, json_object *root);
+void cfg_ledger_free(struct pm_config *cfg);
+
 /* influx.c: "influx", merged with the seed's influx.conf. */
 void cfg_influx_parse(struct parse *p, struct pm_config *cfg, json_object *root);
 void cfg_influx_finish(struct parse *p, struct pm_config *cfg, json_object *root);

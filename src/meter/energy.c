@@ -465,6 +465,25 @@ int pm_energy_configure(struct pm_energy *e, const struct pm_config *cfg)
 	return r;
 }
 
+bool pm_energy_raise(struct pm_energy *e, int device_id, unsigned channel,
+		     double energy_wh, double charge_ah)
+{
+	bool found, raised = false;
+	size_t at;
+
+	(void)pthread_mutex_lock(&e->lock);
+	at = counter_find(e->c, e->n, device_id, channel, &found);
+	if (found) {
+		struct pm_energy_counter *c = &e->c[at];
+
+		raised = energy_wh > c->energy_wh || charge_ah > c->charge_ah;
+		c->energy_wh = fmax(c->energy_wh, energy_wh);
+		c->charge_ah = fmax(c->charge_ah, charge_ah);
+	}
+	(void)pthread_mutex_unlock(&e->lock);
+	return raised;
+}
+
 void pm_energy_add(struct pm_energy *e, struct pm_sample *s)
 {
 	const struct pm_config *cfg;
@@ -501,6 +520,9 @@ void pm_energy_add(struct pm_energy *e, struct pm_sample *s)
 		c->last_ms = s->time_ms;
 		c->last_power_w = watts;
 		c->last_current_a = amps;
+		if (!c->has_peak || amps > c->peak_a)
+			c->peak_a = amps;
+		c->has_peak = true;
 		if (!e->withheld) {
 			s->energy_wh[in->channel] = c->shown_energy_wh;
 			s->charge_ah[in->channel] = c->shown_charge_ah;
@@ -626,8 +648,8 @@ uint64_t pm_energy_saves(const struct pm_energy *e)
 	return __atomic_load_n(&e->saves, __ATOMIC_RELAXED);
 }
 
-int pm_energy_counters(struct pm_energy *e, struct pm_energy_counter **out,
-		       size_t *n)
+static int counters_copy(struct pm_energy *e, struct pm_energy_counter **out,
+			 size_t *n, bool take_peaks)
 {
 	struct pm_energy_counter *c;
 
@@ -636,10 +658,24 @@ int pm_energy_counters(struct pm_energy *e, struct pm_energy_counter **out,
 	if (c) {
 		memcpy(c, e->c, e->n * sizeof(*c));
 		*n = e->n;
+		for (size_t i = 0; take_peaks && i < e->n; i++)
+			e->c[i].has_peak = false;
 	}
 	(void)pthread_mutex_unlock(&e->lock);
 	if (!c)
 		return -ENOMEM;
 	*out = c;
 	return 0;
+}
+
+int pm_energy_counters(struct pm_energy *e, struct pm_energy_counter **out,
+		       size_t *n)
+{
+	return counters_copy(e, out, n, false);
+}
+
+int pm_energy_take_peaks(struct pm_energy *e, struct pm_energy_counter **out,
+			 size_t *n)
+{
+	return counters_copy(e, out, n, true);
 }

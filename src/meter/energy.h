@@ -46,6 +46,10 @@ struct pm_energy_counter {
 	double saved_energy_wh;		/* integrated, in the newest file */
 	double saved_charge_ah;
 	bool configured;		/* an input of the running config */
+	/* the highest current since pm_energy_take_peaks() (the ledger's
+	 * peak per interval); has_peak false: no sample since */
+	bool has_peak;
+	double peak_a;
 };
 
 /* Where the counters came from when opened. */
@@ -84,6 +88,13 @@ void pm_energy_free(struct pm_energy *e);
  * config must outlive its use here. 0 or -ENOMEM. */
 int pm_energy_configure(struct pm_energy *e, const struct pm_config *cfg);
 
+/* Raises the integrated counters of (device_id, channel) to at least
+ * 'energy_wh' and 'charge_ah': the billing ledger's newest row, which a
+ * crash between two saves of the state file may have left ahead of it.
+ * Counters only ever go up. True when one was raised. Thread-safe. */
+bool pm_energy_raise(struct pm_energy *e, int device_id, unsigned channel,
+		     double energy_wh, double charge_ah);
+
 /* Integrates the good sample 's' of cfg->devices[s->device] into its
  * inputs' counters and stores what outputs show in s->energy_wh[] and
  * s->charge_ah[] (NaN where withheld); s->has_energy is set. Between two
@@ -106,6 +117,11 @@ uint64_t pm_energy_saves(const struct pm_energy *e);
  * array; 0 or -ENOMEM. */
 int pm_energy_counters(struct pm_energy *e, struct pm_energy_counter **out,
 		       size_t *n);
+
+/* pm_energy_counters(), and every counter's peak starts again: what the
+ * ledger takes at each of its boundaries. */
+int pm_energy_take_peaks(struct pm_energy *e, struct pm_energy_counter **out,
+			 size_t *n);
 
 /* Reads the state file at 'path' (read-only: `powermeter energy`). On 0,
  * *out holds *n counters (malloc'd) and *written_ms the time it was
