@@ -17,6 +17,9 @@ int cmd_zabbix(int argc, char **argv);
 int cmd_energy(int argc, char **argv);
 /* Exits with the monitoring-plugin statuses 0-3 instead (78: config). */
 int cmd_status(int argc, char **argv);
+/* Exits with sysexits(3) statuses instead (64 usage, 65 data, 66 no
+ * ledger, 78 config or tariff). */
+int cmd_report(int argc, char **argv);
 
 /* ---- args.c: argument parsing ---------------------------------------------- */
 

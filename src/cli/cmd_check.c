@@ -66,10 +66,15 @@ static void print_energy(const struct pm_config *cfg)
 	else if (cfg->alarms.n_command)
 		printf(", alarms run %s", cfg->alarms.command[0]);
 	if (cfg->energy.enabled)
-		printf(", energy counters in %s (saved every %g s)\n",
+		printf(", energy counters in %s (saved every %g s)",
 		       cfg->state_dir, cfg->energy.persist_interval);
 	else
-		printf(", no energy counters\n");
+		printf(", no energy counters");
+	if (cfg->ledger.enabled)
+		printf(", ledger %s (every %u s)\n", cfg->ledger.path,
+		       cfg->ledger.interval);
+	else
+		printf("\n");
 }
 
 static void print_summary(const struct pm_config *cfg)

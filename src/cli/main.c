@@ -19,6 +19,7 @@ static const struct {
 	{ "zabbix", cmd_zabbix, "Zabbix: discovery, feeds, status, circuits (estimated power, energy)" },
 	{ "energy", cmd_energy, "the energy counters powermeterd keeps, orphans included" },
 	{ "status", cmd_status, "modules, feeds and alarms from the daemon (a Nagios/Icinga check)" },
+	{ "report", cmd_report, "energy, peak and cost per circuit, phase, feed or tag from the ledger" },
 };
 
 static void usage(FILE *f)

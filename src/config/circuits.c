@@ -34,7 +34,7 @@ const char *const pm_phase_names[PM_PHASES + 1] = { "L1", "L2", "L3", NULL };
  * upper case) and file names all carry as it is: a lowercase letter, then
  * lowercase letters, digits or '_' — lowercase, so that no two keys become
  * one macro. */
-static bool tag_key_ok(const char *k)
+bool cfg_tag_key_ok(const char *k)
 {
 	size_t n = strlen(k);
 
@@ -123,7 +123,7 @@ void cfg_circuit_tags(struct parse *p, json_object *obj, const char *parent,
 		const char *why;
 
 		cfg_path_key(kpath, path, key);
-		if (!tag_key_ok(key)) {
+		if (!cfg_tag_key_ok(key)) {
 			cfg_err(p, kpath, "\"%s\" is not a tag name (a lowercase letter, then lowercase letters, digits or '_', at most %d)",
 				cfg_show_key(key, d), TAG_KEY_MAX);
 			continue;

@@ -26,7 +26,7 @@
 /* json-c keeps the last of two equal keys in one object, silently (as the
  * seed's Python did), so a copied line with an edited duplicate would go
  * unnoticed: find them in the text, which is known to be valid JSON here. */
-static void find_duplicate_keys(struct parse *p, const char *data, size_t len)
+void cfg_find_duplicate_keys(struct parse *p, const char *data, size_t len)
 {
 	struct key {
 		const char *s;
@@ -156,8 +156,8 @@ static void syntax_message(enum json_tokener_error e, char c, char *msg,
 }
 
 /* Parses the text; a syntax error is reported as FILE:LINE:COL. */
-static json_object *parse_json(struct parse *p, const char *data, size_t len,
-			       bool *ok)
+json_object *cfg_parse_json(struct parse *p, const char *data, size_t len,
+			    bool *ok)
 {
 	struct json_tokener *tok;
 	enum json_tokener_error e;
@@ -301,9 +301,9 @@ int pm_config_load_flags(struct pm_config **out, const char *path,
 		if (cfg_sections[i].init)
 			cfg_sections[i].init(cfg);
 
-	root = parse_json(&p, data, len, &ok);
+	root = cfg_parse_json(&p, data, len, &ok);
 	if (ok)
-		find_duplicate_keys(&p, data, len);
+		cfg_find_duplicate_keys(&p, data, len);
 	if (ok && json_object_is_type(root, json_type_array)) {
 		cfg_devices_list(&p, cfg, root, "");
 	} else if (ok && json_object_is_type(root, json_type_object)) {

@@ -4,6 +4,7 @@
 #define PM_CONFIG_PARSE_H
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 #include <json-c/json.h>
@@ -69,6 +70,16 @@ bool cfg_is_known(const char *key, const char *const *known);
 void cfg_check_keys(struct parse *p, json_object *obj, const char *path,
 		    const char *const *known,
 		    const char *(*elsewhere)(const char *key));
+
+/* ---- the text (load.c), for every JSON file the config layer reads ----- */
+
+/* Parses 'data' (len bytes, NUL-terminated); *ok tells whether it is JSON.
+ * A syntax error is reported as FILE:LINE:COL. */
+json_object *cfg_parse_json(struct parse *p, const char *data, size_t len,
+			    bool *ok);
+/* Reports every key given twice in one object (json-c keeps the last one
+ * silently) as FILE:LINE:COL; 'data' is known to be valid JSON. */
+void cfg_find_duplicate_keys(struct parse *p, const char *data, size_t len);
 
 /* ---- typed getters: ABSENT, SET (and *out written) or BAD (reported) ---- */
 

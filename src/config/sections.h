@@ -79,6 +79,9 @@ void cfg_circuit_input(struct parse *p, json_object *ji, const char *ipath,
 void cfg_circuit_tags(struct parse *p, json_object *obj, const char *parent,
 		      size_t *n, struct pm_tag **tags);
 void cfg_tags_free(size_t n, struct pm_tag *tags);
+/* 'k' can be a tag key: a lowercase letter, then lowercase letters, digits
+ * or '_', at most 32 bytes. */
+bool cfg_tag_key_ok(const char *k);
 /* Why 'v' cannot be a tag value (line protocol, Zabbix macros, file
  * names), or NULL when it can. */
 const char *cfg_tag_value_problem(const char *v);

@@ -11,8 +11,9 @@
  * A rate with "days", "from" or "to" is a window: "days" a list like
  * "mon-fri", "sat,sun" or "fri-mon" (default every day), "from"/"to" local
  * "HH:MM" (default 00:00..24:00; "to" at or before "from" crosses midnight,
- * belonging to the day it starts on). At most one rate has none of them:
- * it covers the rest of the week. Windows that overlap, or leave time
+ * belonging to the day it starts on, so "to" equal to "from" is a whole
+ * day from that time, not an empty window). At most one rate has none of
+ * them: it covers the rest of the week. Windows that overlap, or leave time
  * uncovered, are errors naming the file and the JSON path, as are unknown
  * keys and values out of range (price >= 0, vat 0..100, standing_charge
  * >= 0). An override may also set its own "standing_charge". */
@@ -58,7 +59,7 @@ const struct pm_tariff_rates *pm_tariff_rates_for(const struct pm_tariff *t,
 						  const char *const *values);
 
 /* The price per kWh at local weekday 'wday' (0 = Sunday, as struct tm) and
- * minute of the day 'minute' (0..1439). */
+ * minute of the day 'minute' (0..1439); NaN outside those ranges. */
 double pm_tariff_price(const struct pm_tariff_rates *r, int wday, int minute);
 
 #endif

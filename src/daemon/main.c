@@ -16,6 +16,7 @@
 #include "pm-build.h"
 #include "config/config.h"
 #include "daemon/counters.h"
+#include "daemon/ledger_writer.h"
 #include "daemon/notify.h"
 #include "daemon/poller.h"
 #include "daemon/sink_stdout.h"
@@ -38,6 +39,7 @@ struct daemon {
 	struct pm_pollers *pollers;
 	struct pm_counters counters;	/* kept across reloads */
 	struct pm_watch *watch;		/* feeds and alarms, kept too */
+	struct pm_ledger_writer *ledger;	/* NULL: no ledger */
 	struct pm_watchdog watchdog;
 	int64_t next_status_ns;
 	bool before_first_tick;	/* STATUS= says "starting" until a tick */
@@ -143,6 +145,8 @@ static int daemon_start(struct daemon *d, pm_config *cfg)
 
 	prepare_dirs(cfg);
 	pm_counters_configure(&d->counters, cfg);
+	/* before the pollers: it may raise the counters they add to */
+	pm_ledger_writer_configure(&d->ledger, cfg, d->counters.energy);
 	r = pm_watch_configure(d->watch, cfg);
 	if (r < 0)
 		return r;
@@ -184,6 +188,11 @@ static void daemon_status(struct daemon *d, struct pm_buf *b)
 
 		(void)pm_buf_adds(b, ", ");
 		pm_watch_status(d->watch, b);
+		if (b->len == before + 2)
+			pm_buf_truncate(b, 2);
+		before = b->len;
+		(void)pm_buf_adds(b, ", ");
+		pm_ledger_writer_status(d->ledger, b);
 		if (b->len == before + 2)
 			pm_buf_truncate(b, 2);
 	}
@@ -281,6 +290,9 @@ static int daemon_run(struct daemon *d, const sigset_t *sigs)
 			if (save < wait)
 				wait = save;
 			save = pm_watch_run(d->watch, now);
+			if (save < wait)
+				wait = save;
+			save = pm_ledger_writer_run(d->ledger, now);
 			if (save < wait)
 				wait = save;
 		}
@@ -387,6 +399,7 @@ int main(int argc, char **argv)
 	if (r < 0) {
 		log_err("cannot start: %s", pm_strerror(r));
 		pm_watch_free(d.watch);
+		pm_ledger_writer_close(d.ledger);
 		pm_counters_close(&d.counters);
 		pm_config_free(cfg);
 		pm_influx_global_cleanup();
@@ -408,6 +421,7 @@ int main(int argc, char **argv)
 	if (d.pollers)
 		daemon_halt(&d, true);
 	pm_watch_free(d.watch);
+	pm_ledger_writer_close(d.ledger);
 	pm_counters_close(&d.counters);
 	pm_config_free(d.cfg);
 	pm_influx_global_cleanup();

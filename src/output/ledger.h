@@ -17,7 +17,7 @@
  *       phase, feed, voltage, power factor, breaker or tags change
  *   boundaries (time INTEGER PRIMARY KEY,   -- Unix s, end of the interval
  *                interval INTEGER NOT NULL) -- seconds
- *   readings (key INTEGER PRIMARY KEY,      -- time * 2^20 + circuit id
+ *   readings (key INTEGER PRIMARY KEY,      -- time * 2^16 + circuit id
  *             energy_mwh INTEGER NOT NULL,  -- energy counter, mWh
  *             charge_mah INTEGER NOT NULL,  -- charge counter, mAh
  *             peak_ca INTEGER,              -- highest current in the
@@ -30,7 +30,7 @@
  *
  * The counters are the daemon's energy counters (never going down); the
  * energy of an interval is the difference to the circuit's row at the
- * boundary before. The compound key keeps a row near 25 bytes: a circuit
+ * boundary before. The compound key keeps a row near 27 bytes: a circuit
  * year at 15 minutes is under 1 MB. */
 #ifndef PM_LEDGER_H
 #define PM_LEDGER_H
@@ -41,7 +41,7 @@
 
 #define PM_LEDGER_APPLICATION_ID 0x504d4c47
 #define PM_LEDGER_SCHEMA 1
-#define PM_LEDGER_CIRCUIT_BITS 20
+#define PM_LEDGER_CIRCUIT_BITS 16
 #define PM_LEDGER_CIRCUIT_MAX ((1 << PM_LEDGER_CIRCUIT_BITS) - 1)
 
 struct pm_ledger;
