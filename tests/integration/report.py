@@ -18,6 +18,7 @@ from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
 import common
+from servers import Influx1
 
 TZ = "Europe/Prague"
 ZONE = ZoneInfo(TZ)
@@ -801,8 +802,10 @@ class EndToEnd(unittest.TestCase):
         sim = Sim.single(self)
         sim.set(0, 1, "a", 1000)
         sim.set(0, 1, "b", 500)
+        influx = Influx1(self)
         cfg = daemonlib.daemon_config(self, sim, interval=interval, inputs="ab", extra={
-            "energy": {"persist_interval": 1}, "ledger": {"interval": boundary}})
+            "energy": {"persist_interval": 1}, "ledger": {"interval": boundary}},
+            influx={"url": influx.url, "database": "powermeter"})
         with open(cfg) as f:
             path = os.path.join(json.load(f)["state_directory"], "ledger.sqlite")
 
@@ -847,6 +850,25 @@ class EndToEnd(unittest.TestCase):
                                    delta=2 * amps * volts * interval / 3600 + 0.001)
             self.assertEqual(g[ch]["coverage_percent"], 100.0)
             self.assertEqual(g[ch]["group"], daemonlib.input_name(1, ch))
+        # and InfluxDB agrees: the integral of the power it stored over the
+        # same stretch, and the difference of its energy counters (which
+        # trail the ledger's by one to two saves, the same at both ends)
+        common.wait_for(lambda: influx.count() > 0, 10, what="points in InfluxDB")
+        for ch, amps in (("a", 10.0), ("b", 5.0)):
+            q = ("SELECT integral(power, 1h) FROM powermeter WHERE input = '%s' "
+                 "AND time > %ds AND time <= %ds" % (ch, t1, tn))
+            series = influx.query(q)["results"][0]["series"]
+            wh = series[0]["values"][0][1]
+            self.assertAlmostEqual(g[ch]["energy_kwh"] * 1000, wh,
+                                   delta=2 * amps * volts * interval / 3600 + 0.001)
+            q = ("SELECT last(energy) FROM powermeter WHERE input = '%s' AND time <= %ds"
+                 % (ch, tn))
+            e_n = influx.query(q)["results"][0]["series"][0]["values"][0][1]
+            q = ("SELECT last(energy) FROM powermeter WHERE input = '%s' AND time <= %ds"
+                 % (ch, t1))
+            e_1 = influx.query(q)["results"][0]["series"][0]["values"][0][1]
+            self.assertAlmostEqual(g[ch]["energy_kwh"] * 1000, e_n - e_1,
+                                   delta=2 * amps * volts * 1.0 / 3600 + 0.002)
 
 
 if __name__ == "__main__":
