@@ -19,6 +19,8 @@
 #include "config/tariff.h"
 #include "util/fileio.h"
 
+#include "golden.h"
+
 #define DATA_DIR PM_SOURCE_DIR "/tests/data/tariff"
 
 enum { SUN, MON, TUE, WED, THU, FRI, SAT };
@@ -316,74 +318,10 @@ static void test_unreadable(void **state)
 
 /* ---- the goldens ---------------------------------------------------------- */
 
-static char *slurp(const char *path)
-{
-	char *data = NULL;
-	size_t len;
-
-	if (pm_read_file_capped(path, 1024 * 1024, &data, &len) < 0)
-		return NULL;
-	return data;
-}
-
-/* Replaces every "DIR" in 'text' by 'dir'. */
-static char *expand_dir(const char *text, const char *dir)
-{
-	size_t n = strlen(text) + 1, dl = strlen(dir);
-	char *out, *o;
-
-	for (const char *s = text; (s = strstr(s, "DIR")) != NULL; s += 3)
-		n += dl;
-	out = o = malloc(n);
-	assert_non_null(out);
-	while (*text) {
-		if (!strncmp(text, "DIR", 3)) {
-			memcpy(o, dir, dl);
-			o += dl;
-			text += 3;
-		} else {
-			*o++ = *text++;
-		}
-	}
-	*o = '\0';
-	return out;
-}
-
-static int compare_names(const void *a, const void *b)
-{
-	return strcmp(*(char *const *)a, *(char *const *)b);
-}
-
-/* Every PREFIX*.json, sorted, without the ".json". */
-static size_t list_cases(const char *prefix, char names[][128], size_t max)
-{
-	char *ptrs[256];
-	struct dirent *e;
-	size_t n = 0;
-	DIR *d = opendir(DATA_DIR);
-
-	assert_non_null(d);
-	while ((e = readdir(d)) != NULL && n < max && n < 256) {
-		size_t len = strlen(e->d_name);
-
-		if (strncmp(e->d_name, prefix, strlen(prefix)) || len >= 128 ||
-		    len < 5 || strcmp(e->d_name + len - 5, ".json"))
-			continue;
-		ptrs[n++] = strndup(e->d_name, len - 5);
-	}
-	closedir(d);
-	qsort(ptrs, n, sizeof(ptrs[0]), compare_names);
-	for (size_t i = 0; i < n; i++) {
-		strcpy(names[i], ptrs[i]);
-		free(ptrs[i]);
-	}
-	return n;
-}
-
 static void test_golden_bad(void **state)
 {
-	static char names[200][128];
-	size_t n = list_cases("bad-", names, 200);
+	static char names[200][GOLDEN_NAME_MAX];
+	size_t n = golden_list(DATA_DIR, "bad-", false, names, 200);
 	unsigned failed = 0;
 
 	(void)state;
@@ -394,17 +332,18 @@ static void test_golden_bad(void **state)
 		char *errors = NULL, *raw, *expected;
 		int r;
 
-		snprintf(json, sizeof(json), "%s/%s.json", DATA_DIR, names[i]);
-		snprintf(expected_path, sizeof(expected_path), "%s/%s.expected",
-			 DATA_DIR, names[i]);
-		raw = slurp(expected_path);
+		snprintf(json, sizeof(json), "%s/%.*s", DATA_DIR,
+			 GOLDEN_NAME_MAX, names[i]);
+		snprintf(expected_path, sizeof(expected_path), "%s/%.*s.expected",
+			 DATA_DIR, (int)strlen(names[i]) - 5, names[i]);
+		raw = golden_slurp(expected_path);
 		if (!raw) {
 			print_error("%s: no expected messages (%s)\n", names[i],
 				    expected_path);
 			failed++;
 			continue;
 		}
-		expected = expand_dir(raw, DATA_DIR);
+		expected = golden_expand_dir(raw, DATA_DIR);
 		r = pm_tariff_load(&t, json, &errors);
 		if (r != -PM_ECONFIG || !errors || strcmp(errors, expected)) {
 			print_error("%s: got %d:\n%s--- expected:\n%s", names[i], r,
@@ -422,8 +361,8 @@ static void test_golden_bad(void **state)
 
 static void test_golden_good(void **state)
 {
-	static char names[64][128];
-	size_t n = list_cases("good-", names, 64);
+	static char names[64][GOLDEN_NAME_MAX];
+	size_t n = golden_list(DATA_DIR, "good-", false, names, 64);
 	unsigned failed = 0;
 
 	(void)state;
@@ -433,7 +372,8 @@ static void test_golden_good(void **state)
 		char json[512], *errors = NULL;
 		int r;
 
-		snprintf(json, sizeof(json), "%s/%s.json", DATA_DIR, names[i]);
+		snprintf(json, sizeof(json), "%s/%.*s", DATA_DIR,
+			 GOLDEN_NAME_MAX, names[i]);
 		r = pm_tariff_load(&t, json, &errors);
 		if (r) {
 			print_error("%s: %d\n%s", names[i], r, errors ? errors : "");
