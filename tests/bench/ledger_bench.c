@@ -391,7 +391,7 @@ int main(int argc, char **argv)
 	printf("file: %.1f MB, %.1f bytes per row\n", st.st_size / 1e6,
 	       (double)st.st_size / ((double)n * boundaries));
 	printf("size per 100 circuit-years: %.1f MB (%.1f MiB) (goal <= %.0f MB): "
-	       "%s\n", mb, mb * 1e6 / 65536, GOAL_MB_PER_100_CY,
+	       "%s\n", mb, mb * 1e6 / (1024.0 * 1024.0), GOAL_MB_PER_100_CY,
 	       met_size ? "met" : "MISSED");
 
 	/* the daemon's start: the newest row of each circuit */
