@@ -6,8 +6,11 @@
 #define PM_TEST_GOLDEN_H
 
 #include <dirent.h>
+#include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
+
+#include <powermeter/powermeter.h>
 
 #include "util/fileio.h"
 
@@ -84,6 +87,39 @@ static inline size_t golden_list(const char *dir, const char *prefix,
 		free(ptrs[i]);
 	}
 	return n;
+}
+
+/* A loader of the format under test: 0 or a negative error, its messages
+ * in *errors (malloc'd); it frees what it loaded itself. */
+typedef int golden_load_fn(const char *path, char **errors);
+
+/* Loads 'json' and compares its messages with the file 'expected_path',
+ * "DIR" there standing for 'dir'. True when the load failed with exactly
+ * those lines; otherwise says what came instead. */
+static inline bool golden_bad_case(golden_load_fn *load, const char *name,
+				   const char *json, const char *expected_path,
+				   const char *dir)
+{
+	char *errors = NULL, *raw, *expected;
+	bool ok;
+	int r;
+
+	raw = golden_slurp(expected_path);
+	if (!raw) {
+		print_error("%s: no expected messages (%s)\n", name,
+			    expected_path);
+		return false;
+	}
+	expected = golden_expand_dir(raw, dir);
+	r = load(json, &errors);
+	ok = r == -PM_ECONFIG && errors && !strcmp(errors, expected);
+	if (!ok)
+		print_error("%s: got %d:\n%s--- expected:\n%s", name, r,
+			    errors ? errors : "(none)\n", expected);
+	free(errors);
+	free(expected);
+	free(raw);
+	return ok;
 }
 
 #endif

@@ -811,6 +811,16 @@ static void test_influxconf_parser(void **state)
 
 /* ---- the goldens ----------------------------------------------------------- */
 
+static int load_config(const char *path, char **errors)
+{
+	struct pm_config *cfg = NULL;
+	int r = pm_config_load_flags(&cfg, path, 0, errors);
+
+	if (r == 0)
+		pm_config_free(cfg);
+	return r;
+}
+
 static void test_golden_bad(void **state)
 {
 	static char names[200][GOLDEN_NAME_MAX];
@@ -821,10 +831,7 @@ static void test_golden_bad(void **state)
 	assert_true(n >= 30);
 	for (size_t i = 0; i < n; i++) {
 		char json[1024], expected_path[1024], dir[512];
-		struct pm_config *cfg = NULL;
-		char *errors = NULL, *raw, *expected;
 		size_t len = strlen(names[i]);
-		int r;
 
 		if (len > 5 && !strcmp(names[i] + len - 5, ".json")) {
 			snprintf(dir, sizeof(dir), "%s", DATA_DIR);
@@ -836,24 +843,9 @@ static void test_golden_bad(void **state)
 			snprintf(json, sizeof(json), "%s/powermeter.json", dir);
 			snprintf(expected_path, sizeof(expected_path), "%s/expected", dir);
 		}
-		raw = golden_slurp(expected_path);
-		if (!raw) {
-			print_error("%s: no expected messages (%s)\n", names[i], expected_path);
+		if (!golden_bad_case(load_config, names[i], json, expected_path,
+				     dir))
 			failed++;
-			continue;
-		}
-		expected = golden_expand_dir(raw, dir);
-		r = pm_config_load_flags(&cfg, json, 0, &errors);
-		if (r != -PM_ECONFIG || !errors || strcmp(errors, expected)) {
-			print_error("%s: got %d:\n%s--- expected:\n%s", names[i], r,
-				    errors ? errors : "(none)\n", expected);
-			failed++;
-		}
-		if (r == 0)
-			pm_config_free(cfg);
-		free(errors);
-		free(expected);
-		free(raw);
 	}
 	assert_int_equal(failed, 0);
 }
