@@ -30,7 +30,7 @@ sys.path.insert(0, os.path.join(HERE, "..", "integration"))
 
 import daemonlib  # noqa: E402
 from daemon_parallel import Ctx  # noqa: E402
-from daemon_resources import proc_stat, smaps_rollup, vm_hwm_kib  # noqa: E402
+from daemon_resources import on_off, proc_stat, smaps_rollup, vm_hwm_kib  # noqa: E402
 from sim import Sim  # noqa: E402
 
 RECORDER = """#!/usr/bin/python3 -S
@@ -82,21 +82,9 @@ def resources(ctx, seconds, rounds):
         for on in (True, False):
             runs[on].append(run_daemon(ctx, feeds_config(ctx, sim, on), seconds))
 
-    def mean(xs):
-        return sum(xs) / len(xs)
     print("32 modules x 16 inputs at 1 s, 8 feeds (4 2N pairs), %d runs of %.0f s each "
           "with all rules on and alarms off, alternating" % (rounds, seconds))
-    for on in (True, False):
-        cpus = [r["cpu"] for r in runs[on]]
-        print("  alarms %s: CPU %.3f %% of one core (runs %s), peak RSS %.2f MiB, "
-              "anonymous %.0f KiB" % ("on " if on else "off", mean(cpus),
-                                      " ".join("%.3f" % c for c in cpus),
-                                      mean([r["hwm"] for r in runs[on]]) / 1024,
-                                      mean([r["anon"] for r in runs[on]])))
-    dcpu = mean([r["cpu"] for r in runs[True]]) - mean([r["cpu"] for r in runs[False]])
-    noise = max(max(r["cpu"] for r in runs[on]) - min(r["cpu"] for r in runs[on])
-                for on in (True, False))
-    dmem = mean([r["anon"] for r in runs[True]]) - mean([r["anon"] for r in runs[False]])
+    dcpu, noise, dmem, _ = on_off(runs, "alarms")
     print("difference: CPU %+.3f %% of one core, run-to-run spread %.3f (goal: within "
           "0.1 %%): %s" % (dcpu, noise, "met" if abs(dcpu) <= 0.1 else "MISSED"))
     print("            anonymous memory %+.0f KiB" % dmem)

@@ -50,6 +50,28 @@ def smaps_rollup(pid):
     return out
 
 
+def on_off(runs, what):
+    """Prints the runs of 'what' on and off (runs[True], runs[False]: dicts
+    with cpu, hwm, anon) and returns the differences on - off: (CPU % of a
+    core, the largest run-to-run spread of one kind, anonymous KiB, peak
+    RSS KiB)."""
+    def mean(xs):
+        return sum(xs) / len(xs)
+    for on in (True, False):
+        cpus = [r["cpu"] for r in runs[on]]
+        print("  %s %s: CPU %.3f %% of one core (runs %s), peak RSS %.2f MiB, "
+              "anonymous %.0f KiB" % (what, "on " if on else "off", mean(cpus),
+                                      " ".join("%.3f" % c for c in cpus),
+                                      mean([r["hwm"] for r in runs[on]]) / 1024,
+                                      mean([r["anon"] for r in runs[on]])))
+    dcpu = mean([r["cpu"] for r in runs[True]]) - mean([r["cpu"] for r in runs[False]])
+    noise = max(max(r["cpu"] for r in runs[on]) - min(r["cpu"] for r in runs[on])
+                for on in (True, False))
+    dmem = mean([r["anon"] for r in runs[True]]) - mean([r["anon"] for r in runs[False]])
+    dhwm = mean([r["hwm"] for r in runs[True]]) - mean([r["hwm"] for r in runs[False]])
+    return dcpu, noise, dmem, dhwm
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--seconds", type=float, default=60)

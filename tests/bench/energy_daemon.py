@@ -27,7 +27,7 @@ sys.path.insert(0, os.path.join(HERE, "..", "integration"))
 
 import daemonlib  # noqa: E402
 from daemon_parallel import Ctx  # noqa: E402
-from daemon_resources import proc_stat, smaps_rollup, vm_hwm_kib  # noqa: E402
+from daemon_resources import on_off, proc_stat, smaps_rollup, vm_hwm_kib  # noqa: E402
 from sim import Sim  # noqa: E402
 
 
@@ -62,21 +62,7 @@ def resources(ctx, seconds, rounds):
             runs[on].append(run_daemon(ctx, sim, seconds, {"enabled": on}))
     print("32 modules x 16 inputs at 1 s, %d runs of %.0f s each with energy on and off, "
           "alternating" % (rounds, seconds))
-
-    def mean(xs):
-        return sum(xs) / len(xs)
-    for on in (True, False):
-        cpus = [r["cpu"] for r in runs[on]]
-        print("  energy %s: CPU %.3f %% of one core (runs %s), peak RSS %.2f MiB, "
-              "anonymous %.0f KiB" % ("on " if on else "off", mean(cpus),
-                                      " ".join("%.3f" % c for c in cpus),
-                                      mean([r["hwm"] for r in runs[on]]) / 1024,
-                                      mean([r["anon"] for r in runs[on]])))
-    dcpu = mean([r["cpu"] for r in runs[True]]) - mean([r["cpu"] for r in runs[False]])
-    noise = max(max(r["cpu"] for r in runs[on]) - min(r["cpu"] for r in runs[on])
-                for on in (True, False))
-    dmem = mean([r["anon"] for r in runs[True]]) - mean([r["anon"] for r in runs[False]])
-    dhwm = mean([r["hwm"] for r in runs[True]]) - mean([r["hwm"] for r in runs[False]])
+    dcpu, noise, dmem, dhwm = on_off(runs, "energy")
     print("difference: CPU %+.3f %% of one core against a run-to-run spread of %.3f "
           "(goal: none measurable): %s" % (dcpu, noise,
                                           "met" if abs(dcpu) <= noise else "MISSED"))
