@@ -163,6 +163,15 @@ static void free_tags(struct pm_ledger_writer *w)
 	w->n_tags = 0;
 }
 
+/* An input's tags as JSON, "{}" when it has none (or they could not be
+ * written down). */
+static const char *input_tags(const struct pm_ledger_writer *w,
+			      const struct pm_input *in)
+{
+	return (size_t)in->id < w->n_tags && w->tags[in->id] ? w->tags[in->id]
+							      : "{}";
+}
+
 static size_t str_size(const char *s)
 {
 	return s ? strlen(s) + 1 : 0;
@@ -201,8 +210,7 @@ static int take_boundary(struct pm_ledger_writer *w, int64_t time,
 			text += str_size(in->name) + str_size(in->phase) +
 				str_size(in->feed >= 0 ? cfg->feeds[in->feed].name
 						       : NULL) +
-				str_size((size_t)in->id < w->n_tags
-					 ? w->tags[in->id] : "{}");
+				str_size(input_tags(w, in));
 		}
 	k->rows = calloc(cfg->n_inputs ? cfg->n_inputs : 1, sizeof(*k->rows));
 	k->text = malloc(text ? text : 1);
@@ -233,9 +241,7 @@ static int take_boundary(struct pm_ledger_writer *w, int64_t time,
 			row->c.voltage = in->voltage;
 			row->c.power_factor = in->power_factor;
 			row->c.breaker = in->breaker;
-			row->c.tags = str_put(&p, (size_t)in->id < w->n_tags &&
-					      w->tags[in->id] ? w->tags[in->id]
-					      : "{}");
+			row->c.tags = str_put(&p, input_tags(w, in));
 			row->energy_wh = ct->energy_wh;
 			row->charge_ah = ct->charge_ah;
 			row->peak_a = ct->has_peak ? ct->peak_a : NAN;
