@@ -227,7 +227,7 @@ static int parse_entry(json_object *e, struct pm_alarm_saved *s)
 
 	if (!kind || !subject || !sev || !*subject ||
 	    (k = pm_alarm_kind_find(kind)) < 0 || (l = severity_find(sev)) < 0 ||
-	    !get_number(e, "since", &changed) || !isfinite(changed) ||
+	    !get_number(e, "since", &changed) || isinf(changed) ||
 	    !get_number(e, "value", &s->value) ||
 	    !get_number(e, "threshold", &s->threshold) ||
 	    !json_object_object_get_ex(e, "armed", &v) ||
@@ -235,7 +235,7 @@ static int parse_entry(json_object *e, struct pm_alarm_saved *s)
 		return -PM_EFRAME;
 	s->kind = (enum pm_alarm_kind)k;
 	s->level = (enum pm_severity)l;
-	s->changed_ms = (int64_t)changed;
+	s->changed_ms = isnan(changed) ? 0 : (int64_t)changed;	/* null */
 	s->armed = json_object_get_boolean(v);
 	s->subject = strdup(subject);
 	return s->subject ? 0 : -ENOMEM;
@@ -291,9 +291,34 @@ out:
 	return r;
 }
 
-static int add_number(struct pm_buf *b, double x)
+int pm_alarm_json_members(struct pm_buf *b, const struct pm_alarm *a)
 {
-	return isfinite(x) ? pm_json_number(b, x) : pm_buf_adds(b, "null");
+	const char *kind = pm_alarm_kind_name(a->kind);
+	int r;
+
+	r = pm_buf_adds(b, "\"alarm\": ");
+	if (!r)
+		r = pm_json_string(b, kind ? kind : "unknown");
+	if (!r)
+		r = pm_buf_adds(b, ", \"subject\": ");
+	if (!r)
+		r = pm_json_string(b, a->subject ? a->subject : "");
+	if (!r)
+		r = pm_buf_printf(b, ", \"severity\": \"%s\", \"since\": ",
+				  pm_severity_name(a->level));
+	if (!r)
+		r = a->changed_ms > 0
+			? pm_buf_printf(b, "%lld", (long long)a->changed_ms)
+			: pm_buf_adds(b, "null");
+	if (!r)
+		r = pm_buf_adds(b, ", \"value\": ");
+	if (!r)
+		r = pm_json_number(b, a->value);
+	if (!r)
+		r = pm_buf_adds(b, ", \"threshold\": ");
+	if (!r)
+		r = pm_json_number(b, a->threshold);
+	return r;
 }
 
 static int format_state(struct pm_buf *b, const struct pm_alarm *const *a,
@@ -308,21 +333,10 @@ static int format_state(struct pm_buf *b, const struct pm_alarm *const *a,
 	for (size_t i = 0; i < n && !r; i++) {
 		if (a[i]->level == PM_SEVERITY_OK && !a[i]->armed)
 			continue;
-		r = pm_buf_printf(b, "%s\n\t\t{\"alarm\": \"%s\", \"subject\": ",
-				  first ? "" : ",", pm_alarm_kind_name(a[i]->kind));
+		r = pm_buf_adds(b, first ? "\n\t\t{" : ",\n\t\t{");
 		first = false;
 		if (!r)
-			r = pm_json_string(b, a[i]->subject);
-		if (!r)
-			r = pm_buf_printf(b, ", \"severity\": \"%s\", \"since\": %lld, \"value\": ",
-					  pm_severity_name(a[i]->level),
-					  (long long)a[i]->changed_ms);
-		if (!r)
-			r = add_number(b, a[i]->value);
-		if (!r)
-			r = pm_buf_adds(b, ", \"threshold\": ");
-		if (!r)
-			r = add_number(b, a[i]->threshold);
+			r = pm_alarm_json_members(b, a[i]);
 		if (!r)
 			r = pm_buf_printf(b, ", \"armed\": %s}",
 					  a[i]->armed ? "true" : "false");

@@ -12,6 +12,7 @@
 #include <stdint.h>
 
 #include "config/config.h"
+#include "util/buf.h"
 
 enum pm_alarm_kind {
 	PM_ALARM_CIRCUIT_LOAD,		/* % of the breaker */
@@ -103,6 +104,12 @@ enum pm_severity pm_alarm_judge(struct pm_alarm *a,
 enum pm_severity pm_alarm_judge_condition(struct pm_alarm *a, bool holds,
 					  enum pm_severity severity,
 					  double hold, int64_t time_ms);
+
+/* The members of an alarm's JSON object, as the state file and the
+ * snapshot write it: "alarm", "subject", "severity", "since" (Unix ms, null
+ * when never changed), "value" and "threshold" (null when NaN); no braces.
+ * 0 or -ENOMEM. */
+int pm_alarm_json_members(struct pm_buf *b, const struct pm_alarm *a);
 
 /* ---- the state file ---------------------------------------------------- */
 

@@ -414,32 +414,11 @@ static int format_feed(struct pm_buf *b, const struct pm_config *cfg,
 
 static int format_alarm(struct pm_buf *b, const struct pm_alarm *a)
 {
-	const char *kind = pm_alarm_kind_name(a->kind);
-	int r;
+	int r = pm_buf_adds(b, "\t\t{");
 
-	r = pm_buf_adds(b, "\t\t{\"alarm\": ");
 	if (!r)
-		r = pm_json_string(b, kind ? kind : "unknown");
-	if (!r)
-		r = pm_buf_adds(b, ", \"subject\": ");
-	if (!r)
-		r = pm_json_string(b, a->subject ? a->subject : "");
-	if (!r)
-		r = pm_buf_printf(b, ", \"severity\": \"%s\", \"since\": ",
-				  pm_severity_name(a->level));
-	if (!r)
-		r = add_time(b, a->changed_ms);
-	if (!r)
-		r = pm_buf_adds(b, ", \"value\": ");
-	if (!r)
-		r = pm_json_number(b, a->value);
-	if (!r)
-		r = pm_buf_adds(b, ", \"threshold\": ");
-	if (!r)
-		r = pm_json_number(b, a->threshold);
-	if (!r)
-		r = pm_buf_adds(b, "}");
-	return r;
+		r = pm_alarm_json_members(b, a);
+	return r ? r : pm_buf_adds(b, "}");
 }
 
 /* The members after "devices": "feeds" in config order (figures null
