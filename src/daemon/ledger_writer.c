@@ -33,13 +33,6 @@ struct kept {
 	char *text;
 };
 
-/* A counter's unmetered seconds at the boundary before. */
-struct seen {
-	int device_id;
-	unsigned channel;
-	double unmetered_s;
-};
-
 struct pm_ledger_writer {
 	const struct pm_config *cfg;
 	struct pm_energy *energy;
@@ -50,8 +43,9 @@ struct pm_ledger_writer {
 	struct kept kept[KEPT_MAX];
 	size_t n_kept;
 	uint64_t dropped;		/* boundaries that could not be kept */
-	struct seen *seen;
-	size_t n_seen;
+	/* the counters at the boundary before: their unmetered seconds */
+	struct pm_energy_counter *prev;
+	size_t n_prev;
 	char **tags;			/* per input id: its tags as JSON */
 	size_t n_tags;
 	int err;			/* the last failure, 0 */
@@ -63,61 +57,22 @@ struct pm_ledger_writer {
 
 /* ---- what a row holds ---------------------------------------------------- */
 
-static int seen_cmp(const void *a, const void *b)
+/* Keeps the counters of this boundary (taking 'c' over) for the next. */
+static void remember(struct pm_ledger_writer *w, struct pm_energy_counter *c,
+		     size_t n)
 {
-	const struct seen *x = a, *y = b;
-
-	if (x->device_id != y->device_id)
-		return x->device_id < y->device_id ? -1 : 1;
-	return x->channel < y->channel ? -1 : x->channel > y->channel;
-}
-
-static int counter_cmp(const void *key, const void *elem)
-{
-	const struct seen *k = key;
-	const struct pm_energy_counter *c = elem;
-
-	if (k->device_id != c->device_id)
-		return k->device_id < c->device_id ? -1 : 1;
-	return k->channel < c->channel ? -1 : k->channel > c->channel;
-}
-
-/* The counters of (device_id, channel) among c[0..n) (sorted by both, as
- * energy.c keeps them), or NULL. */
-static const struct pm_energy_counter *
-counter_of(const struct pm_energy_counter *c, size_t n, int device_id,
-	   unsigned channel)
-{
-	struct seen key = { device_id, channel, 0 };
-
-	return bsearch(&key, c, n, sizeof(*c), counter_cmp);
-}
-
-/* Remembers every counter's unmetered seconds (sorted for bsearch). */
-static void remember(struct pm_ledger_writer *w,
-		     const struct pm_energy_counter *c, size_t n)
-{
-	struct seen *s = calloc(n ? n : 1, sizeof(*s));
-
-	if (!s)
-		return;		/* the next rows count from the start */
-	for (size_t i = 0; i < n; i++)
-		s[i] = (struct seen){ c[i].device_id, c[i].channel,
-				      c[i].unmetered_s };
-	qsort(s, n, sizeof(*s), seen_cmp);
-	free(w->seen);
-	w->seen = s;
-	w->n_seen = n;
+	free(w->prev);
+	w->prev = c;
+	w->n_prev = n;
 }
 
 static double unmetered_before(const struct pm_ledger_writer *w, int device_id,
 			       unsigned channel)
 {
-	struct seen key = { device_id, channel, 0 };
-	const struct seen *s = w->seen
-		? bsearch(&key, w->seen, w->n_seen, sizeof(*s), seen_cmp) : NULL;
+	const struct pm_energy_counter *c =
+		pm_energy_counter_find(w->prev, w->n_prev, device_id, channel);
 
-	return s ? s->unmetered_s : 0;
+	return c ? c->unmetered_s : 0;
 }
 
 /* An input's own tags and the file's, as a JSON object: phase and feed
@@ -227,7 +182,7 @@ static int take_boundary(struct pm_ledger_writer *w, int64_t time,
 		for (size_t i = 0; i < dev->n_inputs; i++) {
 			const struct pm_input *in = &dev->inputs[i];
 			const struct pm_energy_counter *ct =
-				counter_of(c, n, dev->id, in->channel);
+				pm_energy_counter_find(c, n, dev->id, in->channel);
 			struct pm_ledger_row *row = &k->rows[at];
 
 			if (!ct)
@@ -255,7 +210,6 @@ static int take_boundary(struct pm_ledger_writer *w, int64_t time,
 	k->time = time;
 	k->interval = w->interval;
 	remember(w, c, n);
-	free(c);
 	return 0;
 }
 
@@ -394,7 +348,7 @@ static void writer_free(struct pm_ledger_writer *w)
 	if (w->ledger)
 		pm_ledger_close(w->ledger);
 	free_tags(w);
-	free(w->seen);
+	free(w->prev);
 	free(w->path);
 	free(w);
 }
@@ -452,13 +406,12 @@ void pm_ledger_writer_configure(struct pm_ledger_writer **wp,
 				w->tags[in->id] = tags_json(in);
 			}
 	}
-	if (!w->seen) {
+	if (!w->prev) {
 		struct pm_energy_counter *c = NULL;
 		size_t n = 0;
 
 		if (pm_energy_counters(energy, &c, &n) == 0)
 			remember(w, c, n);
-		free(c);
 	}
 	/* open now: the counters are raised before the first sample */
 	if (w->path && open_ledger(w) == 0 && !w->err)

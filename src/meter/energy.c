@@ -465,6 +465,16 @@ int pm_energy_configure(struct pm_energy *e, const struct pm_config *cfg)
 	return r;
 }
 
+const struct pm_energy_counter *
+pm_energy_counter_find(const struct pm_energy_counter *c, size_t n,
+		       int device_id, unsigned channel)
+{
+	bool found;
+	size_t at = counter_find(c, n, device_id, channel, &found);
+
+	return found ? &c[at] : NULL;
+}
+
 bool pm_energy_raise(struct pm_energy *e, int device_id, unsigned channel,
 		     double energy_wh, double charge_ah)
 {

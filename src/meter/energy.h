@@ -123,6 +123,12 @@ int pm_energy_counters(struct pm_energy *e, struct pm_energy_counter **out,
 int pm_energy_take_peaks(struct pm_energy *e, struct pm_energy_counter **out,
 			 size_t *n);
 
+/* The counter of (device_id, channel) among c[0..n) as pm_energy_counters()
+ * hands them out (sorted by both), or NULL. */
+const struct pm_energy_counter *
+pm_energy_counter_find(const struct pm_energy_counter *c, size_t n,
+		       int device_id, unsigned channel);
+
 /* Reads the state file at 'path' (read-only: `powermeter energy`). On 0,
  * *out holds *n counters (malloc'd) and *written_ms the time it was
  * written. -ENOENT, -PM_EFRAME for a damaged or foreign file, -PM_ETOOBIG,
