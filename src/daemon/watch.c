@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/uio.h>
 
 #include <systemd/sd-journal.h>
 
@@ -492,61 +493,74 @@ static void describe(const struct pm_watch *w, const struct alarm_slot *s,
 			       " (at least: some circuits have no reading)");
 }
 
-static void journal(const struct pm_alarm_event *e)
+/* An alarm change as "POWERMETER_NAME=value" strings: the journal carries
+ * the first EVENT_JOURNAL_FIELDS of them, the command's environment all. */
+#define EVENT_FIELDS 8
+#define EVENT_JOURNAL_FIELDS 6
+#define EVENT_FIELD_MAX (PM_ALARM_MESSAGE_MAX + 64)
+
+static void event_fields(const struct pm_alarm_event *e,
+			 char f[EVENT_FIELDS][EVENT_FIELD_MAX])
+{
+	int n = 0;
+
+	(void)snprintf(f[n++], EVENT_FIELD_MAX, "POWERMETER_ALARM=%s",
+		       pm_alarm_kind_name(e->kind));
+	(void)snprintf(f[n++], EVENT_FIELD_MAX, "POWERMETER_SUBJECT=%s",
+		       e->subject);
+	(void)snprintf(f[n++], EVENT_FIELD_MAX, "POWERMETER_SEVERITY=%s",
+		       pm_severity_name(e->severity));
+	(void)snprintf(f[n++], EVENT_FIELD_MAX, "POWERMETER_STATE=%s",
+		       e->active ? "raised" : "cleared");
+	(void)snprintf(f[n++], EVENT_FIELD_MAX, "POWERMETER_VALUE=%g", e->value);
+	(void)snprintf(f[n++], EVENT_FIELD_MAX, "POWERMETER_THRESHOLD=%g",
+		       e->threshold);
+	(void)snprintf(f[n++], EVENT_FIELD_MAX, "POWERMETER_MESSAGE=%s",
+		       e->message);
+	(void)snprintf(f[n++], EVENT_FIELD_MAX, "POWERMETER_TIME=%lld",
+		       (long long)(e->time_ms / 1000));
+}
+
+static void journal(const struct pm_alarm_event *e,
+		    char f[EVENT_FIELDS][EVENT_FIELD_MAX])
 {
 	int prio = !e->active ? LOG_NOTICE
 		 : e->severity == PM_SEVERITY_CRITICAL ? LOG_CRIT : LOG_WARNING;
 	const char *state = e->active ? "raised" : "cleared";
-	char value[32], thr[32];
+	char message[PM_ALARM_MESSAGE_MAX + 64], priority[16], id[48];
+	struct iovec iov[4 + EVENT_JOURNAL_FIELDS];
+	int n = 0;
 
-	(void)snprintf(value, sizeof(value), "%g", e->value);
-	(void)snprintf(thr, sizeof(thr), "%g", e->threshold);
+	(void)snprintf(message, sizeof(message), "MESSAGE=alarm %s %s: %s",
+		       state, pm_severity_name(e->severity), e->message);
+	(void)snprintf(priority, sizeof(priority), "PRIORITY=%d", prio);
+	(void)snprintf(id, sizeof(id), "MESSAGE_ID=%s",
+		       pm_alarm_message_id(e->kind));
+	iov[n++] = (struct iovec){ message, strlen(message) };
+	iov[n++] = (struct iovec){ priority, strlen(priority) };
+	iov[n++] = (struct iovec){ id, strlen(id) };
+	iov[n++] = (struct iovec){ "SYSLOG_IDENTIFIER=powermeterd",
+				   strlen("SYSLOG_IDENTIFIER=powermeterd") };
+	for (int i = 0; i < EVENT_JOURNAL_FIELDS; i++)
+		iov[n++] = (struct iovec){ f[i], strlen(f[i]) };
 	/* Under systemd, the fields go to the journal with the message; by
 	 * hand, the message alone to stderr. */
-	if (getenv("JOURNAL_STREAM") &&
-	    sd_journal_send("MESSAGE=alarm %s %s: %s", state,
-			    pm_severity_name(e->severity), e->message,
-			    "PRIORITY=%d", prio,
-			    "MESSAGE_ID=%s", pm_alarm_message_id(e->kind),
-			    "SYSLOG_IDENTIFIER=powermeterd",
-			    "POWERMETER_ALARM=%s", pm_alarm_kind_name(e->kind),
-			    "POWERMETER_SUBJECT=%s", e->subject,
-			    "POWERMETER_SEVERITY=%s", pm_severity_name(e->severity),
-			    "POWERMETER_STATE=%s", state,
-			    "POWERMETER_VALUE=%s", value,
-			    "POWERMETER_THRESHOLD=%s", thr,
-			    NULL) == 0)
+	if (getenv("JOURNAL_STREAM") && sd_journal_sendv(iov, n) == 0)
 		return;
 	pm_log(prio, "alarm %s %s: %s", state, pm_severity_name(e->severity),
 	       e->message);
 }
 
-static void run_command(struct pm_watch *w, const struct pm_alarm_event *e)
+static void run_command(struct pm_watch *w, const struct pm_alarm_event *e,
+			char f[EVENT_FIELDS][EVENT_FIELD_MAX])
 {
-	char env[8][PM_ALARM_MESSAGE_MAX + 64], what[256];
-	char *envp[9];
-	int n = 0;
+	char *envp[EVENT_FIELDS + 1], what[256];
 
 	if (!w->runner)
 		return;
-	(void)snprintf(env[n++], sizeof(env[0]), "POWERMETER_ALARM=%s",
-		       pm_alarm_kind_name(e->kind));
-	(void)snprintf(env[n++], sizeof(env[0]), "POWERMETER_SUBJECT=%s",
-		       e->subject);
-	(void)snprintf(env[n++], sizeof(env[0]), "POWERMETER_SEVERITY=%s",
-		       pm_severity_name(e->severity));
-	(void)snprintf(env[n++], sizeof(env[0]), "POWERMETER_STATE=%s",
-		       e->active ? "raised" : "cleared");
-	(void)snprintf(env[n++], sizeof(env[0]), "POWERMETER_VALUE=%g", e->value);
-	(void)snprintf(env[n++], sizeof(env[0]), "POWERMETER_THRESHOLD=%g",
-		       e->threshold);
-	(void)snprintf(env[n++], sizeof(env[0]), "POWERMETER_MESSAGE=%s",
-		       e->message);
-	(void)snprintf(env[n++], sizeof(env[0]), "POWERMETER_TIME=%lld",
-		       (long long)(e->time_ms / 1000));
-	for (int i = 0; i < n; i++)
-		envp[i] = env[i];
-	envp[n] = NULL;
+	for (int i = 0; i < EVENT_FIELDS; i++)
+		envp[i] = f[i];
+	envp[EVENT_FIELDS] = NULL;
 	(void)snprintf(what, sizeof(what), "%s %s %s",
 		       pm_alarm_kind_name(e->kind), e->subject,
 		       e->active ? "raised" : "cleared");
@@ -596,8 +610,11 @@ static void change(struct pm_watch *w, const struct alarm_slot *s,
 	a->level = level;
 	a->changed_ms = time_ms;
 	if (e) {
-		journal(e);
-		run_command(w, e);
+		char fields[EVENT_FIELDS][EVENT_FIELD_MAX];
+
+		event_fields(e, fields);
+		journal(e, fields);
+		run_command(w, e, fields);
 	}
 }
 
