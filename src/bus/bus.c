@@ -32,8 +32,10 @@ struct pm_bus {
 	void *t;		/* the transport's state */
 	char *port;
 	bool broken;
+	unsigned retries;
 	uint8_t stale[PM_ADDRESS_MAX + 1];	/* per unit: extra registers */
 	struct pm_bus_fault fault;
+	struct pm_bus_counters counters;
 };
 
 int pm_bus_fail(struct pm_bus *bus, int err)
@@ -79,6 +81,7 @@ int pm_bus_open_fault(struct pm_bus **busp, const char *port,
 		goto fail;
 	}
 	bus->ops = ops;
+	bus->retries = PM_BUS_RETRIES_DEFAULT;
 	r = ops->open(&bus->t, port, line, &holder);
 	if (r < 0)
 		goto fail;
@@ -127,6 +130,17 @@ const struct pm_bus_fault *pm_bus_last_fault(const struct pm_bus *bus)
 	return &bus->fault;
 }
 
+void pm_bus_set_retries(struct pm_bus *bus, unsigned retries)
+{
+	bus->retries = retries < PM_BUS_RETRIES_MAX ? retries
+						    : PM_BUS_RETRIES_MAX;
+}
+
+const struct pm_bus_counters *pm_bus_counters(const struct pm_bus *bus)
+{
+	return &bus->counters;
+}
+
 int pm_bus_set_line(struct pm_bus *bus, const struct pm_line *line)
 {
 	int r = 0;
@@ -162,6 +176,7 @@ static int bus_exchange(struct pm_bus *bus, const uint8_t *req, size_t len,
 	bool saw_stale = false;
 	int r;
 
+	bus->counters.requests++;
 	r = bus->ops->send(bus->t, req, len);
 	if (r < 0)
 		return r;
@@ -211,13 +226,42 @@ static void request(uint8_t req[6], int address, uint8_t fc, uint16_t a,
 	req[5] = (uint8_t)b;
 }
 
-/* One FC 0x03 transaction: 'count' registers from 'first', of which the
- * caller wants the first 'keep'. */
+/* A bad answer that another try may cure: the module did not hear the
+ * request or its answer was damaged on the way. */
+static bool worth_retry(int err)
+{
+	return err == -ETIMEDOUT || err == -PM_ECRC || err == -PM_EFRAME ||
+	       err == -PM_EUNIT;
+}
+
+/* Counts an attempt that failed with 'err'; true when the transaction is
+ * to be sent again (the fault then cleared for the next attempt). */
+static bool bus_retry(struct pm_bus *bus, int err, unsigned attempt)
+{
+	struct pm_bus_counters *c = &bus->counters;
+
+	if (err == -ETIMEDOUT)
+		c->timeouts++;
+	else if (err == -PM_ECRC)
+		c->crc_errors++;
+	else if (err == -PM_EFRAME || err == -PM_EUNIT)
+		c->frame_errors++;
+	if (!worth_retry(err) || attempt >= bus->retries)
+		return false;
+	c->retries++;
+	memset(&bus->fault, 0, sizeof(bus->fault));
+	return true;
+}
+
+/* FC 0x03: 'count' registers from 'first' into regs, retried. With
+ * 'map_size' (polling), each attempt asks for the unit's extra registers
+ * too (see pm_bus_poll_registers) and a success clears them. */
 static int bus_read(struct pm_bus *bus, int address, double timeout,
-		    unsigned first, unsigned count, unsigned keep,
+		    unsigned first, unsigned count, unsigned map_size,
 		    uint16_t *regs)
 {
 	uint8_t req[6], rsp[PM_ADU_MAX];
+	unsigned ask;
 	int r;
 
 	if (count < 1 || count > MAX_READ) {
@@ -227,17 +271,27 @@ static int bus_read(struct pm_bus *bus, int address, double timeout,
 	r = bus_begin(bus, address, timeout);
 	if (r < 0)
 		return r;
-	request(req, address, FC_READ_HOLDING, (uint16_t)first, (uint16_t)count);
-	r = bus_exchange(bus, req, sizeof(req), timeout, 3 + 2 * count, rsp);
-	if (r >= 0 && rsp[2] != 2 * count)
-		r = -PM_EFRAME;
-	if (r < 0) {
+	for (unsigned attempt = 0;; attempt++) {
+		ask = count + (map_size ? bus->stale[address] : 0);
+		if (first + ask > map_size || ask > MAX_READ)
+			ask = count;
+		request(req, address, FC_READ_HOLDING, (uint16_t)first,
+			(uint16_t)ask);
+		r = bus_exchange(bus, req, sizeof(req), timeout, 3 + 2 * ask,
+				 rsp);
+		if (r >= 0 && rsp[2] != 2 * ask)
+			r = -PM_EFRAME;
+		if (r >= 0)
+			break;
 		if (r == -ETIMEDOUT || r == -PM_EFRAME)
 			bus->stale[address] = (uint8_t)((bus->stale[address] + 1) %
 							STALE_SHAPES);
-		return pm_bus_fail(bus, r);
+		if (!bus_retry(bus, r, attempt))
+			return pm_bus_fail(bus, r);
 	}
-	for (unsigned i = 0; i < keep; i++)
+	if (map_size)
+		bus->stale[address] = 0;
+	for (unsigned i = 0; i < count; i++)
 		regs[i] = (uint16_t)(rsp[3 + 2 * i] << 8 | rsp[4 + 2 * i]);
 	return 0;
 }
@@ -245,37 +299,14 @@ static int bus_read(struct pm_bus *bus, int address, double timeout,
 int pm_bus_read_registers(struct pm_bus *bus, int address, double timeout,
 			  unsigned first, unsigned count, uint16_t *regs)
 {
-	uint16_t tmp[MAX_READ];
-	int r;
-
-	if (count > MAX_READ)
-		return pm_bus_fail(bus, -EINVAL);
-	r = bus_read(bus, address, timeout, first, count, count, tmp);
-	if (r == 0)
-		memcpy(regs, tmp, count * sizeof(*regs));
-	return r;
+	return bus_read(bus, address, timeout, first, count, 0, regs);
 }
 
 int pm_bus_poll_registers(struct pm_bus *bus, int address, double timeout,
 			  unsigned first, unsigned count, unsigned map_size,
 			  uint16_t *regs)
 {
-	bool unit_ok = address >= PM_ADDRESS_MIN && address <= PM_ADDRESS_MAX;
-	unsigned extra = unit_ok ? bus->stale[address] : 0;
-	uint16_t tmp[MAX_READ];
-	int r;
-
-	if (count > MAX_READ)
-		return pm_bus_fail(bus, -EINVAL);
-	if (first + count + extra > map_size || count + extra > MAX_READ)
-		extra = 0;
-	r = bus_read(bus, address, timeout, first, count + extra, count, tmp);
-	if (r < 0)
-		return r;
-	if (unit_ok)
-		bus->stale[address] = 0;
-	memcpy(regs, tmp, count * sizeof(*regs));
-	return 0;
+	return bus_read(bus, address, timeout, first, count, map_size, regs);
 }
 
 int pm_bus_write_register(struct pm_bus *bus, int address, double timeout,
@@ -289,8 +320,14 @@ int pm_bus_write_register(struct pm_bus *bus, int address, double timeout,
 		return r;
 	request(req, address, FC_WRITE_SINGLE, reg, value);
 	/* The answer repeats the request: unit, function, register, value. */
-	r = bus_exchange(bus, req, sizeof(req), timeout, sizeof(req), rsp);
-	if (r >= 0 && memcmp(rsp, req, sizeof(req)))
-		r = -PM_EFRAME;
-	return r < 0 ? pm_bus_fail(bus, r) : 0;
+	for (unsigned attempt = 0;; attempt++) {
+		r = bus_exchange(bus, req, sizeof(req), timeout, sizeof(req),
+				 rsp);
+		if (r >= 0 && memcmp(rsp, req, sizeof(req)))
+			r = -PM_EFRAME;
+		if (r >= 0)
+			return 0;
+		if (!bus_retry(bus, r, attempt))
+			return pm_bus_fail(bus, r);
+	}
 }

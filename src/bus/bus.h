@@ -24,6 +24,21 @@ struct pm_bus_fault {
 	pid_t holder;		/* who holds the port, for -EBUSY (0: unknown) */
 };
 
+/* What a bus's transactions met, attempt by attempt, since it was opened:
+ * one request per attempt, retries included. A read that needed one retry
+ * after a CRC error counts requests 2, retries 1, crc_errors 1. */
+struct pm_bus_counters {
+	uint64_t requests;	/* frames sent */
+	uint64_t retries;	/* of them, sent again after a bad answer */
+	uint64_t timeouts;	/* no answer in time */
+	uint64_t crc_errors;	/* an answer whose CRC failed */
+	uint64_t frame_errors;	/* cut short, malformed, another unit's */
+};
+
+/* Retries of a transaction unless pm_bus_set_retries() says otherwise. */
+#define PM_BUS_RETRIES_DEFAULT 2
+#define PM_BUS_RETRIES_MAX 10
+
 /* Longest pm_bus_key() text, NUL included. */
 #define PM_BUS_KEY_MAX 4096
 
@@ -47,25 +62,39 @@ bool pm_bus_same(const char *a, const char *b);
  * 0, or -EINVAL and the errors of the transport. */
 int pm_bus_set_line(struct pm_bus *bus, const struct pm_line *line);
 
+/* How often a transaction is sent again when its answer timed out, failed
+ * its CRC, was cut short or malformed, or came from another unit: each
+ * retry goes out after the inter-frame silence, up to 'retries' (at most
+ * PM_BUS_RETRIES_MAX) times. An exception, a port error or a stale answer
+ * skipped is final. A new bus has PM_BUS_RETRIES_DEFAULT. */
+void pm_bus_set_retries(struct pm_bus *bus, unsigned retries);
+
+/* The bus's counters since it was opened. */
+const struct pm_bus_counters *pm_bus_counters(const struct pm_bus *bus);
+
 /* One FC 0x03 request for 'count' registers from 'first' of unit 'address',
- * waiting up to 'timeout' seconds. Returns 0, or -ETIMEDOUT (no answer),
+ * waiting up to 'timeout' seconds per attempt, retried as
+ * pm_bus_set_retries() says. Returns 0, or -ETIMEDOUT (no answer),
  * -PM_ECRC, -PM_EFRAME (short or malformed answer), -PM_EUNIT (answer from
  * another unit id), -PM_EEXCEPTION, -EIO/-ENODEV (the port went away: see
- * pm_bus_broken). 'regs' is untouched on failure. */
+ * pm_bus_broken) — the last attempt's failure. 'regs' is untouched on
+ * failure; a bad answer never reaches it. */
 int pm_bus_read_registers(struct pm_bus *bus, int address, double timeout,
 			  unsigned first, unsigned count, uint16_t *regs);
 
 /* pm_bus_read_registers(), for polling: after a request to a unit went
- * unanswered, the following ones ask for 1..7 more registers (one more each
- * time, never past register map_size - 1) until one is answered, so a late
- * answer to the earlier request has the wrong length and is discarded. */
+ * unanswered, the following ones (retries included) ask for 1..7 more
+ * registers (one more each time, never past register map_size - 1) until
+ * one is answered, so a late answer to the earlier request has the wrong
+ * length and is discarded. */
 int pm_bus_poll_registers(struct pm_bus *bus, int address, double timeout,
 			  unsigned first, unsigned count, unsigned map_size,
 			  uint16_t *regs);
 
 /* One FC 0x06 request (write single register): 'value' into register
- * 'reg' of unit 'address', waiting up to 'timeout' seconds for the echo.
- * Same errors as pm_bus_read_registers; 0 once the module confirmed. */
+ * 'reg' of unit 'address', waiting up to 'timeout' seconds for the echo,
+ * retried like a read (writing the same value twice is harmless). Same
+ * errors as pm_bus_read_registers; 0 once the module confirmed. */
 int pm_bus_write_register(struct pm_bus *bus, int address, double timeout,
 			  uint16_t reg, uint16_t value);
 

@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "bus/bus.h"
 #include "cli.h"
 #include "config/config.h"
 #include "util/log.h"
@@ -112,6 +113,8 @@ void cli_module_init(struct pm_device *dev)
 		.address = 1,
 		.line = PM_LINE_DEFAULT,
 		.timeout = PM_DEFAULT_TIMEOUT,
+		.retries = PM_BUS_RETRIES_DEFAULT,
+		.down_after = PM_DEFAULT_DOWN_AFTER,
 	};
 }
 

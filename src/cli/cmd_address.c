@@ -60,6 +60,7 @@ static int move_module(const struct pm_device *dev, int to)
 	r = pm_bus_open_fault(&bus, dev->port, &dev->line, &fault);
 	if (r < 0)
 		return address_fail(dev, dev->address, "", r, &fault);
+	pm_bus_set_retries(bus, dev->retries);
 	r = pm_bus_read_registers(bus, dev->address, dev->timeout, reg, 1,
 				  &line);
 	if (r < 0) {

@@ -53,6 +53,8 @@ static int show_module(const struct pm_device *dev)
 		goto fail;
 	}
 	err = pm_bus_open_fault(&bus, dev->port, &dev->line, &fault);
+	if (err == 0)
+		pm_bus_set_retries(bus, dev->retries);
 	for (size_t i = 0; err == 0 && i < drv->n_info_blocks; i++) {
 		const struct pm_register_block *blk = &drv->info_blocks[i];
 

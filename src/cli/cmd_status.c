@@ -273,6 +273,22 @@ static int summary(struct pm_buf *b, const struct pm_config *cfg,
 	return r;
 }
 
+/* What the line is like: frames sent and the bad answers among them. */
+static int line_counters(struct pm_buf *b, const struct pm_device_state *st)
+{
+	return pm_buf_printf(b, "    %llu requests, %llu retried (%.1f %%): "
+			     "%llu timeouts, %llu CRC errors, %llu other bad "
+			     "frames; %llu of %llu reads failed\n",
+			     (unsigned long long)st->requests,
+			     (unsigned long long)st->retries,
+			     100.0 * (double)st->retries / (double)st->requests,
+			     (unsigned long long)st->timeouts,
+			     (unsigned long long)st->crc_errors,
+			     (unsigned long long)st->frame_errors,
+			     (unsigned long long)st->failures,
+			     (unsigned long long)(st->reads + st->failures));
+}
+
 static int modules_detail(struct pm_buf *b, const struct pm_config *cfg,
 			  const struct pm_snapshot_info *info)
 {
@@ -291,6 +307,12 @@ static int modules_detail(struct pm_buf *b, const struct pm_config *cfg,
 			break;
 		if (!st->last_attempt_ms && !sd->has_sample)
 			r = pm_buf_adds(b, "not read yet\n");
+		else if (st->up && st->consecutive_failures)
+			r = pm_buf_printf(b, "up, last %u read%s failed: %s\n",
+					  st->consecutive_failures,
+					  st->consecutive_failures == 1 ? "" : "s",
+					  sd->error[0] ? sd->error
+						       : pm_strerror(st->last_error));
 		else if (st->up)
 			r = pm_buf_adds(b, "up\n");
 		else
@@ -299,6 +321,8 @@ static int modules_detail(struct pm_buf *b, const struct pm_config *cfg,
 					  st->consecutive_failures == 1 ? "" : "s",
 					  sd->error[0] ? sd->error
 						       : pm_strerror(st->last_error));
+		if (!r && st->requests)
+			r = line_counters(b, st);
 	}
 	return r;
 }

@@ -199,6 +199,7 @@ static int status_device(struct pm_buf *b, const struct pm_device *dev,
 			 const char *why_not, int64_t now_ms,
 			 const struct judgement *j)
 {
+	static const struct pm_device_state none;
 	char subject[32];
 	const struct pm_device_state *st = sd ? &sd->state : NULL;
 	const char *error;
@@ -215,19 +216,12 @@ static int status_device(struct pm_buf *b, const struct pm_device *dev,
 			? add_seconds(b, now_ms - st->last_success_ms)
 			: pm_buf_adds(b, "-1");
 	if (!r)
-		r = pm_buf_printf(b, ", \"consecutive_failures\": %u, "
-				  "\"reads\": %llu, \"failures\": %llu, "
-				  "\"timeouts\": %llu, \"crc_errors\": %llu, "
-				  "\"frame_errors\": %llu, \"exceptions\": %llu, "
-				  "\"io_errors\": %llu, \"error\": ",
-				  st ? st->consecutive_failures : 0,
-				  (unsigned long long)(st ? st->reads : 0),
-				  (unsigned long long)(st ? st->failures : 0),
-				  (unsigned long long)(st ? st->timeouts : 0),
-				  (unsigned long long)(st ? st->crc_errors : 0),
-				  (unsigned long long)(st ? st->frame_errors : 0),
-				  (unsigned long long)(st ? st->exceptions : 0),
-				  (unsigned long long)(st ? st->io_errors : 0));
+		r = pm_buf_printf(b, ", \"consecutive_failures\": %u, ",
+				  st ? st->consecutive_failures : 0);
+	if (!r)
+		r = pm_snapshot_counters(b, st ? st : &none);
+	if (!r)
+		r = pm_buf_adds(b, ", \"error\": ");
 	if (r)
 		return r;
 	if (!fresh)

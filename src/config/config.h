@@ -23,6 +23,8 @@
 #define PM_DEFAULT_RUNTIME_DIR "/run/powermeter"
 #define PM_DEFAULT_INTERVAL 1.0
 #define PM_DEFAULT_TIMEOUT 1.0
+#define PM_DEFAULT_DOWN_AFTER 3	/* ticks */
+#define PM_DOWN_AFTER_MAX 1000
 #define PM_DEFAULT_SPOOL_MAX (100ull * 1024 * 1024)
 /* The module measures current only: power is estimated from these. */
 #define PM_DEFAULT_VOLTAGE 230.0
@@ -133,6 +135,8 @@ struct pm_device {
 	int address;		/* Modbus unit id, default 1 */
 	struct pm_line line;
 	double timeout;		/* seconds to wait for an answer */
+	unsigned retries;	/* a request sent again after a bad answer */
+	unsigned down_after;	/* failed ticks in a row before "down" */
 	bool frequency;		/* also read registers 24..39 */
 	const struct pm_driver *driver;	/* "model", default "hdhk" */
 	double voltage;		/* NaN: the file's */

@@ -21,9 +21,9 @@
 #define DEFAULT_RATIO 0.01	/* datasheet: current registers count 0.01 A */
 
 static const char *const device_keys[] = {
-	"id", "port", "address", "timeout", "baudrate", "parity", "bytesize",
-	"stopbits", "frequency", "model", "inputs", "voltage", "power_factor",
-	NULL,
+	"id", "port", "address", "timeout", "retries", "down_after",
+	"baudrate", "parity", "bytesize", "stopbits", "frequency", "model",
+	"inputs", "voltage", "power_factor", NULL,
 };
 static const char *const input_keys[] = {
 	"input", "ratio", "name", "voltage", "power_factor", "phase", "breaker",
@@ -281,6 +281,8 @@ static void parse_device(struct parse *p, json_object *jd, struct pm_device *dev
 	dev->address = 1;
 	dev->line = PM_LINE_DEFAULT;
 	dev->timeout = PM_DEFAULT_TIMEOUT;
+	dev->retries = PM_BUS_RETRIES_DEFAULT;
+	dev->down_after = PM_DEFAULT_DOWN_AFTER;
 	dev->driver = pm_driver_find(NULL);
 	dev->voltage = dev->power_factor = NAN;
 	m->line_ok = true;
@@ -317,6 +319,12 @@ static void parse_device(struct parse *p, json_object *jd, struct pm_device *dev
 	}
 
 	(void)cfg_get_seconds(p, jd, dpath, "timeout", 0, TIMEOUT_MAX, &dev->timeout);
+	if (cfg_get_int(p, jd, dpath, "retries", 0, PM_BUS_RETRIES_MAX,
+			&x) == SET)
+		dev->retries = (unsigned)x;
+	if (cfg_get_int(p, jd, dpath, "down_after", 1, PM_DOWN_AFTER_MAX,
+			&x) == SET)
+		dev->down_after = (unsigned)x;
 	parse_line(p, jd, dpath, dev, m);
 	(void)cfg_get_bool(p, jd, dpath, "frequency", &dev->frequency);
 	cfg_circuit_estimate(p, jd, dpath, &dev->voltage, &dev->power_factor);

@@ -31,6 +31,9 @@ struct poll_dev {
 	const struct pm_device *dev;
 	struct pm_device_state st;	/* written under the group lock */
 	struct pm_complaint complaint;
+	/* Its last read heard nothing at all (or it was never read): it
+	 * is read without retries until it answers. */
+	bool silent;
 };
 
 struct poller {
@@ -213,27 +216,28 @@ static void poller_lost(struct poller *p, int err)
 	poller_set_down(p, true);
 }
 
+/* What the bus met during one read, frame by frame (the difference of its
+ * counters), into the module's state. */
+static void state_count_frames(struct pm_device_state *st,
+			       const struct pm_bus_counters *before,
+			       const struct pm_bus_counters *after)
+{
+	st->requests += after->requests - before->requests;
+	st->retries += after->retries - before->retries;
+	st->timeouts += after->timeouts - before->timeouts;
+	st->crc_errors += after->crc_errors - before->crc_errors;
+	st->frame_errors += after->frame_errors - before->frame_errors;
+}
+
+/* A failed read, after its retries. */
 static void state_count_failure(struct pm_device_state *st, int err)
 {
 	st->failures++;
-	switch (err) {
-	case -ETIMEDOUT:
-		st->timeouts++;
-		break;
-	case -PM_ECRC:
-		st->crc_errors++;
-		break;
-	case -PM_EFRAME:
-	case -PM_EUNIT:
-		st->frame_errors++;
-		break;
-	case -PM_EEXCEPTION:
+	if (err == -PM_EEXCEPTION)
 		st->exceptions++;
-		break;
-	default:
+	else if (err != -ETIMEDOUT && err != -PM_ECRC && err != -PM_EFRAME &&
+		 err != -PM_EUNIT)
 		st->io_errors++;
-		break;
-	}
 }
 
 static void poller_log_result(struct poller *p, struct poll_dev *d, int err,
@@ -272,13 +276,18 @@ static void poller_log_result(struct poller *p, struct poll_dev *d, int err,
 	}
 }
 
+/* A module is down after dev->down_after failed reads in a row; one bad
+ * tick on a noisy line costs a sample, never the module's "up". */
 static void poller_record(struct poller *p, struct poll_dev *d, int err,
 			  struct pm_sample *s,
-			  const struct pm_bus_fault *fault)
+			  const struct pm_bus_fault *fault,
+			  const struct pm_bus_counters *before,
+			  const struct pm_bus_counters *after)
 {
 	struct pm_device_state st = d->st;
 
 	st.last_attempt_ms = pm_now_ms();
+	state_count_frames(&st, before, after);
 	if (err == 0) {
 		st.up = true;
 		st.reads++;
@@ -286,8 +295,10 @@ static void poller_record(struct poller *p, struct poll_dev *d, int err,
 		st.consecutive_failures = 0;
 		st.last_error = 0;
 	} else {
-		st.up = false;
 		st.consecutive_failures++;
+		if (st.consecutive_failures >= d->dev->down_after ||
+		    !st.last_success_ms)
+			st.up = false;
 		st.last_error = err;
 		state_count_failure(&st, err);
 	}
@@ -309,8 +320,10 @@ static void poller_tick(struct poller *p)
 {
 	for (size_t i = 0; i < p->n_devs; i++) {
 		struct poll_dev *d = &p->devs[i];
+		struct pm_bus_counters before = { 0 }, after = { 0 };
 		struct pm_bus_fault fault = { 0 };
 		struct pm_sample s = { 0 };
+		unsigned retries;
 		int err;
 
 		/* Each read may take a module's whole timeout: stop between
@@ -319,17 +332,27 @@ static void poller_tick(struct poller *p)
 			break;
 		err = poller_open(p, &fault);
 		if (err == 0) {
-			err = pm_module_read(p->bus, d->dev, d->index, &s);
+			/* A module that is silent gets one attempt: it costs
+			 * its bus one timeout per tick, no more. */
+			retries = d->silent ? 0 : d->dev->retries;
+			before = *pm_bus_counters(p->bus);
+			err = pm_module_read(p->bus, d->dev, d->index, retries,
+					     &s);
+			after = *pm_bus_counters(p->bus);
 			if (err < 0) {
 				fault = *pm_bus_last_fault(p->bus);
 				if (pm_bus_broken(p->bus))
 					poller_lost(p, err);
 			}
 		}
+		/* Silent: not one answer, good or bad, in this read. A noisy
+		 * line's failed read had bad answers: it keeps its retries. */
+		d->silent = err < 0 && after.crc_errors == before.crc_errors &&
+			    after.frame_errors == before.frame_errors;
 		if (err == 0)
 			log_debug("device %d on %s address %d: read", d->dev->id,
 				  p->port, d->dev->address);
-		poller_record(p, d, err, &s, &fault);
+		poller_record(p, d, err, &s, &fault, &before, &after);
 	}
 }
 
@@ -405,8 +428,10 @@ static int pollers_layout(struct pm_pollers *g)
 		}
 		p->devs[p->n_devs].index = i;
 		p->devs[p->n_devs].dev = dev;
+		p->devs[p->n_devs].silent = true;
 		p->n_devs++;
-		p->budget_ns += (int64_t)(dev->timeout * 2 * NS_PER_S);
+		p->budget_ns += (int64_t)(dev->timeout * (dev->retries + 2) *
+					  NS_PER_S);
 	}
 	return 0;
 }

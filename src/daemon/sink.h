@@ -25,7 +25,8 @@ struct pm_sink_ops {
 	int (*open)(void **state, const struct pm_config *cfg);
 	/* Called by a poller thread after every attempt to read device
 	 * 'device' (index into cfg->devices): 's' is the reading, or NULL when
-	 * the read failed; 'st' the device's state after the attempt. Called
+	 * the read failed; 'st' the device's state after the attempt (NULL
+	 * from a load generator: samples only). Called
 	 * concurrently from several pollers: must be thread-safe, must not
 	 * block on the network or the bus. */
 	void (*emit)(void *state, const struct pm_config *cfg, size_t device,

@@ -950,13 +950,9 @@ static void influx_emit(void *state, const struct pm_config *cfg,
 	struct pm_chunk c;
 	struct pm_buf b;
 
-	(void)device;
-	(void)st;
-	if (!sample)
-		return;
 	pm_buf_init(&b, SAMPLE_TEXT_MAX);
-	if (pm_lp_append_sample(&b, cfg, s->measurement, sample) < 0 ||
-	    b.len == 0) {
+	if (pm_lp_append_read(&b, cfg, s->measurement, device, sample,
+			      st) < 0 || b.len == 0) {
 		pm_buf_free(&b);
 		return;
 	}

@@ -55,12 +55,8 @@ static void stdout_emit(void *state, const struct pm_config *cfg,
 	const char *measurement = cfg->influx ? cfg->influx->measurement : NULL;
 	struct pm_buf b;
 
-	(void)device;
-	(void)st;
-	if (!sample)
-		return;
 	pm_buf_init(&b, STDOUT_SAMPLE_MAX);
-	if (pm_lp_append_sample(&b, cfg, measurement, sample) == 0 &&
+	if (pm_lp_append_read(&b, cfg, measurement, device, sample, st) == 0 &&
 	    b.len > 0) {
 		pthread_mutex_lock(&s->lock);
 		if (!s->broken && pm_write_all(STDOUT_FILENO, b.data, b.len) < 0)

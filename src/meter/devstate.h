@@ -7,16 +7,22 @@
 #include <stdint.h>
 
 struct pm_device_state {
-	bool up;			/* the last read succeeded */
+	bool up;			/* answering: not down_after failed
+					   reads in a row */
 	int64_t last_success_ms;	/* Unix ms, 0: never */
 	int64_t last_attempt_ms;	/* Unix ms, 0: never */
 	unsigned consecutive_failures;
 	int last_error;			/* 0 or a negative pm/errno code */
 	uint64_t reads;			/* successful reads */
 	uint64_t failures;		/* failed reads, all kinds */
-	uint64_t timeouts;		/* -ETIMEDOUT */
-	uint64_t crc_errors;		/* -PM_ECRC */
-	uint64_t frame_errors;		/* -PM_EFRAME, -PM_EUNIT */
+	/* Frame by frame (struct pm_bus_counters), retries included: */
+	uint64_t requests;		/* frames sent */
+	uint64_t retries;		/* of them, sent again */
+	uint64_t timeouts;		/* no answer in time */
+	uint64_t crc_errors;		/* an answer failing its CRC */
+	uint64_t frame_errors;		/* other bad answers: cut short,
+					   malformed, another unit's */
+	/* Read by read, of the failures: */
 	uint64_t exceptions;		/* -PM_EEXCEPTION */
 	uint64_t io_errors;		/* port missing, unplugged, busy, ... */
 };

@@ -6,7 +6,8 @@
 #include "util/timeutil.h"
 
 int pm_module_read(struct pm_bus *bus, const struct pm_device *dev,
-		   size_t device_index, struct pm_sample *out)
+		   size_t device_index, unsigned retries,
+		   struct pm_sample *out)
 {
 	const struct pm_driver *drv = dev->driver ? dev->driver
 						  : pm_driver_find(NULL);
@@ -20,6 +21,7 @@ int pm_module_read(struct pm_bus *bus, const struct pm_device *dev,
 	r = pm_bus_set_line(bus, &dev->line);
 	if (r < 0)
 		return r;
+	pm_bus_set_retries(bus, retries);
 	if (together)
 		count += freq->count;
 	r = pm_bus_poll_registers(bus, dev->address, dev->timeout, cur->first,

@@ -64,7 +64,7 @@ static void read_port(const struct pm_config *cfg, struct pm_readings *r,
 			fail_device(r, cfg, d, open_err, &fault, snapshot_err);
 			continue;
 		}
-		err = pm_module_read(bus, dev, d, &s);
+		err = pm_module_read(bus, dev, d, dev->retries, &s);
 		if (err == 0) {
 			(void)pm_readings_add_sample(r, &s);
 			continue;

@@ -173,6 +173,24 @@ static int add_time(struct pm_buf *b, int64_t ms)
 	return pm_buf_printf(b, "%lld", (long long)ms);
 }
 
+int pm_snapshot_counters(struct pm_buf *b, const struct pm_device_state *st)
+{
+	return pm_buf_printf(b, "\"reads\": %llu, \"failures\": %llu, "
+			     "\"requests\": %llu, \"retries\": %llu, "
+			     "\"timeouts\": %llu, \"crc_errors\": %llu, "
+			     "\"frame_errors\": %llu, \"exceptions\": %llu, "
+			     "\"io_errors\": %llu",
+			     (unsigned long long)st->reads,
+			     (unsigned long long)st->failures,
+			     (unsigned long long)st->requests,
+			     (unsigned long long)st->retries,
+			     (unsigned long long)st->timeouts,
+			     (unsigned long long)st->crc_errors,
+			     (unsigned long long)st->frame_errors,
+			     (unsigned long long)st->exceptions,
+			     (unsigned long long)st->io_errors);
+}
+
 static int format_state(struct pm_buf *b, const struct snap_device *d)
 {
 	const struct pm_device_state *st = &d->state;
@@ -194,17 +212,11 @@ static int format_state(struct pm_buf *b, const struct snap_device *d)
 		r = d->error[0] ? pm_json_string(b, d->error)
 				: pm_buf_adds(b, "null");
 	if (!r)
-		r = pm_buf_printf(b, ",\n\t\t\t\t\"reads\": %llu, "
-				  "\"failures\": %llu, \"timeouts\": %llu, "
-				  "\"crc_errors\": %llu, \"frame_errors\": %llu, "
-				  "\"exceptions\": %llu, \"io_errors\": %llu},\n",
-				  (unsigned long long)st->reads,
-				  (unsigned long long)st->failures,
-				  (unsigned long long)st->timeouts,
-				  (unsigned long long)st->crc_errors,
-				  (unsigned long long)st->frame_errors,
-				  (unsigned long long)st->exceptions,
-				  (unsigned long long)st->io_errors);
+		r = pm_buf_adds(b, ",\n\t\t\t\t");
+	if (!r)
+		r = pm_snapshot_counters(b, st);
+	if (!r)
+		r = pm_buf_adds(b, "},\n");
 	return r;
 }
 
@@ -774,6 +786,8 @@ static int device_parse(struct json_object *jdev, struct pm_snapshot_device *out
 		out->state.last_error = (int)v;
 	out->state.reads = member_counter(jst, "reads");
 	out->state.failures = member_counter(jst, "failures");
+	out->state.requests = member_counter(jst, "requests");
+	out->state.retries = member_counter(jst, "retries");
 	out->state.timeouts = member_counter(jst, "timeouts");
 	out->state.crc_errors = member_counter(jst, "crc_errors");
 	out->state.frame_errors = member_counter(jst, "frame_errors");

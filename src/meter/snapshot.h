@@ -60,6 +60,10 @@ int pm_snapshot_watch(struct pm_snapshot *snap, int64_t time_ms,
 
 /* Appends the snapshot's JSON, stamped 'now_ms' and writer 'pid', to 'out'.
  * Thread-safe. 0, -ENOMEM or -PM_ETOOBIG; 'out' unchanged on failure. */
+/* A module's counters as JSON members, "reads": N, ... "io_errors": N
+ * (no braces): the snapshot's and `powermeter zabbix status`'s. */
+int pm_snapshot_counters(struct pm_buf *b, const struct pm_device_state *st);
+
 int pm_snapshot_format(struct pm_snapshot *snap, int64_t now_ms, pid_t pid,
 		       struct pm_buf *out);
 

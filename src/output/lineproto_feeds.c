@@ -152,6 +152,63 @@ int pm_lp_append_alarm(struct pm_buf *b, const struct pm_config *cfg,
 	return r;
 }
 
+int pm_lp_append_module(struct pm_buf *b, const struct pm_config *cfg,
+			const char *measurement, const struct pm_device *dev,
+			const struct pm_device_state *st)
+{
+	char id[16], address[8];
+	struct pm_tag tags[] = {
+		{ "device_id", id },
+		{ "port", dev->port },
+		{ "address", address },
+	};
+	size_t start = b->len;
+	int r;
+
+	(void)snprintf(id, sizeof(id), "%d", dev->id);
+	(void)snprintf(address, sizeof(address), "%d", dev->address);
+	r = head(b, cfg, measurement, "module", tags, 3);
+	if (r == 0)
+		r = pm_buf_printf(b, " up=%s,consecutive_failures=%ui,reads=%llui,"
+				  "failures=%llui,requests=%llui,retries=%llui,"
+				  "timeouts=%llui,crc_errors=%llui,"
+				  "frame_errors=%llui,exceptions=%llui,"
+				  "io_errors=%llui %lld\n",
+				  st->up ? "true" : "false",
+				  st->consecutive_failures,
+				  (unsigned long long)st->reads,
+				  (unsigned long long)st->failures,
+				  (unsigned long long)st->requests,
+				  (unsigned long long)st->retries,
+				  (unsigned long long)st->timeouts,
+				  (unsigned long long)st->crc_errors,
+				  (unsigned long long)st->frame_errors,
+				  (unsigned long long)st->exceptions,
+				  (unsigned long long)st->io_errors,
+				  (long long)st->last_attempt_ms);
+	if (r < 0)
+		pm_buf_truncate(b, b->len - start);
+	return r;
+}
+
+int pm_lp_append_read(struct pm_buf *b, const struct pm_config *cfg,
+		      const char *measurement, size_t device,
+		      const struct pm_sample *s,
+		      const struct pm_device_state *st)
+{
+	size_t start = b->len;
+	int r = 0;
+
+	if (s)
+		r = pm_lp_append_sample(b, cfg, measurement, s);
+	if (r == 0 && st)
+		r = pm_lp_append_module(b, cfg, measurement,
+					&cfg->devices[device], st);
+	if (r < 0)
+		pm_buf_truncate(b, b->len - start);
+	return r;
+}
+
 int pm_lp_append_watch(struct pm_buf *b, const struct pm_config *cfg,
 		       const char *measurement, const struct pm_feed_fig *figs,
 		       int64_t time_ms, const struct pm_alarm_event *events,

@@ -12,7 +12,13 @@
  *                        without a reading) and complete;
  *   <measurement>_alarm  one point per change: tags alarm, subject,
  *                        severity and the file's "tags"; fields value,
- *                        threshold, active (false: cleared), message.
+ *                        threshold, active (false: cleared), message;
+ *   <measurement>_module one point per module and read attempt: tags
+ *                        device_id, port, address and the file's "tags";
+ *                        fields up, consecutive_failures and the counters
+ *                        of struct pm_device_state (reads, failures,
+ *                        requests, retries, timeouts, crc_errors,
+ *                        frame_errors, exceptions, io_errors; integers).
  * <measurement> is the configured one, "powermeter" by default. */
 #ifndef PM_LINEPROTO_FEEDS_H
 #define PM_LINEPROTO_FEEDS_H
@@ -21,6 +27,7 @@
 
 #include "config/config.h"
 #include "meter/alarms.h"
+#include "meter/devstate.h"
 #include "meter/feeds.h"
 #include "util/buf.h"
 
@@ -33,6 +40,20 @@ int pm_lp_append_feed(struct pm_buf *b, const struct pm_config *cfg,
 /* Appends the point of one alarm change. Same contract. */
 int pm_lp_append_alarm(struct pm_buf *b, const struct pm_config *cfg,
 		       const char *measurement, const struct pm_alarm_event *e);
+
+/* Appends the point of device 'dev' in state 'st', at its last attempt.
+ * Same contract. */
+int pm_lp_append_module(struct pm_buf *b, const struct pm_config *cfg,
+			const char *measurement, const struct pm_device *dev,
+			const struct pm_device_state *st);
+
+/* The lines of one read attempt of cfg->devices[device], as the sinks
+ * write them: the sample's (when 's') and the module's point (when 'st').
+ * Same contract. */
+int pm_lp_append_read(struct pm_buf *b, const struct pm_config *cfg,
+		      const char *measurement, size_t device,
+		      const struct pm_sample *s,
+		      const struct pm_device_state *st);
 
 /* Every feed's points (figs[cfg->n_feeds] at 'time_ms') and every change
  * in events[0..n_events). Same contract. */

@@ -57,7 +57,7 @@ int main(int argc, char **argv)
 
 		pm_sleep_until_ns(pm_mono_ns() + GAP_NS);
 		t0 = pm_mono_ns();
-		r = pm_module_read(bus, &dev, 0, &s);
+		r = pm_module_read(bus, &dev, 0, 0, &s);
 		t1 = pm_mono_ns();
 		if (r < 0) {
 			fprintf(stderr, "read-bench: read %ld: %s\n", i, pm_strerror(r));

@@ -162,7 +162,7 @@ static int read_once(struct module *m, struct pm_device *dev,
 	assert_int_equal(pm_bus_open(&bus, m->slave, &dev->line), 0);
 	module_start(m);
 	*s = untouched;
-	r = pm_module_read(bus, dev, 0, s);
+	r = pm_module_read(bus, dev, 0, 0, s);
 	*fault = *pm_bus_last_fault(bus);
 	pm_bus_close(bus);
 	module_finish(m);
@@ -238,7 +238,7 @@ static void test_line_switch(void **state)
 	assert_int_equal(pm_bus_open(&bus, m.slave, &dev.line), 0);
 	dev.line = (struct pm_line){ 19200, 'E', 8, 1 };
 	module_start(&m);
-	assert_int_equal(pm_module_read(bus, &dev, 0, &s), 0);
+	assert_int_equal(pm_module_read(bus, &dev, 0, 0, &s), 0);
 	pthread_join(m.thread, NULL);
 	assert_int_equal(tcgetattr(modbus_get_socket(((struct serial *)bus->t)->ctx), &tio), 0);
 	assert_int_equal(cfgetospeed(&tio), B19200);	/* (a pty keeps 8N1) */
@@ -370,9 +370,9 @@ static void test_late_answer_never_taken(void **state)
 	assert_int_equal(pm_bus_open(&bus, m.slave, &dev.line), 0);
 	module_start(&m);
 	s = untouched;
-	assert_int_equal(pm_module_read(bus, &dev, 0, &s), -ETIMEDOUT);
+	assert_int_equal(pm_module_read(bus, &dev, 0, 0, &s), -ETIMEDOUT);
 	assert_untouched(&s);
-	assert_int_equal(pm_module_read(bus, &dev, 0, &s), 0);
+	assert_int_equal(pm_module_read(bus, &dev, 0, 0, &s), 0);
 	assert_int_equal(s.current[0], 100);
 	assert_int_equal(s.current[15], 115);
 	/* back to the plain request once answered */
@@ -399,14 +399,120 @@ static void test_hang_up(void **state)
 	assert_int_equal(pm_bus_open(&bus, m.slave, &dev.line), 0);
 	module_start(&m);
 	s = untouched;
-	r = pm_module_read(bus, &dev, 0, &s);
+	r = pm_module_read(bus, &dev, 0, 0, &s);
 	module_finish(&m);
 	assert_int_equal(r, -EIO);
 	assert_true(pm_bus_broken(bus));
 	assert_untouched(&s);
 	/* and it stays so until reopened */
-	assert_int_equal(pm_module_read(bus, &dev, 0, &s), -EIO);
+	assert_int_equal(pm_module_read(bus, &dev, 0, 0, &s), -EIO);
 	pm_bus_close(bus);
+}
+
+/* A noisy line: a bad CRC, another unit's answer, silence, then the right
+ * answer — read on the fourth attempt, each bad one counted, the values
+ * only from the good one. The retry after the silence asks for one more
+ * register, so a late answer could not be taken for it. */
+static void test_retries_cure_a_noisy_line(void **state)
+{
+	struct pm_device dev = device(NULL, 1);
+	const struct pm_bus_counters *c;
+	struct module m;
+	struct pm_bus *bus;
+	struct pm_sample s;
+
+	(void)state;
+	module_open(&m);
+	step_answer(&m, 1, 16, 900);
+	m.steps[0].out[20] ^= 0x01;			/* bad CRC */
+	step_answer(&m, 2, 16, 800);			/* another unit */
+	m.steps[m.n_steps++] = (struct step){ .wait_request = true };
+	step_answer(&m, 1, 17, 100);
+	dev.port = m.slave;
+	assert_int_equal(pm_bus_open(&bus, m.slave, &dev.line), 0);
+	module_start(&m);
+	s = untouched;
+	assert_int_equal(pm_module_read(bus, &dev, 0, 3, &s), 0);
+	assert_int_equal(s.current[0], 100);
+	assert_int_equal(s.current[15], 115);
+	c = pm_bus_counters(bus);
+	assert_int_equal(c->requests, 4);
+	assert_int_equal(c->retries, 3);
+	assert_int_equal(c->crc_errors, 1);
+	assert_int_equal(c->frame_errors, 1);
+	assert_int_equal(c->timeouts, 1);
+	assert_int_equal(pm_bus_last_fault(bus)->err, 0);
+	pm_bus_close(bus);
+	module_finish(&m);
+	assert_int_equal(m.n_requests, 4);
+	assert_int_equal(m.requests[2][5], 16);
+	assert_int_equal(m.requests[3][5], 17);
+}
+
+/* Retries run out: the last attempt's failure, no value; with none
+ * allowed, one request. An exception is never retried. */
+static void test_retries_run_out(void **state)
+{
+	struct pm_device dev = device(NULL, 1);
+	uint8_t pdu[3] = { 1, 0x83, 2 };
+	struct module m;
+	struct pm_bus *bus;
+	struct pm_sample s;
+
+	(void)state;
+	module_open(&m);
+	step_answer(&m, 1, 16, 900);
+	m.steps[0].out[20] ^= 0x01;
+	step_answer(&m, 1, 16, 900);
+	m.steps[1].out_len = 20;			/* cut short */
+	step_answer(&m, 1, 16, 900);
+	m.steps[2].out[7] ^= 0x10;			/* bad CRC again */
+	m.steps[m.n_steps].wait_request = true;		/* an exception */
+	m.steps[m.n_steps].out_len = frame(m.steps[m.n_steps].out, pdu, 3);
+	m.n_steps++;
+	dev.port = m.slave;
+	assert_int_equal(pm_bus_open(&bus, m.slave, &dev.line), 0);
+	module_start(&m);
+	s = untouched;
+	assert_int_equal(pm_module_read(bus, &dev, 0, 1, &s), -PM_EFRAME);
+	assert_untouched(&s);
+	assert_int_equal(pm_module_read(bus, &dev, 0, 0, &s), -PM_ECRC);
+	assert_untouched(&s);
+	assert_int_equal(pm_bus_counters(bus)->requests, 3);
+	assert_int_equal(pm_bus_counters(bus)->retries, 1);
+	assert_int_equal(pm_module_read(bus, &dev, 0, 5, &s), -PM_EEXCEPTION);
+	assert_int_equal(pm_bus_counters(bus)->requests, 4);
+	assert_int_equal(pm_bus_counters(bus)->retries, 1);
+	pm_bus_close(bus);
+	module_finish(&m);
+}
+
+/* A write whose echo was damaged is sent again (the same value twice is
+ * harmless) and confirmed by the second echo. */
+static void test_write_retried(void **state)
+{
+	struct pm_device dev = device(NULL, 7);
+	uint8_t echo[6] = { 7, 0x06, 0x00, 0x28, 0x03, 0xe8 };
+	struct module m;
+	struct pm_bus *bus;
+
+	(void)state;
+	module_open(&m);
+	for (int i = 0; i < 2; i++) {
+		m.steps[i].wait_request = true;
+		m.steps[i].out_len = frame(m.steps[i].out, echo, sizeof(echo));
+	}
+	m.steps[0].out[4] ^= 0x01;
+	m.n_steps = 2;
+	assert_int_equal(pm_bus_open(&bus, m.slave, &dev.line), 0);
+	module_start(&m);
+	assert_int_equal(pm_bus_write_register(bus, 7, 0.3, 40, 1000), 0);
+	assert_int_equal(pm_bus_counters(bus)->retries, 1);
+	assert_int_equal(pm_bus_counters(bus)->crc_errors, 1);
+	pm_bus_close(bus);
+	module_finish(&m);
+	assert_int_equal(m.n_requests, 2);
+	assert_memory_equal(m.requests[0], m.requests[1], 8);
 }
 
 static void test_port_lock(void **state)
@@ -505,6 +611,9 @@ int main(void)
 		cmocka_unit_test(test_exception),
 		cmocka_unit_test(test_late_answer_never_taken),
 		cmocka_unit_test(test_hang_up),
+		cmocka_unit_test(test_retries_cure_a_noisy_line),
+		cmocka_unit_test(test_retries_run_out),
+		cmocka_unit_test(test_write_retried),
 		cmocka_unit_test(test_port_lock),
 		cmocka_unit_test(test_open_errors),
 		cmocka_unit_test(test_messages),
