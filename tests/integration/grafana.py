@@ -276,7 +276,7 @@ class Dashboard(unittest.TestCase):
                 self.assertTrue(t["rawQuery"])
                 self.assertEqual(t["datasource"]["uid"], "${datasource}")
                 self.assertIn("$timeFilter", t["query"])
-                self.assertRegex(t["query"], r'FROM "powermeter(_feed|_alarm)?"')
+                self.assertRegex(t["query"], r'FROM "powermeter(_feed|_alarm|_module)?"')
         gauge = [p for p in d["panels"] if p["type"] == "bargauge"][0]
         steps = gauge["fieldConfig"]["defaults"]["thresholds"]["steps"]
         self.assertGreaterEqual(len(steps), 3)
@@ -571,6 +571,34 @@ class Queries(unittest.TestCase):
             stored = len([r for r in self.points if r["device_id"] == dev and r["input"] == "a"])
             # every stored sample of the module counted once, not once per input
             self.assertEqual(sum(row[1] for row in s["values"] if row[1]), stored)
+
+    def bus_health(self, db):
+        """Per module, the sums of the bus health panel's columns."""
+        series, t = self.run_query("Bus health: retried requests and bad answers", db=db,
+                                  interval="1s")
+        self.assertEqual(t["alias"], "Module $tag_device_id $col")
+        got = {}
+        for s in series:
+            self.assertEqual(s["columns"],
+                             ["time", "retries", "timeouts", "CRC errors", "bad frames"])
+            got[s["tags"]["device_id"]] = [sum(r[i] or 0 for r in s["values"])
+                                           for i in range(1, 5)]
+        self.assertEqual(sorted(got), [str(m) for m in MODULES])
+        return got
+
+    def test_bus_health(self):
+        """A clean line: nothing retried. In the second run module 2 went
+        silent for a while: its timeouts show (one attempt per tick once
+        silent, so fewer retries than timeouts), module 1's line stays
+        clean."""
+        for dev, sums in self.bus_health(self.db.database).items():
+            self.assertEqual(sums, [0, 0, 0, 0], dev)
+        got = self.bus_health(ALARM_DB)
+        self.assertEqual(got["1"], [0, 0, 0, 0])
+        retries, timeouts, crc, frames = got["2"]
+        self.assertGreaterEqual(timeouts, 3)
+        self.assertLess(retries, timeouts)
+        self.assertEqual((crc, frames), (0, 0))
 
     def test_latest_values_table(self):
         p = self.panels["Latest values"]
