@@ -77,7 +77,7 @@ NUMBER = r"^-?[0-9]"
 
 def dependent(template, ident, name, key, master, jsonpath, value_type=None,
               units=None, tags=(), discard=False, extra=None, history=None,
-              numeric=False):
+              numeric=False, per_second=False):
     item = {"uuid": uuid_for(template, ident, key), "name": name,
             "type": "DEPENDENT", "key": key, "delay": "0"}
     if history:
@@ -99,6 +99,9 @@ def dependent(template, ident, name, key, master, jsonpath, value_type=None,
     if numeric:
         item["preprocessing"].append({"type": "MATCHES_REGEX", "parameters": [NUMBER],
                                       "error_handler": "DISCARD_VALUE"})
+    if per_second:
+        # a counter of the daemon's: its rate (a restart's reset is skipped)
+        item["preprocessing"].append({"type": "CHANGE_PER_SECOND", "parameters": [""]})
     item["master_item"] = {"key": master}
     if tags:
         item["tags"] = [{"tag": t, "value": v} for t, v in tags]
@@ -352,6 +355,24 @@ def template(version, tname, agent_type, checks):
             dependent(t, "prototype", "Module {#DEVICE_ID}: consecutive failures",
                       "powermeter.module.failures[{#DEVICE_ID}]", "powermeter.status",
                       by_dev + ".consecutive_failures.first()", tags=mod_tags),
+            dependent(t, "prototype", "Module {#DEVICE_ID}: requests retried",
+                      "powermeter.module.retries[{#DEVICE_ID}]", "powermeter.status",
+                      by_dev + ".retries.first()", value_type="FLOAT", units="/s",
+                      per_second=True,
+                      tags=mod_tags + [("component", "bus")],
+                      extra={"description": "Requests sent again after a bad answer "
+                                            "(timeout, CRC error, short or foreign "
+                                            "frame), per second: a rise means a "
+                                            "noisy RS-485 line (termination, "
+                                            "shield, cable route)."}),
+            dependent(t, "prototype", "Module {#DEVICE_ID}: CRC errors",
+                      "powermeter.module.crc_errors[{#DEVICE_ID}]", "powermeter.status",
+                      by_dev + ".crc_errors.first()", value_type="FLOAT", units="/s",
+                      per_second=True,
+                      tags=mod_tags + [("component", "bus")],
+                      extra={"description": "Answers that failed their CRC, per "
+                                            "second (each one retried, none ever "
+                                            "taken for a value)."}),
             dependent(t, "prototype", "Module {#DEVICE_ID}: last error", err_key,
                       "powermeter.status", by_dev + ".error.first()", value_type="CHAR",
                       tags=mod_tags),
