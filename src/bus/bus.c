@@ -53,6 +53,13 @@ int pm_bus_key(const char *port, char *key, size_t size)
 	return ops ? ops->key(port, key, size) : -EINVAL;
 }
 
+pid_t pm_bus_holder(const char *port)
+{
+	const struct pm_transport_ops *ops = pm_transport_find(port);
+
+	return ops ? ops->holder(port) : 0;
+}
+
 bool pm_bus_same(const char *a, const char *b)
 {
 	char ka[PM_BUS_KEY_MAX], kb[PM_BUS_KEY_MAX];

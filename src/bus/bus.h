@@ -57,6 +57,10 @@ int pm_bus_open_fault(struct pm_bus **bus, const char *port,
 int pm_bus_key(const char *port, char *key, size_t size);
 bool pm_bus_same(const char *a, const char *b);
 
+/* The pid holding config port 'port' (a daemon, another powermeter), found
+ * without opening it; 0 when none or unknown. */
+pid_t pm_bus_holder(const char *port);
+
 /* Uses line settings 'line' from the next request on (devices on one bus
  * normally share them; if one does not, the line is switched for it).
  * 0, or -EINVAL and the errors of the transport. */

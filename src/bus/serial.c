@@ -351,6 +351,7 @@ const struct pm_transport_ops pm_transport_serial = {
 	.name = "serial",
 	.handles = serial_handles,
 	.key = serial_key,
+	.holder = pm_portlock_holder,
 	.open = serial_open,
 	.set_line = serial_set_line,
 	.send = serial_send,

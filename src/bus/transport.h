@@ -26,6 +26,9 @@ struct pm_transport_ops {
 	 * ports with the same key are one bus, read by one poller, checked
 	 * for duplicate addresses as one. 0 or -ENAMETOOLONG. */
 	int (*key)(const char *endpoint, char *key, size_t size);
+	/* The pid of the process holding the endpoint's lock, looked up
+	 * without opening it; 0 when none or unknown. */
+	pid_t (*holder)(const char *endpoint);
 	/* Opens 'endpoint' with line settings 'line'. 0 with *state set, or
 	 * -ENOENT, -EACCES, -EBUSY (*holder: the pid holding it, 0 unknown),
 	 * -EINVAL or -errno. */

@@ -2,9 +2,12 @@
  * endpoint, tried in order. */
 #include <stddef.h>
 
+#include "bus/netconn.h"
 #include "bus/transport.h"
 
 const struct pm_transport_ops *const pm_transports[] = {
+	&pm_transport_tcp,	/* tcp://HOST[:PORT] */
+	&pm_transport_rtu_tcp,	/* rtu+tcp://HOST:PORT */
 	&pm_transport_serial,	/* a tty path: the catch-all, last */
 	NULL,
 };

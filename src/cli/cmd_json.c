@@ -11,7 +11,7 @@
 #include <powermeter/powermeter.h>
 
 #include "cli.h"
-#include "bus/portlock.h"
+#include "bus/bus.h"
 #include "config/config.h"
 #include "meter/readings.h"
 #include "output/format.h"
@@ -33,7 +33,7 @@ static void json_usage(FILE *f)
  * tells). Looked up without opening the tty. */
 static pid_t port_holder(const struct pm_device *dev)
 {
-	pid_t pid = pm_portlock_holder(dev->port);
+	pid_t pid = pm_bus_holder(dev->port);
 
 	return pid == getpid() ? 0 : pid;
 }

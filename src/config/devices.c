@@ -11,6 +11,7 @@
 #include <json-c/json.h>
 
 #include "bus/bus.h"
+#include "bus/netconn.h"
 #include "config/config.h"
 #include "config/parse.h"
 #include "config/sections.h"
@@ -273,7 +274,7 @@ static void parse_device(struct parse *p, json_object *jd, struct pm_device *dev
 			 struct device_meta *m)
 {
 	const char *dpath = m->path;
-	char path[PATH_CAP], d[DESC_CAP], *model = NULL;
+	char path[PATH_CAP], d[DESC_CAP], *model = NULL, why[256];
 	int64_t x;
 	int r;
 
@@ -305,6 +306,11 @@ static void parse_device(struct parse *p, json_object *jd, struct pm_device *dev
 	if (r == ABSENT)
 		cfg_missing(p, dpath, "port", "the serial port, e.g. /dev/ttyUSB0");
 	m->port_ok = r == SET;
+	if (r == SET && pm_net_check(dev->port, why, sizeof(why)) < 0) {
+		cfg_path_key(path, dpath, "port");
+		cfg_err(p, path, "\"%s\": %s", cfg_show_key(dev->port, d), why);
+		m->port_ok = false;
+	}
 
 	r = cfg_get_int(p, jd, dpath, "address", INT64_MIN, INT64_MAX, &x);
 	m->address_given = r != ABSENT;

@@ -1,12 +1,14 @@
 /* failure.c — the sentence an electrician needs when a module cannot be
- * read: which device, which port and address, and what to check. */
+ * read: which device, which port and address, and what to check — on a
+ * serial converter or behind an Ethernet gateway. */
 #include <errno.h>
 #include <stdio.h>
 #include <string.h>
 
 #include <powermeter/powermeter.h>
 
-#include "bus/portlock.h"
+#include "bus/netconn.h"
+#include "bus/bus.h"
 #include "meter/failure.h"
 #include "util/numfmt.h"
 
@@ -37,11 +39,59 @@ static const char *modbus_exception_text(int code)
 	}
 }
 
+/* The sentence for a module behind a gateway (dev->port a URL), or -1
+ * when the serial one fits as well. 'gw' is "gateway 10.0.0.5:502". */
+static int describe_gateway(char *buf, size_t size, const char *who,
+			    const char *gw, const char *timeout, int err)
+{
+	switch (err) {
+	case -ETIMEDOUT:
+		return snprintf(buf, size, "%sno answer within %s s through %s "
+				"(timeout) \u2014 is the gateway reachable? Behind "
+				"it: wiring A/B, 12 V supply, address, and the "
+				"baud rate set in the gateway", who, timeout, gw);
+	case -ECONNREFUSED:
+		return snprintf(buf, size, "%sconnection refused by %s: is the "
+				"gateway powered and is its TCP server enabled "
+				"on that port?", who, gw);
+	case -EHOSTUNREACH:
+	case -ENETUNREACH:
+	case -EHOSTDOWN:
+	case -ENETDOWN:
+		return snprintf(buf, size, "%s%s cannot be reached (%s) \u2014 "
+				"is it powered and on this network?", who, gw,
+				pm_strerror(err));
+	case -ENOENT:
+		return snprintf(buf, size, "%sthe host of %s is not known "
+				"(name lookup failed) \u2014 check the name in "
+				"\"port\" or give the gateway's address", who, gw);
+	case -EAGAIN:
+		return snprintf(buf, size, "%sthe host of %s could not be "
+				"looked up now (DNS not answering?)", who, gw);
+	case -EACCES:
+	case -EPERM:
+		return snprintf(buf, size, "%spermission denied connecting to "
+				"%s (%s) \u2014 a firewall rule?", who, gw,
+				pm_strerror(err));
+	case -EIO:
+	case -ENODEV:
+	case -ENXIO:
+		return snprintf(buf, size, "%sthe connection to %s failed "
+				"(closed, reset, or silent for %d requests) "
+				"\u2014 was the gateway restarted or the network "
+				"interrupted?", who, gw, PM_NET_SILENT_REQUESTS_MAX);
+	default:
+		return -1;
+	}
+}
+
 int pm_describe_failure(char *buf, size_t size, const struct pm_device *dev,
 			int err, const struct pm_bus_fault *fault)
 {
-	char timeout[PM_DOUBLE_LEN], who[300];
+	char timeout[PM_DOUBLE_LEN], who[300], gw[PM_NET_HOST_MAX + 32];
+	struct pm_net_endpoint ep;
 	pid_t holder;
+	int n;
 
 	if (err > 0)
 		err = -err;
@@ -53,6 +103,14 @@ int pm_describe_failure(char *buf, size_t size, const struct pm_device *dev,
 		snprintf(who, sizeof(who), "%s address %d: ", dev->port,
 			 dev->address);
 	(void)pm_fmt_double(timeout, dev->timeout);
+	if (pm_net_is_url(dev->port) &&
+	    pm_net_parse(dev->port, &ep, NULL, 0) == 0) {
+		n = (int)strlen(strcpy(gw, "gateway "));
+		(void)pm_net_hostport(&ep, gw + n, sizeof(gw) - (size_t)n);
+		n = describe_gateway(buf, size, who, gw, timeout, err);
+		if (n >= 0)
+			return n;
+	}
 	switch (err) {
 	case -ETIMEDOUT:
 		return snprintf(buf, size, "%sno answer within %s s (timeout) "
@@ -92,7 +150,7 @@ int pm_describe_failure(char *buf, size_t size, const struct pm_device *dev,
 				"the user to group dialout", who, dev->port);
 	case -EBUSY:
 		holder = fault && fault->holder ? fault->holder
-						: pm_portlock_holder(dev->port);
+						: pm_bus_holder(dev->port);
 		if (holder > 0)
 			return snprintf(buf, size, "%sport %s busy (held by pid "
 					"%ld)", who, dev->port, (long)holder);

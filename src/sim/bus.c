@@ -1,13 +1,19 @@
 /* bus.c — one simulated RS-485 bus: a pseudo-terminal linked at the bus's
- * path, the thread that frames requests and answers for the modules on it
- * at the pace of the wire, and outages (disconnect and return). */
+ * path, or an Ethernet gateway in front of it listening on a TCP port; the
+ * thread that frames requests and answers for the modules on it at the
+ * pace of the wire, and outages (disconnect and return). */
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <poll.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
+#include <sys/socket.h>
 #include <sys/inotify.h>
 #include <sys/prctl.h>
 #include <sys/ioctl.h>
@@ -23,8 +29,15 @@
 #define RETRY_NS	1000000000LL
 #define GARBAGE_ROOM	8
 
+/* Modbus messaging on TCP/IP implementation guide v1.0b, 3.1.3: transaction
+ * id, protocol id (0), length of what follows (unit id and PDU), unit id. */
+#define MBAP_LEN	7
+#define MBAP_LENGTH_MAX	254	/* unit id and a PDU of 253 bytes */
+#define GW_BACKLOG	4
+#define GW_SEND_TIMEOUT_S 1	/* a client that stopped reading loses answers */
+
 struct rx {
-	uint8_t buf[RTU_MAX_ADU];
+	uint8_t buf[RTU_MAX_ADU + GARBAGE_ROOM];	/* an MBAP frame is 260 */
 	size_t len;
 	bool bad;		/* not a frame: dropped at the next silence */
 	int64_t t0;		/* when the first byte arrived */
@@ -89,6 +102,15 @@ static bool line_matches(int slave_fd, const struct sim_line *l)
 	if (!!(t.c_cflag & PARODD) != (l->framing == SIM_O81))
 		return false;
 	return !!(t.c_cflag & CSTOPB) == (l->framing == SIM_N82);
+}
+
+/* Does the module with line settings 'l' hear the requests? Behind a
+ * gateway the serial side runs the bus's settings, whatever the client's. */
+static bool bus_hears(struct sim_bus *b, const struct sim_line *l)
+{
+	if (b->kind == SIM_BUS_PTY)
+		return line_matches(b->slave_fd, l);
+	return l->baud == b->line.baud && l->framing == b->line.framing;
 }
 
 /* Points 'path' at 'target' atomically; refuses to replace anything but
@@ -290,11 +312,56 @@ static size_t answer_build(struct sim_module *m, const struct request *q, uint8_
 	return n;
 }
 
+/*
+ * What a gateway passes on to its client: a transparent converter the
+ * bytes as they are; a Modbus TCP gateway the answer under an MBAP header
+ * with the request's transaction id, but only an answer whose CRC holds —
+ * one spoiled on the line (bad CRC, cut short, garbage) is dropped, as
+ * cheap gateways do, and the client times out.
+ */
+static void gw_write(struct sim_bus *b, const uint8_t *frame, size_t len)
+{
+	uint8_t out[MBAP_LEN + RTU_MAX_ADU + GARBAGE_ROOM];
+	const uint8_t *p = frame;
+	size_t n = len, done = 0;
+
+	if (b->client_fd < 0)
+		return;
+	if (b->kind == SIM_BUS_TCP) {
+		if (!rtu_crc_ok(frame, len)) {
+			log_debug("%s: the answer fails its CRC, the gateway drops it", b->path);
+			return;
+		}
+		put_be16(out, (int)b->tid);
+		put_be16(out + 2, 0);
+		put_be16(out + 4, (int)len - 2);
+		memcpy(out + 6, frame, len - 2);
+		p = out;
+		n = len - 2 + 6;
+	}
+	while (done < n) {
+		ssize_t w = send(b->client_fd, p + done, n - done, MSG_NOSIGNAL);
+
+		if (w < 0 && errno == EINTR)
+			continue;
+		if (w < 0) {
+			log_warning("%s: answer not delivered (%s), dropping %zu bytes", b->path,
+				    strerror(errno), n - done);
+			return;
+		}
+		done += (size_t)w;
+	}
+}
+
 /* Writes the whole frame; a client that stopped reading loses the rest. */
 static void frame_write(struct sim_bus *b, const uint8_t *frame, size_t len)
 {
 	size_t done = 0;
 
+	if (b->kind != SIM_BUS_PTY) {
+		gw_write(b, frame, len);
+		return;
+	}
 	while (done < len) {
 		ssize_t n = write(b->master_fd, frame + done, len - done);
 
@@ -359,7 +426,7 @@ static void request_handle(struct sim_bus *b, const uint8_t *frame, size_t len, 
 		e.result = "broadcast";
 		for (size_t i = 0; i < b->nmodules; i++) {
 			sim_module_line(&b->modules[i], &line);
-			if (is_write(q.fc) && !q.malformed && line_matches(b->slave_fd, &line))
+			if (is_write(q.fc) && !q.malformed && bus_hears(b, &line))
 				(void)sim_module_write(&b->modules[i], q.start, q.count,
 						       q.values, false);
 		}
@@ -376,7 +443,7 @@ static void request_handle(struct sim_bus *b, const uint8_t *frame, size_t len, 
 	}
 	m->requests++;
 	sim_module_line(m, &line);
-	if (!line_matches(b->slave_fd, &line)) {
+	if (!bus_hears(b, &line)) {
 		m->mismatches++;
 		pthread_mutex_unlock(&b->lock);
 		e.result = "line-mismatch";
@@ -387,6 +454,13 @@ static void request_handle(struct sim_bus *b, const uint8_t *frame, size_t len, 
 	fault = m->fault.kind;
 	if (fault == SIM_FAULT_STALL && now >= m->fault.until_ns) {
 		m->fault.kind = fault = SIM_FAULT_NONE;
+	}
+	if (fault == SIM_FAULT_NOISY) {
+		int noise = sim_noise_draw(m->fault.probability, &b->rng);
+
+		fault = noise < 0 ? SIM_FAULT_NONE : sim_noise_kinds[noise];
+		if (noise >= 0)
+			m->noise[noise]++;
 	}
 	if (fault != SIM_FAULT_NONE) {
 		m->faults++;
@@ -540,13 +614,201 @@ static void wake_drain(struct sim_bus *b)
 	(void)!read(b->wake_fd, &v, sizeof(v));
 }
 
-/* The converter is unplugged for 'ns': link gone, clients see EIO. */
-static void bus_outage(struct sim_bus *b, int64_t ns)
+/* ---- the gateway: a TCP port in front of the bus ------------------------ */
+
+static const char *gw_scheme(enum sim_bus_kind kind)
+{
+	return kind == SIM_BUS_TCP ? "tcp" : "rtu+tcp";
+}
+
+static void gw_client_close(struct sim_bus *b, struct rx *rx)
+{
+	if (b->client_fd < 0)
+		return;
+	close(b->client_fd);
+	b->client_fd = -1;
+	rx->len = 0;
+	rx->bad = false;
+	pthread_mutex_lock(&b->lock);
+	b->connected = false;
+	pthread_mutex_unlock(&b->lock);
+}
+
+static void gw_close(struct sim_bus *b, struct rx *rx)
+{
+	gw_client_close(b, rx);
+	if (b->listen_fd >= 0)
+		close(b->listen_fd);
+	b->listen_fd = -1;
+}
+
+/*
+ * Listens on the gateway's address. SO_REUSEADDR: a simulator restarted
+ * on the port of one that was killed gets it at once. With port 0 the
+ * port the kernel chose goes into b->path, where the control socket's
+ * stats and the log show it (only before the thread starts: later calls
+ * find the port in the path).
+ */
+static int gw_listen(struct sim_bus *b)
+{
+	struct addrinfo hints = {
+		.ai_socktype = SOCK_STREAM,
+		.ai_flags = AI_NUMERICHOST | AI_NUMERICSERV | AI_PASSIVE,
+	};
+	struct sockaddr_storage sa;
+	socklen_t salen = sizeof(sa);
+	struct addrinfo *res = NULL;
+	enum sim_bus_kind kind;
+	char host[64], service[8], *path;
+	int fd, port, one = 1, r;
+
+	if (sim_listen_parse(b->path, &kind, host, sizeof(host), &port) < 0)
+		return -EINVAL;
+	snprintf(service, sizeof(service), "%d", port);
+	if (getaddrinfo(host, service, &hints, &res) != 0)
+		return -EINVAL;
+	fd = socket(res->ai_family, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+	if (fd < 0) {
+		r = -errno;
+		goto out;
+	}
+	(void)setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+	if (bind(fd, res->ai_addr, res->ai_addrlen) < 0 || listen(fd, GW_BACKLOG) < 0 ||
+	    getsockname(fd, (struct sockaddr *)&sa, &salen) < 0) {
+		r = -errno;
+		close(fd);
+		goto out;
+	}
+	if (port == 0) {
+		port = ntohs(sa.ss_family == AF_INET6 ?
+			     ((struct sockaddr_in6 *)&sa)->sin6_port :
+			     ((struct sockaddr_in *)&sa)->sin_port);
+		if (asprintf(&path, res->ai_family == AF_INET6 ? "%s://[%s]:%d" : "%s://%s:%d",
+			     gw_scheme(kind), host, port) < 0) {
+			r = -ENOMEM;
+			close(fd);
+			goto out;
+		}
+		free(b->path);
+		b->path = path;
+	}
+	b->listen_fd = fd;
+	r = 0;
+out:
+	freeaddrinfo(res);
+	return r;
+}
+
+/*
+ * A new client. The gateway serves one at a time, as cheap converters do:
+ * while one is connected, a second connection is accepted and reset at
+ * once (the newcomer sees ECONNRESET or EOF), never queued.
+ */
+static void gw_accept(struct sim_bus *b, struct rx *rx)
+{
+	struct timeval tv = { .tv_sec = GW_SEND_TIMEOUT_S };
+	struct linger reset = { .l_onoff = 1, .l_linger = 0 };
+	int fd = accept4(b->listen_fd, NULL, NULL, SOCK_CLOEXEC), one = 1;
+
+	if (fd < 0)
+		return;
+	if (b->client_fd >= 0) {
+		(void)setsockopt(fd, SOL_SOCKET, SO_LINGER, &reset, sizeof(reset));
+		close(fd);
+		pthread_mutex_lock(&b->lock);
+		b->refused++;
+		pthread_mutex_unlock(&b->lock);
+		log_info("%s: a second client, turned away", b->path);
+		return;
+	}
+	(void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+	(void)setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
+	b->client_fd = fd;
+	rx->len = 0;
+	rx->bad = false;
+	pthread_mutex_lock(&b->lock);
+	b->connections++;
+	b->connected = true;
+	pthread_mutex_unlock(&b->lock);
+	log_debug("%s: client connected", b->path);
+}
+
+/* Reads what the client sent; false when it is gone. */
+static bool gw_read(struct sim_bus *b, struct rx *rx)
+{
+	uint8_t scratch[RTU_MAX_ADU];
+	ssize_t n;
+
+	if (rx->len == 0)
+		rx->t0 = pm_mono_ns();
+	if (rx->len < sizeof(rx->buf)) {
+		n = recv(b->client_fd, rx->buf + rx->len, sizeof(rx->buf) - rx->len,
+			 MSG_DONTWAIT);
+		if (n > 0)
+			rx->len += (size_t)n;
+	} else {
+		/* longer than any frame: garbage until the next silence */
+		n = recv(b->client_fd, scratch, sizeof(scratch), MSG_DONTWAIT);
+		rx->bad = true;
+	}
+	if (n == 0)
+		return false;
+	return n > 0 || errno == EAGAIN || errno == EINTR;
+}
+
+/*
+ * Modbus TCP requests at the head of rx, each turned into the RTU frame
+ * the gateway puts on the line (timed as such) and answered with its
+ * transaction id. A header that is no Modbus TCP makes the gateway drop
+ * the connection, as the implementation guide (4.3.1) allows.
+ */
+static bool mbap_frames(struct sim_bus *b, struct rx *rx)
+{
+	uint8_t frame[RTU_MAX_ADU];
+
+	while (rx->len >= MBAP_LEN) {
+		int length = be16(rx->buf + 4);
+		size_t total = 6 + (size_t)length;
+
+		if (be16(rx->buf + 2) != 0 || length < 2 || length > MBAP_LENGTH_MAX) {
+			log_info("%s: not a Modbus TCP request, closing the connection", b->path);
+			return false;
+		}
+		if (rx->len < total)
+			break;
+		memcpy(frame, rx->buf + 6, (size_t)length);
+		b->tid = (unsigned)be16(rx->buf);
+		request_handle(b, frame, rtu_append_crc(frame, (size_t)length), rx->t0);
+		memmove(rx->buf, rx->buf + total, rx->len - total);
+		rx->len -= total;
+		rx->t0 = pm_mono_ns();
+	}
+	return true;
+}
+
+/* ---- the bus's endpoint, whichever kind --------------------------------- */
+
+static int endpoint_open(struct sim_bus *b)
+{
+	return b->kind == SIM_BUS_PTY ? pty_open(b) : gw_listen(b);
+}
+
+static void endpoint_close(struct sim_bus *b, struct rx *rx)
+{
+	if (b->kind == SIM_BUS_PTY)
+		pty_close(b);
+	else
+		gw_close(b, rx);
+}
+
+/* The converter is unplugged (a pty: link gone, clients see EIO) or the
+ * gateway is off (connection dropped, connects refused) for 'ns'. */
+static void bus_outage(struct sim_bus *b, struct rx *rx, int64_t ns)
 {
 	int64_t deadline = pm_mono_ns() + ns;
 	int r;
 
-	pty_close(b);
+	endpoint_close(b, rx);
 	pthread_mutex_lock(&b->lock);
 	b->disconnected = true;
 	b->outages++;
@@ -559,11 +821,10 @@ static void bus_outage(struct sim_bus *b, int64_t ns)
 		struct timespec ts = pm_mono_timespec(left > 0 ? left : 0);
 
 		if (left <= 0) {
-			r = pty_open(b);
+			r = endpoint_open(b);
 			if (r == 0)
 				break;
-			log_err("%s: cannot create the pseudo-terminal again: %s, retrying",
-				b->path, strerror(-r));
+			log_err("%s: cannot come back: %s, retrying", b->path, strerror(-r));
 			deadline = pm_mono_ns() + RETRY_NS;
 			continue;
 		}
@@ -588,21 +849,46 @@ static void bus_outage(struct sim_bus *b, int64_t ns)
 	log_info("%s: connected again", b->path);
 }
 
+/* Bytes came from the client (the pty's master, or the gateway's
+ * connection): frame and answer them. */
+static void bus_input(struct sim_bus *b, struct rx *rx, short revents)
+{
+	if (b->kind == SIM_BUS_PTY) {
+		if (revents & POLLIN) {
+			rx_read(b, rx);
+			rx_frames(b, rx);
+		}
+		return;
+	}
+	if (!gw_read(b, rx)) {
+		log_debug("%s: client gone", b->path);
+		gw_client_close(b, rx);
+		return;
+	}
+	if (b->kind == SIM_BUS_RTU_TCP)
+		rx_frames(b, rx);
+	else if (!mbap_frames(b, rx))
+		gw_client_close(b, rx);
+}
+
 static void *bus_thread(void *arg)
 {
 	struct sim_bus *b = arg;
 	int64_t silence_ns = sim_char_ns(&b->line) * 7 / 2;
 	struct rx rx = { .len = 0 };
+	/* Modbus TCP frames by its header, never by silence */
+	bool by_silence = b->kind != SIM_BUS_TCP;
 
 	if (silence_ns < SILENCE_MIN_NS)
 		silence_ns = SILENCE_MIN_NS;
 	/* answers leave at their wire-time instant, not 50 us later */
 	(void)prctl(PR_SET_TIMERSLACK, 1000UL, 0UL, 0UL, 0UL);
 	for (;;) {
+		bool pty = b->kind == SIM_BUS_PTY;
 		struct pollfd pfd[3] = {
 			{ .fd = b->wake_fd, .events = POLLIN },
-			{ .fd = b->inotify_fd, .events = POLLIN },
-			{ .fd = b->master_fd, .events = POLLIN },
+			{ .fd = pty ? b->inotify_fd : b->listen_fd, .events = POLLIN },
+			{ .fd = pty ? b->master_fd : b->client_fd, .events = POLLIN },
 		};
 		struct timespec ts = pm_mono_timespec(silence_ns);
 		int64_t outage;
@@ -619,11 +905,11 @@ static void *bus_thread(void *arg)
 		if (outage) {
 			rx.len = 0;
 			rx.bad = false;
-			bus_outage(b, outage);
+			bus_outage(b, &rx, outage);
 			continue;
 		}
 
-		r = ppoll(pfd, 3, rx.len ? &ts : NULL, NULL);
+		r = ppoll(pfd, 3, rx.len && by_silence ? &ts : NULL, NULL);
 		if (r < 0) {
 			if (errno == EINTR)
 				continue;
@@ -634,21 +920,25 @@ static void *bus_thread(void *arg)
 			wake_drain(b);
 			continue;
 		}
-		if (pfd[1].revents & POLLIN)
+		if ((pfd[1].revents & POLLIN) && pty)
 			inotify_drain(b);
+		else if (pfd[1].revents & POLLIN)
+			gw_accept(b, &rx);
 		if (r == 0) {
 			rx_silence(b, &rx);
 			continue;
 		}
-		if (pfd[2].revents & POLLIN) {
-			rx_read(b, &rx);
-			rx_frames(b, &rx);
-		} else if (pfd[2].revents & (POLLHUP | POLLERR)) {
-			/* cannot happen while we hold the slave open */
-			log_err("%s: the pseudo-terminal hung up", b->path);
-			break;
+		if (pfd[2].revents & (POLLIN | POLLHUP | POLLERR)) {
+			if (pty && !(pfd[2].revents & POLLIN)) {
+				/* cannot happen while we hold the slave open */
+				log_err("%s: the pseudo-terminal hung up", b->path);
+				break;
+			}
+			bus_input(b, &rx, pfd[2].revents);
 		}
 	}
+	if (!(b->kind == SIM_BUS_PTY))
+		gw_client_close(b, &rx);
 	return NULL;
 }
 
@@ -665,9 +955,10 @@ int bus_start(struct sim_bus *b)
 	b->wake_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
 	if (b->wake_fd < 0)
 		return -errno;
-	r = pty_open(b);
+	r = endpoint_open(b);
 	if (r < 0) {
-		log_err("%s: cannot create the pseudo-terminal: %s", b->path, strerror(-r));
+		log_err("%s: cannot %s: %s", b->path, b->kind == SIM_BUS_PTY ?
+			"create the pseudo-terminal" : "listen", strerror(-r));
 		return r;
 	}
 	r = -pthread_create(&b->thread, NULL, bus_thread, b);
@@ -676,8 +967,14 @@ int bus_start(struct sim_bus *b)
 		return r;
 	}
 	b->thread_started = true;
-	log_info("%s: serving %zu module(s) at %d %s on %s", b->path, b->nmodules,
-		 b->line.baud, sim_framing_name(b->line.framing), b->slave_name);
+	if (b->kind == SIM_BUS_PTY)
+		log_info("%s: serving %zu module(s) at %d %s on %s", b->path, b->nmodules,
+			 b->line.baud, sim_framing_name(b->line.framing), b->slave_name);
+	else	/* the port chosen for port 0: tests read it here or in stats */
+		log_notice("bus %d: listening on %s, %zu module(s) at %d %s behind a %s",
+			   b->index, b->path, b->nmodules, b->line.baud,
+			   sim_framing_name(b->line.framing),
+			   b->kind == SIM_BUS_TCP ? "Modbus TCP gateway" : "transparent converter");
 	return 0;
 }
 
@@ -691,6 +988,8 @@ static void wake(struct sim_bus *b)
 /* Safe on a bus whose bus_start failed or never ran, once the lock exists. */
 void bus_stop(struct sim_bus *b)
 {
+	struct rx rx = { .len = 0 };
+
 	if (b->thread_started) {
 		pthread_mutex_lock(&b->lock);
 		b->stop = true;
@@ -699,7 +998,7 @@ void bus_stop(struct sim_bus *b)
 		pthread_join(b->thread, NULL);
 		b->thread_started = false;
 	}
-	pty_close(b);
+	endpoint_close(b, &rx);
 	if (b->wake_fd >= 0)
 		close(b->wake_fd);
 	b->wake_fd = -1;

@@ -2,6 +2,7 @@
  * one answer line each) and the main thread's wait for SIGTERM/SIGINT. */
 #include <errno.h>
 #include <json-c/json.h>
+#include <limits.h>
 #include <math.h>
 #include <poll.h>
 #include <stdarg.h>
@@ -161,10 +162,10 @@ static int cmd_fault(struct sim *sim, char **argv, int argc, struct pm_buf *out)
 	struct sim_bus *b;
 	int kind, n, err;
 	double secs;
-	long count;
+	long count, seed = -1;
 	char *end;
 
-	if (argc < 4 || argc > 5)
+	if (argc < 4 || argc > 6)
 		return answer(out, "error usage: fault BUS ADDR KIND [N]");
 	b = bus_arg(sim, argv[1]);
 	kind = sim_fault_parse(argv[3]);
@@ -172,9 +173,19 @@ static int cmd_fault(struct sim *sim, char **argv, int argc, struct pm_buf *out)
 		return answer(out, "error no bus %s", argv[1]);
 	if (kind < 0)
 		return answer(out, "error unknown fault %s (noanswer, badcrc, truncate, garbage, "
-			      "wrongaddr, exception, stall)", argv[3]);
+			      "wrongaddr, exception, stall, noisy)", argv[3]);
 	f.kind = (enum sim_fault_kind)kind;
-	if (f.kind == SIM_FAULT_STALL) {
+	if (argc == 6 && f.kind != SIM_FAULT_NOISY)
+		return answer(out, "error usage: fault BUS ADDR KIND [N]");
+	if (f.kind == SIM_FAULT_NOISY) {
+		if (argc < 5)
+			return answer(out, "error usage: fault BUS ADDR noisy P [SEED] (0 < P <= 1)");
+		f.probability = strtod(argv[4], &end);
+		if (*end || !(f.probability > 0 && f.probability <= 1))
+			return answer(out, "error bad probability %s (0 < P <= 1)", argv[4]);
+		if (argc == 6 && !long_arg(argv[5], 0, LONG_MAX, &seed))
+			return answer(out, "error bad seed %s", argv[5]);
+	} else if (f.kind == SIM_FAULT_STALL) {
 		if (argc != 5)
 			return answer(out, "error stall needs SECONDS");
 		secs = strtod(argv[4], &end);
@@ -189,6 +200,12 @@ static int cmd_fault(struct sim *sim, char **argv, int argc, struct pm_buf *out)
 	n = for_modules(b, argv[2], fault_set, &f, &err);
 	if (n == 0)
 		return answer(out, "error no module %s on bus %d", argv[2], b->index);
+	if (seed >= 0) {
+		/* the bus's noise repeats from here for a given seed */
+		pthread_mutex_lock(&b->lock);
+		b->rng = (uint64_t)seed;
+		pthread_mutex_unlock(&b->lock);
+	}
 	return answer(out, "ok %s on %d module(s)", argv[3], n);
 }
 
@@ -346,9 +363,18 @@ static int cmd_stats(struct sim *sim, struct pm_buf *out)
 		add_count(bo, "outages", b->outages);
 		json_object_object_add(bo, "disconnected",
 				       json_object_new_boolean(b->disconnected));
+		json_object_object_add(bo, "kind", json_object_new_string(
+				       b->kind == SIM_BUS_PTY ? "pty" :
+				       b->kind == SIM_BUS_TCP ? "tcp" : "rtu+tcp"));
+		if (b->kind != SIM_BUS_PTY) {
+			add_count(bo, "connections", b->connections);
+			add_count(bo, "refused", b->refused);
+			json_object_object_add(bo, "connected",
+					       json_object_new_boolean(b->connected));
+		}
 		for (size_t j = 0; j < b->nmodules; j++) {
 			struct sim_module *m = &b->modules[j];
-			json_object *mo = json_object_new_object();
+			json_object *mo = json_object_new_object(), *noise;
 
 			json_object_object_add(mo, "address",
 					       json_object_new_int(sim_module_address(m)));
@@ -358,6 +384,10 @@ static int cmd_stats(struct sim *sim, struct pm_buf *out)
 			add_count(mo, "mismatches", m->mismatches);
 			json_object_object_add(mo, "fault", json_object_new_string(
 					       sim_fault_name(m->fault.kind)));
+			noise = json_object_new_object();
+			for (int k = 0; k < SIM_NOISE_KINDS; k++)
+				add_count(noise, sim_fault_name(sim_noise_kinds[k]), m->noise[k]);
+			json_object_object_add(mo, "noise", noise);
 			json_object_array_add(mods, mo);
 		}
 		pthread_mutex_unlock(&b->lock);

@@ -1,5 +1,6 @@
-/* fault.c — the faults a simulated module can show on demand, and how each
- * one spoils an otherwise correct answer frame. */
+/* fault.c — the faults a simulated module can show on demand, how each
+ * one spoils an otherwise correct answer frame, and the noisy line that
+ * spoils answers at random. */
 #include <errno.h>
 #include <string.h>
 
@@ -14,6 +15,11 @@ static const char *const fault_names[] = {
 	[SIM_FAULT_WRONGADDR] = "wrongaddr",
 	[SIM_FAULT_EXCEPTION] = "exception",
 	[SIM_FAULT_STALL] = "stall",
+	[SIM_FAULT_NOISY] = "noisy",
+};
+
+const enum sim_fault_kind sim_noise_kinds[SIM_NOISE_KINDS] = {
+	SIM_FAULT_BADCRC, SIM_FAULT_TRUNCATE, SIM_FAULT_GARBAGE, SIM_FAULT_WRONGADDR,
 };
 
 #define GARBAGE_BYTES 3
@@ -39,6 +45,21 @@ uint64_t sim_rand(uint64_t *state)
 	z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ULL;
 	z = (z ^ (z >> 27)) * 0x94D049BB133111EBULL;
 	return z ^ (z >> 31);
+}
+
+/*
+ * A noisy line: with probability p, the index in sim_noise_kinds of how
+ * this answer is spoiled; -1 when it goes through intact. Both draws come
+ * from the bus's rng, so a seeded bus repeats its noise.
+ */
+int sim_noise_draw(double p, uint64_t *rng)
+{
+	/* 53 random bits: a uniform double in [0, 1) */
+	double u = (double)(sim_rand(rng) >> 11) / 9007199254740992.0;
+
+	if (!(u < p))
+		return -1;
+	return (int)(sim_rand(rng) % SIM_NOISE_KINDS);
 }
 
 /*

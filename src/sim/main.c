@@ -1,5 +1,6 @@
 /* main.c — hdhk-sim: reads the options or SIM.json, starts one thread per
- * bus, serves the control socket until SIGTERM/SIGINT, then tears down. */
+ * bus (pty or gateway), serves the control socket until SIGTERM/SIGINT,
+ * then tears down. */
 #include <errno.h>
 #include <getopt.h>
 #include <signal.h>
@@ -21,9 +22,11 @@ static void usage(FILE *f)
 {
 	fprintf(f,
 		"usage: hdhk-sim -c SIM.json [-v]\n"
-		"       hdhk-sim --pty PATH [--baud 9600] [--framing N81] [--address 1[,2,...]]\n"
-		"                [--no-wire-time] [--log FILE] [--control SOCKET] [-v]\n"
-		"Simulates HDHK 16-channel current modules on pseudo-terminals.\n"
+		"       hdhk-sim --pty PATH | --listen URL [--baud 9600] [--framing N81]\n"
+		"                [--address 1[,2,...]] [--no-wire-time] [--log FILE]\n"
+		"                [--control SOCKET] [-v]\n"
+		"Simulates HDHK 16-channel current modules on pseudo-terminals or behind\n"
+		"Ethernet gateways (URL: tcp://HOST:PORT or rtu+tcp://HOST:PORT).\n"
 		"See hdhk-sim(1).\n");
 }
 
@@ -43,6 +46,7 @@ int main(int argc, char **argv)
 	static const struct option opts[] = {
 		{ "config", required_argument, NULL, 'c' },
 		{ "pty", required_argument, NULL, 'p' },
+		{ "listen", required_argument, NULL, 'L' },
 		{ "baud", required_argument, NULL, 'b' },
 		{ "framing", required_argument, NULL, 'f' },
 		{ "address", required_argument, NULL, 'a' },
@@ -54,7 +58,8 @@ int main(int argc, char **argv)
 		{ "version", no_argument, NULL, 'V' },
 		{ NULL, 0, NULL, 0 },
 	};
-	const char *config = NULL, *pty = NULL, *framing = "N81", *addresses = "1";
+	const char *config = NULL, *pty = NULL, *listen_url = NULL, *framing = "N81";
+	const char *addresses = "1";
 	const char *log_path = NULL, *control_path = NULL;
 	struct sim sim = { .log = NULL };
 	size_t started = 0;
@@ -68,6 +73,7 @@ int main(int argc, char **argv)
 		switch (c) {
 		case 'c': config = optarg; break;
 		case 'p': pty = optarg; break;
+		case 'L': listen_url = optarg; break;
 		case 'b':
 			baud = (int)strtol(optarg, &end, 10);
 			if (*end || !*optarg) {
@@ -86,14 +92,15 @@ int main(int argc, char **argv)
 		default: usage(stderr); return EXIT_USAGE;
 		}
 	}
-	if (optind != argc || !!config == !!pty) {
+	if (optind != argc || !!config + !!pty + !!listen_url != 1) {
 		usage(stderr);
 		return EXIT_USAGE;
 	}
 	pm_log_set_level(verbose ? LOG_DEBUG : LOG_NOTICE);
 
 	r = config ? sim_config_load(&sim, config) :
-		     sim_config_quick(&sim, pty, baud, framing, addresses, wire_time);
+		     sim_config_quick(&sim, pty ? pty : listen_url, !pty, baud, framing, addresses,
+				      wire_time);
 	/* the options override the file's log and control socket */
 	if (r == 0 && log_path)
 		r = replace_string(&sim.log_path, log_path);

@@ -440,10 +440,58 @@ static int parse_module(struct parse *p, json_object *o, const char *path,
 	return 0;
 }
 
+/*
+ * A gateway's address: "tcp://HOST:PORT" (Modbus TCP) or
+ * "rtu+tcp://HOST:PORT" (RTU over TCP), HOST an IPv4 address or an IPv6
+ * one in brackets, PORT 0..65535 (0: any free one). Returns 0 with the
+ * parts set, or -EINVAL.
+ */
+int sim_listen_parse(const char *url, enum sim_bus_kind *kind, char *host, size_t hostlen,
+		     int *port)
+{
+	const char *p, *end;
+	char *e;
+	size_t n;
+	long v;
+
+	if (strncmp(url, "tcp://", 6) == 0) {
+		*kind = SIM_BUS_TCP;
+		p = url + 6;
+	} else if (strncmp(url, "rtu+tcp://", 10) == 0) {
+		*kind = SIM_BUS_RTU_TCP;
+		p = url + 10;
+	} else {
+		return -EINVAL;
+	}
+	if (*p == '[') {
+		end = strchr(p, ']');
+		if (!end || end[1] != ':')
+			return -EINVAL;
+		p++;
+	} else {
+		end = strrchr(p, ':');
+		if (!end || memchr(p, ':', (size_t)(end - p)))
+			return -EINVAL;
+	}
+	n = (size_t)(end - p);
+	if (n == 0 || n >= hostlen)
+		return -EINVAL;
+	memcpy(host, p, n);
+	host[n] = '\0';
+	p = end + (*end == ']' ? 2 : 1);
+	errno = 0;
+	v = strtol(p, &e, 10);
+	if (!*p || *e || errno || v < 0 || v > 65535 || strspn(p, "0123456789") != strlen(p))
+		return -EINVAL;
+	*port = (int)v;
+	return 0;
+}
+
 static int parse_bus(struct parse *p, json_object *o, const char *path, struct sim_bus *b)
 {
-	char sub[JPATH_MAX];
+	char sub[JPATH_MAX], host[64];
 	json_object *mods = NULL;
+	bool listen = false;
 	int v;
 
 	b->line.baud = 9600;
@@ -453,9 +501,22 @@ static int parse_bus(struct parse *p, json_object *o, const char *path, struct s
 		return 0;
 	json_object_object_foreach(o, key, val) {
 		jpath(sub, "%s.%s", path, key);
-		if (strcmp(key, "path") == 0) {
+		if (strcmp(key, "path") == 0 || strcmp(key, "listen") == 0) {
+			if (b->path) {
+				perr(p, sub, "a bus has either \"path\" (a pty) or \"listen\" "
+				     "(a gateway), not both");
+				continue;
+			}
 			if (get_string(p, val, sub, &b->path) == -ENOMEM)
 				return -ENOMEM;
+			listen = strcmp(key, "listen") == 0;
+			if (listen && b->path &&
+			    sim_listen_parse(b->path, &b->kind, host, sizeof(host), &v) < 0)
+				perr(p, sub, "expected tcp://HOST:PORT or rtu+tcp://HOST:PORT "
+				     "(HOST an IP address, PORT 0..65535, 0: any free port)");
+		} else if (strcmp(key, "seed") == 0) {
+			if (get_int(p, val, sub, 0, INT_MAX, &v) == 0)
+				b->rng = (uint64_t)v;
 		} else if (strcmp(key, "baud") == 0) {
 			if (get_int(p, val, sub, 1, 115200, &v) == 0) {
 				if (sim_baud_code(v) < 0)
@@ -481,7 +542,7 @@ static int parse_bus(struct parse *p, json_object *o, const char *path, struct s
 		}
 	}
 	if (!b->path)
-		perr(p, path, "missing \"path\"");
+		perr(p, path, "missing \"path\" (or \"listen\")");
 	if (!mods) {
 		perr(p, path, "missing \"modules\"");
 		return 0;
@@ -527,9 +588,25 @@ static int sim_alloc_buses(struct sim *sim, size_t n)
 		sim->buses[i].slave_fd = -1;
 		sim->buses[i].inotify_fd = -1;
 		sim->buses[i].wake_fd = -1;
+		sim->buses[i].listen_fd = -1;
+		sim->buses[i].client_fd = -1;
 		sim->buses[i].rng = 0x5EED0000u + i;
 	}
 	return 0;
+}
+
+/* Two buses on one pty link or one TCP port (gateways on port 0 each get
+ * a port of their own). */
+static bool same_place(const struct sim_bus *a, const struct sim_bus *b)
+{
+	enum sim_bus_kind kind;
+	char host[64];
+	int port;
+
+	if (!a->path || !b->path || strcmp(a->path, b->path) != 0)
+		return false;
+	return a->kind == SIM_BUS_PTY ||
+	       sim_listen_parse(a->path, &kind, host, sizeof(host), &port) < 0 || port != 0;
 }
 
 static int parse_top(struct parse *p, json_object *root, struct sim *sim)
@@ -573,8 +650,7 @@ static int parse_top(struct parse *p, json_object *root, struct sim *sim)
 		if (r < 0)
 			return r;
 		for (size_t j = 0; j < i; j++)
-			if (sim->buses[i].path && sim->buses[j].path &&
-			    strcmp(sim->buses[i].path, sim->buses[j].path) == 0)
+			if (same_place(&sim->buses[i], &sim->buses[j]))
 				perr(p, sub, "path %s is already used", sim->buses[i].path);
 	}
 	return 0;
@@ -692,16 +768,23 @@ int sim_profile_from_json(const char *text, struct sim_gen *g, char *err, size_t
 	return p.errors ? -EINVAL : 0;
 }
 
-/* hdhk-sim --pty PATH [--baud B] [--framing F] [--address 1,2,...] */
-int sim_config_quick(struct sim *sim, const char *path, int baud, const char *framing,
-		     const char *addresses, bool wire_time)
+/* hdhk-sim --pty PATH | --listen URL [--baud B] [--framing F] [--address 1,2,...] */
+int sim_config_quick(struct sim *sim, const char *path, bool listen, int baud,
+		     const char *framing, const char *addresses, bool wire_time)
 {
+	enum sim_bus_kind kind = SIM_BUS_PTY;
 	struct sim_bus *b;
 	int addrs[SIM_MAX_MODULES];
+	char host[64];
 	size_t n = 0;
 	const char *s;
-	int f, r;
+	int f, r, port;
 
+	if (listen && sim_listen_parse(path, &kind, host, sizeof(host), &port) < 0) {
+		log_err("--listen: expected tcp://HOST:PORT or rtu+tcp://HOST:PORT (HOST an IP "
+			"address, PORT 0..65535), got %s", path);
+		return -EINVAL;
+	}
 	if (sim_baud_code(baud) < 0) {
 		log_err("--baud: not a baud rate of the datasheet: %d", baud);
 		return -EINVAL;
@@ -740,6 +823,7 @@ int sim_config_quick(struct sim *sim, const char *path, int baud, const char *fr
 	if (!b->path || !b->modules)
 		return -ENOMEM;
 	b->nmodules = n;
+	b->kind = kind;
 	b->line.baud = baud;
 	b->line.framing = (enum sim_framing)f;
 	b->wire_time = wire_time;

@@ -1,5 +1,6 @@
 /* sim.h — hdhk-sim's shared types: simulated HDHK modules (the datasheet's
- * register map), the buses (pseudo-terminals) that carry them, and faults. */
+ * register map), the buses (pseudo-terminals, or Ethernet gateways on a
+ * TCP port) that carry them, and faults. */
 #ifndef HDHK_SIM_H
 #define HDHK_SIM_H
 
@@ -103,12 +104,18 @@ enum sim_fault_kind {
 	SIM_FAULT_WRONGADDR,
 	SIM_FAULT_EXCEPTION,
 	SIM_FAULT_STALL,
+	SIM_FAULT_NOISY,	/* each answer, with some probability, one of: */
 };
+
+/* What a noisy line does to an answer it spoils, drawn at random. */
+#define SIM_NOISE_KINDS		4
+extern const enum sim_fault_kind sim_noise_kinds[SIM_NOISE_KINDS];
 
 struct sim_fault {
 	enum sim_fault_kind kind;
 	long remaining;		/* answers still affected; -1 = until cleared */
 	int64_t until_ns;	/* stall: silent until this monotonic time */
+	double probability;	/* noisy: of spoiling an answer, (0, 1] */
 };
 
 struct sim_module {
@@ -121,14 +128,25 @@ struct sim_module {
 	uint16_t ratio[HDHK_NCHANNELS];
 	struct sim_fault fault;
 	uint64_t requests, answers, faults, mismatches;
+	uint64_t noise[SIM_NOISE_KINDS];	/* noisy: answers spoiled, by kind */
 };
 
 struct sim;
 
+/* What a bus is to its clients. */
+enum sim_bus_kind {
+	SIM_BUS_PTY,		/* an RS-485 converter on a pseudo-terminal */
+	SIM_BUS_TCP,		/* a Modbus TCP gateway (MBAP) on a TCP port */
+	SIM_BUS_RTU_TCP,	/* a transparent converter: RTU frames over TCP */
+};
+
 struct sim_bus {
 	/* configuration */
 	int index;
+	/* the pty's link; a gateway's URL, "tcp://127.0.0.1:PORT" (port 0 in
+	 * the configuration is replaced by the one chosen at start) */
 	char *path;
+	enum sim_bus_kind kind;
 	struct sim_line line;
 	bool wire_time;
 	struct sim_module *modules;
@@ -145,6 +163,9 @@ struct sim_bus {
 	bool disconnected;
 	uint64_t outages;	/* disconnects so far */
 	uint64_t requests, discarded;	/* discarded: garbage bytes */
+	uint64_t connections, refused;	/* gateway: clients served, turned away */
+	bool connected;		/* gateway: a client is connected */
+	uint64_t rng;		/* garbage bytes, noise (reseeded by "fault ... noisy P SEED") */
 	int wake_fd;		/* eventfd: stop or disconnect requested */
 	/* owned by the bus thread once it runs */
 	char slave_name[64];	/* /dev/pts/N */
@@ -152,7 +173,10 @@ struct sim_bus {
 	int slave_fd;		/* kept open: the master never sees EIO */
 	int inotify_fd;		/* the clients' opens and closes of the slave */
 	int clients;		/* how many have it open */
-	uint64_t rng;		/* garbage bytes */
+	/* gateway, owned by the bus thread */
+	int listen_fd;
+	int client_fd;
+	unsigned tid;		/* Modbus TCP: the request being answered */
 };
 
 struct sim {
@@ -201,12 +225,15 @@ const char *sim_fault_name(enum sim_fault_kind k);
 size_t sim_fault_mangle(enum sim_fault_kind k, uint8_t *frame, size_t len, int addr,
 			uint64_t *rng);
 uint64_t sim_rand(uint64_t *state);
+int sim_noise_draw(double p, uint64_t *rng);
 
 /* scenario.c */
 int sim_config_load(struct sim *sim, const char *file);
 int sim_profile_from_json(const char *text, struct sim_gen *g, char *err, size_t errlen);
-int sim_config_quick(struct sim *sim, const char *path, int baud, const char *framing,
-		     const char *addresses, bool wire_time);
+int sim_config_quick(struct sim *sim, const char *path, bool listen, int baud,
+		     const char *framing, const char *addresses, bool wire_time);
+int sim_listen_parse(const char *url, enum sim_bus_kind *kind, char *host, size_t hostlen,
+		     int *port);
 void sim_config_free(struct sim *sim);
 
 /* txlog.c */

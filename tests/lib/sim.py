@@ -4,6 +4,9 @@ and reads its transaction log. See man/hdhk-sim.1 for what the simulator does.
 
     sim = Sim.single(self, n_modules=2)      # started, stopped at cleanup
     port = sim.path()                        # the pty link, e.g. /tmp/pm-sim-x/ttyUSB0
+    gw = Sim.single(self, listen="tcp://127.0.0.1:0")
+    gw.path()                                # tcp://127.0.0.1:40123, the port chosen
+    gw.kill(); gw.start()                    # a gateway power-cycled, same port
     Sim.default_raw(2, 0)                    # 2010: module 2, channel a
     sim.fault(0, 1, "badcrc", 1)             # next answer of module 1 has a bad CRC
     [e for e in sim.log() if e["result"] == "ok"]
@@ -121,14 +124,18 @@ class Sim:
         """buses: list of dicts like SIM.json's buses, except "path" may be a
         bare name (e.g. "ttyUSB0", the default is ttyUSB<index>), placed in a
         tmpdir of the testcase; "modules" may list plain addresses and
-        defaults to one module at address 1. Starts nothing yet."""
+        defaults to one module at address 1. A bus with "listen" (a gateway,
+        e.g. "rtu+tcp://127.0.0.1:0") has no path until started: then its
+        "path" is the URL it listens on, the port chosen filled in. Starts
+        nothing yet."""
         self.testcase = testcase
         self.dir = common.tmpdir(testcase, "pm-sim-")
         self.buses = []
         for i, bus in enumerate(buses):
             bus = copy.deepcopy(bus)
-            path = bus.get("path", "ttyUSB%d" % i)
-            bus["path"] = path if os.path.isabs(path) else os.path.join(self.dir, path)
+            if "listen" not in bus:
+                path = bus.get("path", "ttyUSB%d" % i)
+                bus["path"] = path if os.path.isabs(path) else os.path.join(self.dir, path)
             mods = bus.get("modules", [{"address": 1}])
             bus["modules"] = [{"address": m} if isinstance(m, int) else m for m in mods]
             if not wire_time:
@@ -143,12 +150,13 @@ class Sim:
 
     @classmethod
     def single(cls, testcase, n_modules=1, baud=9600, framing="N81", modules=None,
-               start=True, **kw):
-        """One bus (ttyUSB0) with modules at addresses 1..n_modules (or the
-        given module dicts), started unless start=False."""
+               start=True, listen=None, **kw):
+        """One bus (ttyUSB0, or a gateway listening on 'listen') with
+        modules at addresses 1..n_modules (or the given module dicts),
+        started unless start=False."""
         mods = modules if modules is not None else [{"address": a + 1} for a in range(n_modules)]
-        sim = cls(testcase, [{"path": "ttyUSB0", "baud": baud, "framing": framing,
-                              "modules": mods}], **kw)
+        where = {"listen": listen} if listen else {"path": "ttyUSB0"}
+        sim = cls(testcase, [dict(where, baud=baud, framing=framing, modules=mods)], **kw)
         if start:
             sim.start()
         return sim
@@ -172,7 +180,12 @@ class Sim:
         return [Sim.default_raw(addr, ch) for ch in range(16)]
 
     def config(self):
-        cfg = {"control": self.control_path, "buses": self.buses}
+        # a gateway started before listens on its port again
+        buses = [dict(b, listen=b["path"]) if "listen" in b and "path" in b else b
+                 for b in self.buses]
+        buses = [{k: v for k, v in b.items() if not (k == "path" and "listen" in b)}
+                 for b in buses]
+        cfg = {"control": self.control_path, "buses": buses}
         if self.log_path:
             cfg["log"] = self.log_path
         return cfg
@@ -202,6 +215,9 @@ class Sim:
             line += chunk
         if line.strip() != b"ready":
             self._fail("said %r instead of ready" % line)
+        for bus, st in zip(self.buses, self.stats()["buses"]):
+            if "listen" in bus:
+                bus["path"] = st["path"]
         return self
 
     def _fail(self, what):
@@ -232,6 +248,16 @@ class Sim:
             raise AssertionError("hdhk-sim exited with %s: %s" % (self.returncode, err))
         return self.returncode
 
+    def kill(self):
+        """SIGKILL, as a gateway losing power: its connections vanish
+        without a word from it. start() brings it back on the same ports."""
+        if self.proc is None:
+            return
+        self.proc.kill()
+        self.proc.wait()
+        self.proc.stdout.close()
+        self.proc = None
+
     def stderr(self):
         try:
             with open(self.stderr_path) as f:
@@ -240,7 +266,8 @@ class Sim:
             return ""
 
     def path(self, bus=0):
-        """The slave link path of bus 'bus' (what a client opens)."""
+        """The slave link path of bus 'bus' (what a client opens), or a
+        started gateway's URL."""
         return self.buses[bus]["path"]
 
     def command(self, line, timeout=15.0):
@@ -263,7 +290,8 @@ class Sim:
 
     def fault(self, bus, addr, kind, n=None):
         """kind: noanswer, badcrc, truncate, garbage, wrongaddr, exception
-        (n answers, default all until cleared) or stall (n seconds)."""
+        (n answers, default all until cleared), stall (n seconds) or noisy
+        (n: "P" or "P SEED", each answer spoiled with probability P)."""
         return self.command("fault %s %s %s%s" % (bus, addr, kind, "" if n is None else " %s" % n))
 
     def clear(self, bus=None, addr=None):
