@@ -20,6 +20,13 @@ int cmd_status(int argc, char **argv);
 /* Exits with sysexits(3) statuses instead (64 usage, 65 data, 66 no
  * ledger, 78 config or tariff). */
 int cmd_report(int argc, char **argv);
+/* Exit 0 (found something / done), 1 (found nothing / the module did not
+ * confirm), or sysexits(3): 64 usage, 69 port unavailable, 74 port failed. */
+int cmd_scan(int argc, char **argv);
+int cmd_set(int argc, char **argv);
+/* Exit 0 (q, Ctrl-C), 1 (--once with a module failing), 2 usage, 78
+ * config, 128 + the signal for SIGTERM and SIGHUP. */
+int cmd_watch(int argc, char **argv);
 
 /* ---- args.c: argument parsing ---------------------------------------------- */
 

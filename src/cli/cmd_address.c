@@ -80,12 +80,24 @@ static int move_module(const struct pm_device *dev, int to)
 		goto out;
 	}
 	line = (uint16_t)((line & ~mask) | ((unsigned)to & mask));
+	/* Sent once: a module that took the write but whose echo was lost
+	 * already answers at 'to', not to a repeat at its old address. */
+	pm_bus_set_retries(bus, 0);
 	r = pm_bus_write_register(bus, dev->address, dev->timeout, reg, line);
+	pm_bus_set_retries(bus, dev->retries);
 	if (r < 0) {
-		address_fail(dev, dev->address, "", r, pm_bus_last_fault(bus));
-		goto out;
+		struct pm_bus_fault wfault = *pm_bus_last_fault(bus);
+		int wr = r;
+
+		r = pm_bus_read_registers(bus, to, dev->timeout, reg, 1, &check);
+		if (r < 0) {
+			address_fail(dev, dev->address, "", wr, &wfault);
+			goto out;
+		}
+	} else {
+		r = pm_bus_read_registers(bus, to, dev->timeout, reg, 1,
+					  &check);
 	}
-	r = pm_bus_read_registers(bus, to, dev->timeout, reg, 1, &check);
 	if (r < 0) {
 		char prefix[64];
 

@@ -20,6 +20,9 @@ static const struct {
 	{ "energy", cmd_energy, "the energy counters powermeterd keeps, orphans included" },
 	{ "status", cmd_status, "modules, feeds and alarms from the daemon (a Nagios/Icinga check)" },
 	{ "report", cmd_report, "energy, peak and cost per circuit, phase, feed or tag from the ledger" },
+	{ "scan", cmd_scan, "find the modules on a bus: addresses, baud rates, framings" },
+	{ "set", cmd_set, "write a module's address, line settings, CT ratios, threshold" },
+	{ "watch", cmd_watch, "a live view of every circuit: current, estimated power, load, changes" },
 };
 
 static void usage(FILE *f)
