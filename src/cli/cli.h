@@ -5,6 +5,7 @@
 
 #include <stdbool.h>
 #include <stdio.h>
+#include <sys/types.h>
 
 #include <powermeter/powermeter.h>
 
@@ -74,6 +75,9 @@ int cli_module_option(int opt, char *arg, struct pm_device *dev);
 
 struct pm_buf;
 struct pm_config;
+/* The name of process 'pid' (its /proc comm) into name (size bytes; ""
+ * when it has none): 0, or -errno when /proc does not show it. */
+int cli_process_name(pid_t pid, char *name, size_t size);
 /* Loads the config at 'path' (NULL: the default) without its secrets,
  * printing every problem; returns 0 or the exit status (78). */
 int cli_load_config(const char *path, struct pm_config **cfg);

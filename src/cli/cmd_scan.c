@@ -348,22 +348,6 @@ static int discover_ports(struct scan *s, unsigned *unchecked)
 	return r;
 }
 
-/* The name of process 'pid' (its comm), or "" when unknown. */
-static void process_name(pid_t pid, char *name, size_t size)
-{
-	char path[64];
-	FILE *f;
-
-	name[0] = '\0';
-	snprintf(path, sizeof(path), "/proc/%ld/comm", (long)pid);
-	f = fopen(path, "re");
-	if (!f)
-		return;
-	if (fgets(name, (int)size, f))
-		name[strcspn(name, "\n")] = '\0';
-	fclose(f);
-}
-
 /* Says why 'port' could not be opened; returns the exit status. */
 static int port_fail(const char *port, int err,
 		     const struct pm_bus_fault *fault)
@@ -382,7 +366,7 @@ static int port_fail(const char *port, int err,
 				"would mix its frames with that process's", port);
 			return EX_UNAVAILABLE;
 		}
-		process_name(fault->holder, name, sizeof(name));
+		cli_process_name(fault->holder, name, sizeof(name));
 		if (!strcmp(name, "powermeterd"))
 			log_err("%s is busy: powermeterd (pid %ld) owns it \u2014 "
 				"stop the daemon first (systemctl stop "

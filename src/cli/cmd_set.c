@@ -366,29 +366,13 @@ static int set_fail(const struct target *t, int address, int err,
 	return err == -EIO || err == -ENODEV || err == -ENXIO ? EX_IOERR : 1;
 }
 
-/* The name of process 'pid' (its comm), or "" when unknown. */
-static void process_name(pid_t pid, char *name, size_t size)
-{
-	char path[64];
-	FILE *f;
-
-	name[0] = '\0';
-	snprintf(path, sizeof(path), "/proc/%ld/comm", (long)pid);
-	f = fopen(path, "re");
-	if (!f)
-		return;
-	if (fgets(name, (int)size, f))
-		name[strcspn(name, "\n")] = '\0';
-	fclose(f);
-}
-
 static int open_fail(const struct target *t, int err,
 		     const struct pm_bus_fault *fault)
 {
 	char name[32] = "";
 
 	if (err == -EBUSY && fault->holder > 0)
-		process_name(fault->holder, name, sizeof(name));
+		cli_process_name(fault->holder, name, sizeof(name));
 	set_fail(t, t->dev->address, err, fault, "%s",
 		 !strcmp(name, "powermeterd")
 		 ? "stop the daemon first (systemctl stop powermeterd); nothing written"

@@ -474,22 +474,13 @@ static int read_held(const struct watch *w, enum pm_source source,
  * /proc shows it) still a powermeterd, not a pid reused since. */
 static bool daemon_alive(pid_t pid)
 {
-	char path[64], comm[32];
-	bool same = true;
-	FILE *f;
+	char comm[32];
 
 	if (pid <= 0 || (kill(pid, 0) < 0 && errno != EPERM))
 		return false;
-	(void)snprintf(path, sizeof(path), "/proc/%ld/comm", (long)pid);
-	f = fopen(path, "re");
-	if (!f)
+	if (cli_process_name(pid, comm, sizeof(comm)) < 0)
 		return true;	/* hidden (hidepid=): kill() has to do */
-	if (fgets(comm, sizeof(comm), f)) {
-		comm[strcspn(comm, "\n")] = '\0';
-		same = !strcmp(comm, "powermeterd");
-	}
-	(void)fclose(f);
-	return same;
+	return !comm[0] || !strcmp(comm, "powermeterd");
 }
 
 static void say_seconds(char *buf, size_t size, double s)

@@ -53,3 +53,19 @@ int cli_print_buf(const struct pm_buf *out)
 	}
 	return 0;
 }
+
+int cli_process_name(pid_t pid, char *name, size_t size)
+{
+	char path[64];
+	FILE *f;
+
+	name[0] = '\0';
+	(void)snprintf(path, sizeof(path), "/proc/%ld/comm", (long)pid);
+	f = fopen(path, "re");
+	if (!f)
+		return -errno;
+	if (fgets(name, (int)size, f))
+		name[strcspn(name, "\n")] = '\0';
+	(void)fclose(f);
+	return 0;
+}
