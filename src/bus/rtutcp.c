@@ -25,6 +25,7 @@
 #include <powermeter/powermeter.h>
 
 #include "bus/netconn.h"
+#include "bus/rtucrc.h"
 #include "bus/transport.h"
 #include "util/timeutil.h"
 
@@ -108,33 +109,15 @@ static int rtutcp_set_line(void *state, const struct pm_line *line)
 	return 0;
 }
 
-/* Modbus over serial line v1.02, 6.2.2: CRC-16, polynomial 0xA001
- * (reflected 0x8005), initial value 0xFFFF, low byte sent first. */
-static uint16_t rtutcp_crc16(const uint8_t *p, size_t n)
-{
-	uint16_t crc = 0xffff;
-
-	while (n--) {
-		crc ^= *p++;
-		for (int bit = 0; bit < 8; bit++)
-			crc = (crc & 1) ? (uint16_t)((crc >> 1) ^ 0xa001)
-					: (uint16_t)(crc >> 1);
-	}
-	return crc;
-}
-
 static int rtutcp_send(void *state, const uint8_t *adu, size_t len)
 {
 	struct rtutcp *s = state;
 	uint8_t frame[RTU_ADU_MAX];
-	uint16_t crc;
 
 	if (len < 2 || len + 2 > RTU_ADU_MAX)
 		return -EINVAL;
 	memcpy(frame, adu, len);
-	crc = rtutcp_crc16(frame, len);
-	frame[len] = (uint8_t)(crc & 0xff);
-	frame[len + 1] = (uint8_t)(crc >> 8);
+	(void)pm_rtu_append_crc(frame, len);
 	if (pm_mono_ns() < s->quiet_at_ns)
 		pm_sleep_until_ns(s->quiet_at_ns);
 	return pm_netconn_send(&s->conn, frame, len + 2);
@@ -161,7 +144,6 @@ static int rtutcp_receive(void *state, uint8_t *adu, int64_t timeout_ns)
 	int64_t deadline = pm_mono_ns() + timeout_ns;
 	uint8_t frame[RTU_ADU_MAX + RTU_HEAD];
 	size_t have, len;
-	uint16_t crc;
 	int n;
 
 	/* address and function code first: they tell how much follows */
@@ -188,8 +170,7 @@ static int rtutcp_receive(void *state, uint8_t *adu, int64_t timeout_ns)
 	s->quiet_at_ns = pm_mono_ns() + s->silence_ns;
 	if ((size_t)n < len - have)
 		return -PM_EFRAME;	/* an answer cut short */
-	crc = rtutcp_crc16(frame, len - 2);
-	if (frame[len - 2] != (crc & 0xff) || frame[len - 1] != (crc >> 8))
+	if (!pm_rtu_crc_ok(frame, len))
 		return -PM_ECRC;
 	memcpy(adu, frame, len - 2);
 	return (int)(len - 2);

@@ -16,6 +16,7 @@
 #include <powermeter/powermeter.h>
 
 #include "bus/portlock.h"
+#include "bus/rtucrc.h"
 #include "bus/transport.h"
 #include "util/timeutil.h"
 
@@ -249,31 +250,6 @@ static int serial_set_line(void *state, const struct pm_line *line)
 	return 0;
 }
 
-/* Modbus over serial line v1.02, 6.2.2: CRC-16, polynomial 0xA001
- * (reflected 0x8005), initial value 0xFFFF, low byte sent first. */
-static uint16_t rtu_crc16(const uint8_t *p, size_t n)
-{
-	uint16_t crc = 0xffff;
-
-	while (n--) {
-		crc ^= *p++;
-		for (int bit = 0; bit < 8; bit++)
-			crc = (crc & 1) ? (uint16_t)((crc >> 1) ^ 0xa001)
-					: (uint16_t)(crc >> 1);
-	}
-	return crc;
-}
-
-static bool rtu_crc_ok(const uint8_t *frame, size_t len)
-{
-	uint16_t crc;
-
-	if (len < 4)
-		return false;
-	crc = rtu_crc16(frame, len - 2);
-	return frame[len - 2] == (crc & 0xff) && frame[len - 1] == (crc >> 8);
-}
-
 /* The length of an answer libmodbus did not check because it names another
  * unit, from its own header; 0 for anything that is no answer we know. */
 static size_t foreign_length(const uint8_t *rsp)
@@ -327,7 +303,7 @@ static int serial_receive(void *state, uint8_t *adu, int64_t timeout_ns)
 		 * that passes names the unit that really answered; anything
 		 * else is noise. */
 		len = foreign_length(rsp);
-		if (!len || len > RTU_ADU_MAX || !rtu_crc_ok(rsp, len))
+		if (!len || len > RTU_ADU_MAX || !pm_rtu_crc_ok(rsp, len))
 			return -PM_EFRAME;
 	} else {
 		len = (size_t)r;

@@ -104,7 +104,7 @@ static void module_finish(struct module *m)
 /* A frame with its CRC appended. */
 static size_t frame(uint8_t *out, const uint8_t *pdu, size_t n)
 {
-	uint16_t crc = rtu_crc16(pdu, n);
+	uint16_t crc = pm_rtu_crc16(pdu, n);
 
 	memcpy(out, pdu, n);
 	out[n] = (uint8_t)(crc & 0xff);

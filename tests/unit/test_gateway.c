@@ -165,7 +165,7 @@ static size_t rtu_answer(uint8_t *out, int addr, unsigned count, unsigned base)
 	out[2] = (uint8_t)(2 * count);
 	for (unsigned i = 0; i < count; i++)
 		put16(out + 3 + 2 * i, base + i);
-	crc = rtutcp_crc16(out, n);
+	crc = pm_rtu_crc16(out, n);
 	out[n] = (uint8_t)(crc & 0xff);
 	out[n + 1] = (uint8_t)(crc >> 8);
 	return n + 2;
@@ -547,7 +547,7 @@ static void test_rtu_tcp(void **state)
 	pm_transport_rtu_tcp.close(t);
 	gateway_finish(&g);
 	/* each request went out as an RTU frame with its CRC */
-	crc = rtutcp_crc16(req, sizeof(req));
+	crc = pm_rtu_crc16(req, sizeof(req));
 	assert_memory_equal(g.got[0], req, sizeof(req));
 	assert_int_equal(g.got[0][6], crc & 0xff);
 	assert_int_equal(g.got[0][7], crc >> 8);
