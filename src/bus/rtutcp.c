@@ -25,15 +25,9 @@
 #include <powermeter/powermeter.h>
 
 #include "bus/netconn.h"
-#include "bus/rtucrc.h"
+#include "bus/rtuframe.h"
 #include "bus/transport.h"
 #include "util/timeutil.h"
-
-/* Modbus over serial line v1.02, 2.5.1.1: frames are separated by at least
- * 3.5 character times; above 19200 baud a fixed 1.750 ms is recommended. */
-#define RTU_SILENCE_CHARS	3.5
-#define RTU_SILENCE_FAST_NS	1750000
-#define RTU_FAST_BAUD		19200
 
 /* Modbus application protocol v1.1b3, 6.3, 6.6 and 7: the answers this
  * transport frames. RTU adds the address in front and CRC-16 after (at
@@ -55,14 +49,7 @@ struct rtutcp {
 
 static void rtutcp_set_timing(struct rtutcp *s, const struct pm_line *line)
 {
-	int bits = 1 + line->data_bits + (line->parity != 'N') +
-		   line->stop_bits;
-	int64_t char_ns = (int64_t)bits * NS_PER_SEC / line->baud;
-
-	if (line->baud > RTU_FAST_BAUD)
-		s->silence_ns = RTU_SILENCE_FAST_NS;
-	else
-		s->silence_ns = (int64_t)(RTU_SILENCE_CHARS * (double)char_ns);
+	s->silence_ns = pm_rtu_silence_ns(line);
 }
 
 static bool rtutcp_handles(const char *endpoint)

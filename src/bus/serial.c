@@ -16,15 +16,9 @@
 #include <powermeter/powermeter.h>
 
 #include "bus/portlock.h"
-#include "bus/rtucrc.h"
+#include "bus/rtuframe.h"
 #include "bus/transport.h"
 #include "util/timeutil.h"
-
-/* Modbus over serial line v1.02, 2.5.1.1: frames are separated by at least
- * 3.5 character times; above 19200 baud a fixed 1.750 ms is recommended. */
-#define RTU_SILENCE_CHARS	3.5
-#define RTU_SILENCE_FAST_NS	1750000
-#define RTU_FAST_BAUD		19200
 
 /* Modbus application protocol v1.1b3, 6.3, 6.6 and 7: the function codes
  * whose answers serial_receive() can frame itself; RTU adds the address in
@@ -52,15 +46,9 @@ struct serial {
 
 static void serial_set_timing(struct serial *s, const struct pm_line *line)
 {
-	int bits = 1 + line->data_bits + (line->parity != 'N') +
-		   line->stop_bits;
-
 	s->line = *line;
-	s->char_ns = (int64_t)bits * NS_PER_SEC / line->baud;
-	if (line->baud > RTU_FAST_BAUD)
-		s->silence_ns = RTU_SILENCE_FAST_NS;
-	else
-		s->silence_ns = (int64_t)(RTU_SILENCE_CHARS * (double)s->char_ns);
+	s->char_ns = pm_rtu_char_ns(line);
+	s->silence_ns = pm_rtu_silence_ns(line);
 }
 
 static void set_modbus_timeout(modbus_t *ctx, int64_t ns, bool byte)

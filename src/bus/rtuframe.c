@@ -1,5 +1,25 @@
-/* rtucrc.c — the Modbus RTU CRC (rtucrc.h). */
-#include "bus/rtucrc.h"
+/* rtuframe.c — the Modbus RTU frame's CRC and silence (rtuframe.h). */
+#include "bus/rtuframe.h"
+
+#define RTU_SILENCE_CHARS	3.5
+#define RTU_SILENCE_FAST_NS	1750000
+#define RTU_FAST_BAUD		19200
+#define NS_PER_SEC		1000000000LL
+
+int64_t pm_rtu_char_ns(const struct pm_line *line)
+{
+	int bits = 1 + line->data_bits + (line->parity != 'N') +
+		   line->stop_bits;
+
+	return (int64_t)bits * NS_PER_SEC / line->baud;
+}
+
+int64_t pm_rtu_silence_ns(const struct pm_line *line)
+{
+	if (line->baud > RTU_FAST_BAUD)
+		return RTU_SILENCE_FAST_NS;
+	return (int64_t)(RTU_SILENCE_CHARS * (double)pm_rtu_char_ns(line));
+}
 
 uint16_t pm_rtu_crc16(const uint8_t *p, size_t n)
 {
