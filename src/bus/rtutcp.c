@@ -38,8 +38,6 @@
 #define RTU_ADU_MAX		256
 #define RTU_HEAD		3	/* address, function, byte count */
 
-#define NS_PER_SEC		1000000000LL
-
 struct rtutcp {
 	struct pm_netconn conn;
 	struct pm_net_endpoint ep;
