@@ -27,4 +27,10 @@ struct pm_device_state {
 	uint64_t io_errors;		/* port missing, unplugged, busy, ... */
 };
 
+/* The counters above, in the order every output lists them (the snapshot,
+ * `powermeter zabbix status`, <measurement>_module): X(name) each. */
+#define PM_DEVICE_COUNTERS(X)						\
+	X(reads) X(failures) X(requests) X(retries) X(timeouts)		\
+	X(crc_errors) X(frame_errors) X(exceptions) X(io_errors)
+
 #endif

@@ -175,20 +175,17 @@ static int add_time(struct pm_buf *b, int64_t ms)
 
 int pm_snapshot_counters(struct pm_buf *b, const struct pm_device_state *st)
 {
-	return pm_buf_printf(b, "\"reads\": %llu, \"failures\": %llu, "
-			     "\"requests\": %llu, \"retries\": %llu, "
-			     "\"timeouts\": %llu, \"crc_errors\": %llu, "
-			     "\"frame_errors\": %llu, \"exceptions\": %llu, "
-			     "\"io_errors\": %llu",
-			     (unsigned long long)st->reads,
-			     (unsigned long long)st->failures,
-			     (unsigned long long)st->requests,
-			     (unsigned long long)st->retries,
-			     (unsigned long long)st->timeouts,
-			     (unsigned long long)st->crc_errors,
-			     (unsigned long long)st->frame_errors,
-			     (unsigned long long)st->exceptions,
-			     (unsigned long long)st->io_errors);
+	const char *sep = "";
+	int r = 0;
+
+#define MEMBER(name)							\
+	if (!r)								\
+		r = pm_buf_printf(b, "%s\"" #name "\": %llu", sep,		\
+				  (unsigned long long)st->name);	\
+	sep = ", ";
+	PM_DEVICE_COUNTERS(MEMBER)
+#undef MEMBER
+	return r;
 }
 
 static int format_state(struct pm_buf *b, const struct snap_device *d)

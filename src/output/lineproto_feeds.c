@@ -169,23 +169,17 @@ int pm_lp_append_module(struct pm_buf *b, const struct pm_config *cfg,
 	(void)snprintf(address, sizeof(address), "%d", dev->address);
 	r = head(b, cfg, measurement, "module", tags, 3);
 	if (r == 0)
-		r = pm_buf_printf(b, " up=%s,consecutive_failures=%ui,reads=%llui,"
-				  "failures=%llui,requests=%llui,retries=%llui,"
-				  "timeouts=%llui,crc_errors=%llui,"
-				  "frame_errors=%llui,exceptions=%llui,"
-				  "io_errors=%llui %lld\n",
+		r = pm_buf_printf(b, " up=%s,consecutive_failures=%ui",
 				  st->up ? "true" : "false",
-				  st->consecutive_failures,
-				  (unsigned long long)st->reads,
-				  (unsigned long long)st->failures,
-				  (unsigned long long)st->requests,
-				  (unsigned long long)st->retries,
-				  (unsigned long long)st->timeouts,
-				  (unsigned long long)st->crc_errors,
-				  (unsigned long long)st->frame_errors,
-				  (unsigned long long)st->exceptions,
-				  (unsigned long long)st->io_errors,
-				  (long long)st->last_attempt_ms);
+				  st->consecutive_failures);
+#define FIELD(name)							\
+	if (r == 0)							\
+		r = pm_buf_printf(b, "," #name "=%llui",		\
+				  (unsigned long long)st->name);
+	PM_DEVICE_COUNTERS(FIELD)
+#undef FIELD
+	if (r == 0)
+		r = pm_buf_printf(b, " %lld\n", (long long)st->last_attempt_ms);
 	if (r < 0)
 		pm_buf_truncate(b, b->len - start);
 	return r;
