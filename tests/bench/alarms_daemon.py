@@ -28,8 +28,8 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "lib"))
 sys.path.insert(0, os.path.join(HERE, "..", "integration"))
 
+import common  # noqa: E402
 import daemonlib  # noqa: E402
-from daemon_parallel import Ctx  # noqa: E402
 from daemon_resources import on_off, proc_stat, smaps_rollup, vm_hwm_kib  # noqa: E402
 from sim import Sim  # noqa: E402
 
@@ -151,7 +151,7 @@ def main():
     ap.add_argument("--seconds", type=float, default=60)
     ap.add_argument("--rounds", type=int, default=None)
     args = ap.parse_args()
-    ctx = Ctx()
+    ctx = common.BenchContext()
     try:
         if args.what == "latency":
             return latency(ctx, args.rounds or 10)

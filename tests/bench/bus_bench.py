@@ -36,30 +36,6 @@ from sim import Sim  # noqa: E402
 CURRENT = re.compile(r"^powermeter,device_id=(\d+),input=([a-p]),.* current=([-0-9.e]+)")
 
 
-class Ctx:
-    """Enough of a TestCase for the test helpers: cleanups, assertions."""
-    def __init__(self):
-        self.cleanups = []
-
-    def addCleanup(self, fn, *a, **kw):
-        self.cleanups.append((fn, a, kw))
-
-    def close(self):
-        while self.cleanups:
-            fn, a, kw = self.cleanups.pop()
-            try:
-                fn(*a, **kw)
-            except Exception as e:  # keep cleaning
-                print("cleanup: %s" % e, file=sys.stderr)
-
-    def fail(self, msg=None):
-        raise AssertionError(msg)
-
-    def assertEqual(self, a, b, msg=None):
-        if a != b:
-            raise AssertionError(msg or "%r != %r" % (a, b))
-
-
 def snapshot_state(cfg):
     with open(cfg) as f:
         snap = json.load(open(json.load(f)["snapshot"]))
@@ -68,7 +44,7 @@ def snapshot_state(cfg):
 
 def noisy(seconds, retries):
     interval, p = 0.25, 0.55
-    ctx = Ctx()
+    ctx = common.BenchContext()
     try:
         sim = Sim(ctx, [{"baud": 115200, "modules": [1]}]).start()
         cfg = daemonlib.daemon_config(ctx, sim, interval=interval, timeout=0.05,
@@ -116,7 +92,7 @@ def wire_limit(baud, n_regs=16):
 
 def throughput(seconds):
     n, interval = 16, 1.5
-    ctx = Ctx()
+    ctx = common.BenchContext()
     try:
         sim = Sim(ctx, [{"baud": 9600, "modules": list(range(1, n + 1))}]).start()
         cfg = daemonlib.daemon_config(ctx, sim, interval=interval, timeout=0.3)

@@ -22,26 +22,8 @@ from sim import Sim  # noqa: E402
 INTERVAL = 0.5
 
 
-class Ctx:
-    """Just enough of a TestCase for the test helpers' cleanups."""
-
-    def __init__(self):
-        self.cleanups = []
-
-    def addCleanup(self, fn, *a, **kw):
-        self.cleanups.append((fn, a, kw))
-
-    def close(self):
-        while self.cleanups:
-            fn, a, kw = self.cleanups.pop()
-            try:
-                fn(*a, **kw)
-            except Exception as e:  # keep cleaning
-                print("cleanup: %s" % e, file=sys.stderr)
-
-
 def run(n_buses, seconds):
-    ctx = Ctx()
+    ctx = common.BenchContext()
     try:
         sim = Sim(ctx, [{"baud": 9600, "modules": [1]} for _ in range(n_buses)]).start()
         cfg = daemonlib.daemon_config(ctx, sim, interval=INTERVAL, timeout=0.3)

@@ -16,8 +16,8 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "lib"))
 sys.path.insert(0, os.path.join(HERE, "..", "integration"))
 
+import common  # noqa: E402
 import daemonlib  # noqa: E402
-from daemon_parallel import Ctx  # noqa: E402
 from sim import Sim  # noqa: E402
 
 
@@ -77,7 +77,7 @@ def main():
     ap.add_argument("--seconds", type=float, default=60)
     ap.add_argument("--no-db", action="store_true")
     args = ap.parse_args()
-    ctx = Ctx()
+    ctx = common.BenchContext()
     try:
         sim = Sim(ctx, [{"baud": 9600, "modules": [1, 2, 3, 4]} for _ in range(8)]).start()
         influx = None

@@ -25,8 +25,8 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "lib"))
 sys.path.insert(0, os.path.join(HERE, "..", "integration"))
 
+import common  # noqa: E402
 import daemonlib  # noqa: E402
-from daemon_parallel import Ctx  # noqa: E402
 from daemon_resources import on_off, proc_stat, smaps_rollup, vm_hwm_kib  # noqa: E402
 from sim import Sim  # noqa: E402
 
@@ -113,7 +113,7 @@ def main():
     ap.add_argument("--seconds", type=float, default=None)
     ap.add_argument("--rounds", type=int, default=2)
     args = ap.parse_args()
-    ctx = Ctx()
+    ctx = common.BenchContext()
     try:
         if args.what == "resources":
             return resources(ctx, args.seconds or 60, args.rounds)

@@ -125,3 +125,30 @@ def main():
                                      verbosity=0)
     result = runner.run(suite)
     sys.exit(0 if result.wasSuccessful() else 1)
+
+
+class BenchContext:
+    """Just enough of a TestCase for the test helpers (Sim, Daemon, tmpdir)
+    in a benchmark script: cleanups, close() runs them; fail and
+    assertEqual raise AssertionError."""
+
+    def __init__(self):
+        self.cleanups = []
+
+    def addCleanup(self, fn, *a, **kw):
+        self.cleanups.append((fn, a, kw))
+
+    def close(self):
+        while self.cleanups:
+            fn, a, kw = self.cleanups.pop()
+            try:
+                fn(*a, **kw)
+            except Exception as e:  # keep cleaning
+                print("cleanup: %s" % e, file=sys.stderr)
+
+    def fail(self, msg=None):
+        raise AssertionError(msg)
+
+    def assertEqual(self, a, b, msg=None):
+        if a != b:
+            raise AssertionError(msg or "%r != %r" % (a, b))
