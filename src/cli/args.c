@@ -95,7 +95,7 @@ static int parse_baud(const char *s, int *baud)
 	return 0;
 }
 
-static int parse_timeout(const char *s, double *timeout)
+int cli_parse_timeout(const char *s, double *timeout)
 {
 	char *end;
 	double v = strtod(s, &end);
@@ -146,7 +146,7 @@ int cli_module_option(int opt, char *arg, struct pm_device *dev)
 		}
 		return 1;
 	case 't':
-		if (parse_timeout(arg, &dev->timeout) < 0) {
+		if (cli_parse_timeout(arg, &dev->timeout) < 0) {
 			log_err("invalid timeout '%s' (seconds)", arg);
 			return -EINVAL;
 		}

@@ -50,6 +50,8 @@ int cli_config_operand(int argc, char **argv, const char **path);
 int cli_parse_device_id(const char *s, int *id);
 /* A Modbus address 1..247: 0 or -EINVAL, *address untouched on error. */
 int cli_parse_address(const char *s, int *address);
+/* Seconds, more than 0, at most 60: 0 or -EINVAL. */
+int cli_parse_timeout(const char *s, double *timeout);
 
 /* A module named on the command line instead of by the config: -p/--port,
  * -a/--address, -b/--baud, --framing, -t/--timeout (info, address). Their

@@ -265,17 +265,6 @@ static int parse_framings(const char *s, struct pm_line *framings)
 	return n ? (int)n : -EINVAL;
 }
 
-static int parse_timeout(const char *s, double *timeout)
-{
-	char *end;
-	double v = strtod(s, &end);
-
-	if (end == s || *end || !(v > 0) || v > 60)
-		return -EINVAL;
-	*timeout = v;
-	return 0;
-}
-
 /* ---- ports -------------------------------------------------------------- */
 
 /* Is 'port' a serial line of ours (a tty path)? Gateways ("tcp://...")
@@ -1071,7 +1060,7 @@ static int parse_options(int argc, char **argv, struct scan_opts *o)
 			}
 			break;
 		case 't':
-			if (parse_timeout(optarg, &o->timeout) < 0) {
+			if (cli_parse_timeout(optarg, &o->timeout) < 0) {
 				log_err("invalid timeout '%s' (seconds)", optarg);
 				return EX_USAGE;
 			}
