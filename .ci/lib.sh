@@ -4,9 +4,11 @@
 
 # Build and test dependencies, all from Debian 12's archive.
 PM_BUILD_DEPS="gcc libc6-dev meson ninja-build pkg-config libmodbus-dev libjson-c-dev
- libcurl4-openssl-dev zlib1g-dev libsystemd-dev libcmocka-dev libsqlite3-dev"
+ libcurl4-openssl-dev zlib1g-dev libsystemd-dev libcmocka-dev libsqlite3-dev
+ libmosquitto-dev"
 PM_TEST_DEPS="python3 python3-yaml influxdb victoria-metrics zabbix-agent2 mbpoll openssl
- systemd util-linux procps man-db binutils sqlite3 tmux"
+ systemd util-linux procps man-db binutils sqlite3 tmux mosquitto mosquitto-clients
+ prometheus"
 
 pm_missing_packages() {
 	local p missing=""

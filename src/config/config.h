@@ -171,6 +171,32 @@ struct pm_influx {
 	double timeout;		/* seconds per HTTP request, default 10 */
 };
 
+/* "mqtt" (mqtt.c): state per circuit to an MQTT broker, Home Assistant
+ * discovery. */
+struct pm_mqtt {
+	char *url;		/* as given: mqtt://host[:port], mqtts://... */
+	bool tls;		/* mqtts:// */
+	char *host;
+	unsigned port;		/* default 1883, 8883 with TLS */
+	char *username;		/* NULL: none */
+	char *password;		/* secret: "password", "password_file" or
+				   $CREDENTIALS_DIRECTORY/mqtt-password */
+	char *ca_file;		/* PEM CAs instead of the system's (mqtts),
+				   resolved against the config's directory */
+	char *client_id;	/* default "powermeterd-<hostname>" */
+	char *topic_prefix;	/* default "powermeter" */
+	int qos;		/* 0 or 1, default 1 */
+	bool retain;		/* state messages retained, default false */
+	bool discovery;		/* Home Assistant discovery, default false */
+	char *discovery_prefix;	/* default "homeassistant" */
+	unsigned keepalive;	/* seconds, default 30 */
+};
+
+/* "prometheus" (prometheus.c): node_exporter's textfile collector. */
+struct pm_prometheus {
+	char *textfile;		/* absolute; replaced atomically each tick */
+};
+
 struct pm_config {
 	char *path;		/* the file it came from */
 	double interval;	/* seconds between polls */
@@ -178,6 +204,8 @@ struct pm_config {
 	struct pm_device *devices;
 	size_t n_inputs;	/* over all devices */
 	struct pm_influx *influx;	/* NULL: not configured */
+	struct pm_mqtt *mqtt;		/* NULL: not configured */
+	struct pm_prometheus *prometheus;	/* NULL: not configured */
 	char *state_dir;	/* $STATE_DIRECTORY or /var/lib/powermeter */
 	char *runtime_dir;	/* $RUNTIME_DIRECTORY or /run/powermeter */
 	char *spool_dir;	/* default <state_dir>/spool */

@@ -14,11 +14,10 @@
 #include "config/config.h"
 #include "config/influxconf.h"
 #include "config/parse.h"
+#include "config/secret.h"
 #include "config/sections.h"
 #include "util/fileio.h"
 
-#define SECRET_MAX (64 * 1024)
-#define CA_FILE_MAX (8 * 1024 * 1024)	/* Debian's whole CA store is ~0.2 MiB */
 #define INFLUX_TIMEOUT_MIN 1.0
 #define INFLUX_TIMEOUT_MAX 300.0
 #define FLUSH_MIN 0.1
@@ -213,98 +212,17 @@ static void merge_influxconf(struct parse *p, struct influx_parse *ip)
 		in->verify_ssl = false;
 }
 
-static char *credential_path(const char *name)
-{
-	const char *dir = getenv("CREDENTIALS_DIRECTORY");
-	char *path;
-
-	if (!dir || !*dir)
-		return NULL;
-	if (asprintf(&path, "%s/%s", dir, name) < 0)
-		return NULL;
-	return path;
-}
-
-static bool credential_exists(const char *name)
-{
-	char *path = credential_path(name);
-	bool r = path && access(path, F_OK) == 0;
-
-	free(path);
-	return r;
-}
-
-/* Reads a secret: one line, trailing newline dropped. 0, or an error with
- * *why describing it (never the contents), or -errno with *why NULL. */
-static int read_secret(const char *file, char **out, const char **why)
-{
-	char *data = NULL;
-	size_t len;
-	int r;
-
-	*why = NULL;
-	r = pm_read_file_capped(file, SECRET_MAX, &data, &len);
-	if (r == -PM_ETOOBIG)
-		*why = "is larger than 64 KiB, not a secret";
-	if (r < 0)
-		return r;
-	while (len && (data[len - 1] == '\n' || data[len - 1] == '\r'))
-		data[--len] = '\0';
-	if (!len)
-		*why = "is empty";
-	else if (strlen(data) != len || cfg_has_control(data))
-		*why = "must hold the secret on one line, without control characters";
-	if (*why) {
-		explicit_bzero(data, len);
-		free(data);
-		return -EINVAL;
-	}
-	*out = data;
-	return 0;
-}
-
-/* A secret from 'file' (resolved against the config's directory) into *out;
- * errors are reported at key k. */
+/* A secret from 'file' into *out; errors are reported at key k. */
 static void secret_file(struct parse *p, const struct influx_parse *ip, int k,
 			const char *file, char **out)
 {
-	char *path = NULL;
-	const char *why;
-	int r;
+	char msg[CFG_MSG_CAP];
+	int r = cfg_secret_file(p, file, out, msg, sizeof(msg));
 
-	if (file[0] == '/' || !p->dir[0])
-		path = strdup(file);
-	else if (asprintf(&path, "%s/%s", p->dir, file) < 0)
-		path = NULL;
-	if (!path) {
+	if (r == -ENOMEM)
 		p->nomem = true;
-		return;
-	}
-	r = read_secret(path, out, &why);
-	if (r < 0 && why)
-		influx_err(p, ip, k, "%s %s", path, why);
 	else if (r < 0)
-		influx_err(p, ip, k, "cannot read %s: %s", path, pm_strerror(r));
-	free(path);
-}
-
-static void secret_credential(struct parse *p, const char *name, char **out)
-{
-	char *path = credential_path(name);
-	const char *why;
-	int r;
-
-	if (!path) {
-		p->nomem = true;
-		return;
-	}
-	r = read_secret(path, out, &why);
-	if (r < 0 && why)
-		pm_errlist_add(p->errs, "%s: %s (credential %s)", path, why, name);
-	else if (r < 0)
-		pm_errlist_add(p->errs, "%s: cannot read credential %s: %s", path,
-			       name, pm_strerror(r));
-	free(path);
+		influx_err(p, ip, k, "%s", msg);
 }
 
 /* The name of the first key of 'mask' that is set, with where it came from. */
@@ -342,7 +260,7 @@ static void resolve_influx(struct parse *p, struct influx_parse *ip)
 		return;
 	}
 	/* Neither: a token credential means v2, else v1 (an open 1.x). */
-	if (v2 || (!v1 && credential_exists("influx-token")))
+	if (v2 || (!v1 && cfg_credential_exists("influx-token")))
 		in->api = PM_INFLUX_V2;
 	else
 		in->api = PM_INFLUX_V1;
@@ -374,8 +292,8 @@ static void resolve_influx(struct parse *p, struct influx_parse *ip)
 		else if (ip->token_file && secrets)
 			secret_file(p, ip, IK_TOKEN_FILE, ip->token_file, &in->token);
 		else if (!(ip->set & (BIT(IK_TOKEN) | BIT(IK_TOKEN_FILE))) &&
-			 secrets && credential_exists("influx-token"))
-			secret_credential(p, "influx-token", &in->token);
+			 secrets && cfg_credential_exists("influx-token"))
+			cfg_secret_credential(p, "influx-token", &in->token);
 		return;
 	}
 
@@ -391,47 +309,24 @@ static void resolve_influx(struct parse *p, struct influx_parse *ip)
 			    &in->password);
 	else if ((ip->set & BIT(IK_USERNAME)) &&
 		 !(ip->set & (BIT(IK_PASSWORD) | BIT(IK_PASSWORD_FILE))) &&
-		 secrets && credential_exists("influx-password"))
-		secret_credential(p, "influx-password", &in->password);
+		 secrets && cfg_credential_exists("influx-password"))
+		cfg_secret_credential(p, "influx-password", &in->password);
 }
 
 /* "ca_file": the CAs that sign the server's certificate, PEM, trusted
- * instead of the system's store (influx.c). Resolved against the config's
- * directory and read here, so a wrong path is a config error at start
- * rather than a failed write at every flush. Not a secret, but only the
- * programs that write to InfluxDB use it: with PM_CONFIG_NO_SECRETS (read,
- * json, zabbix) it is kept unread, like the secret files. */
+ * instead of the system's store (cfg_ca_file). */
 static void check_ca_file(struct parse *p, const struct influx_parse *ip)
 {
-	struct pm_influx *in = ip->in;
-	char *data = NULL;
-	size_t len;
+	char msg[CFG_MSG_CAP];
 	int r;
 
 	if (!ip->ca_file)
 		return;
-	if (ip->ca_file[0] == '/' || !p->dir[0])
-		in->ca_file = cfg_strdup(p, ip->ca_file);
-	else if (asprintf(&in->ca_file, "%s/%s", p->dir, ip->ca_file) < 0) {
-		in->ca_file = NULL;
+	r = cfg_ca_file(p, ip->ca_file, &ip->in->ca_file, msg, sizeof(msg));
+	if (r == -ENOMEM)
 		p->nomem = true;
-	}
-	if (!in->ca_file || (p->flags & PM_CONFIG_NO_SECRETS))
-		return;
-	r = pm_read_file_capped(in->ca_file, CA_FILE_MAX, &data, &len);
-	if (r == -PM_ETOOBIG)
-		influx_err(p, ip, IK_CA_FILE, "%s is larger than 8 MiB, not a CA bundle",
-			   in->ca_file);
 	else if (r < 0)
-		influx_err(p, ip, IK_CA_FILE, "cannot read %s: %s", in->ca_file,
-			   pm_strerror(r));
-	/* libcurl over OpenSSL loads PEM only; a DER file (.cer, .der)
-	 * would fail every connection with "error setting certificate file". */
-	else if (!strstr(data, "-----BEGIN CERTIFICATE-----") &&
-		 !strstr(data, "-----BEGIN TRUSTED CERTIFICATE-----"))
-		influx_err(p, ip, IK_CA_FILE, "%s holds no PEM certificate (-----BEGIN CERTIFICATE-----); convert a DER file with: openssl x509 -inform der -in FILE -out FILE.pem",
-			   in->ca_file);
-	free(data);
+		influx_err(p, ip, IK_CA_FILE, "%s", msg);
 }
 
 /* The section from the JSON (jin), influx.conf (ic), both or neither. */

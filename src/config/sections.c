@@ -18,6 +18,8 @@ const struct cfg_section cfg_sections[] = {
 	{ { "snapshot", "state_directory", "runtime_directory" }, 4, cfg_snapshot_parse, cfg_snapshot_finish, cfg_snapshot_free, NULL, NULL },
 	{ { "spool" }, 3, cfg_spool_parse, cfg_spool_finish, cfg_spool_free, NULL, NULL },
 	{ { "influx" }, 2, cfg_influx_parse, cfg_influx_finish, cfg_influx_free, NULL, NULL },
+	{ { "mqtt" }, 11, cfg_mqtt_parse, NULL, cfg_mqtt_free, NULL, NULL },
+	{ { "prometheus" }, 12, cfg_prometheus_parse, NULL, cfg_prometheus_free, NULL, NULL },
 	/* after "devices": finish resolves each input's "feed" (and its
 	 * voltage, which circuits' finish needs) */
 	{ { "feeds" }, 8, cfg_feeds_parse, cfg_feeds_finish, cfg_feeds_free, NULL, NULL },

@@ -116,4 +116,12 @@ void cfg_influx_parse(struct parse *p, struct pm_config *cfg, json_object *root)
 void cfg_influx_finish(struct parse *p, struct pm_config *cfg, json_object *root);
 void cfg_influx_free(struct pm_config *cfg);
 
+/* mqtt.c: "mqtt", the broker, its secrets, Home Assistant discovery. */
+void cfg_mqtt_parse(struct parse *p, struct pm_config *cfg, json_object *root);
+void cfg_mqtt_free(struct pm_config *cfg);
+
+/* prometheus.c: "prometheus", the textfile for node_exporter. */
+void cfg_prometheus_parse(struct parse *p, struct pm_config *cfg, json_object *root);
+void cfg_prometheus_free(struct pm_config *cfg);
+
 #endif

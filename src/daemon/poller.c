@@ -20,6 +20,10 @@
 #define NS_PER_MS 1000000LL
 #define NS_PER_S 1000000000LL
 
+/* A module's firmware version is asked for at most this often after it
+ * answers (its first read, and after it was down). */
+#define FIRMWARE_TRIES 3
+
 /* A converter that cannot be opened is retried after 250 ms, doubling up to
  * 5 s: cheap (open() fails at once) but keeps a replugged converter's gap
  * short. */
@@ -34,6 +38,10 @@ struct poll_dev {
 	/* Its last read heard nothing at all (or it was never read): it
 	 * is read without retries until it answers. */
 	bool silent;
+	/* Reads left to ask for its firmware version along with (0: known,
+	 * given up, or no output shows it). */
+	unsigned firmware_tries;
+	char firmware[sizeof(((struct pm_device_state *)0)->firmware)];
 };
 
 struct poller {
@@ -74,6 +82,10 @@ struct pm_pollers {
 	 * 8 times, per interval. */
 	size_t busy;			/* pollers inside a tick */
 	int64_t tick_done_ns;		/* last tick_done() */
+	/* An output shows each module's firmware (Home Assistant discovery):
+	 * it is read once a module answers. Other configs read nothing
+	 * but the currents. */
+	bool read_firmware;
 	size_t n;
 	struct poller *pollers;
 };
@@ -289,6 +301,9 @@ static void poller_record(struct poller *p, struct poll_dev *d, int err,
 	st.last_attempt_ms = pm_now_ms();
 	state_count_frames(&st, before, after);
 	if (err == 0) {
+		if (!st.up && p->group->read_firmware)
+			d->firmware_tries = FIRMWARE_TRIES;	/* back up */
+		memcpy(st.firmware, d->firmware, sizeof(st.firmware));
 		st.up = true;
 		st.reads++;
 		st.last_success_ms = s->time_ms;
@@ -316,6 +331,27 @@ static void poller_record(struct poller *p, struct poll_dev *d, int err,
 	pm_sinkset_emit(p->group->sinks, d->index, err == 0 ? s : NULL, &st);
 }
 
+/* After a good read: the module's firmware, for the outputs that show it.
+ * Its frames count as the module's (they are); its failure costs nothing
+ * but another try at a later read. */
+static void poller_read_firmware(struct poller *p, struct poll_dev *d)
+{
+	char v[sizeof(d->firmware)];
+	int r;
+
+	d->firmware_tries--;
+	r = pm_module_read_version(p->bus, d->dev, d->dev->retries, v,
+				   sizeof(v));
+	if (r == 0) {
+		memcpy(d->firmware, v, sizeof(v));
+		d->firmware_tries = 0;
+	} else {
+		log_debug("device %d on %s address %d: cannot read its "
+			  "firmware version: %s", d->dev->id, p->port,
+			  d->dev->address, pm_strerror(r));
+	}
+}
+
 static void poller_tick(struct poller *p)
 {
 	for (size_t i = 0; i < p->n_devs; i++) {
@@ -338,6 +374,8 @@ static void poller_tick(struct poller *p)
 			before = *pm_bus_counters(p->bus);
 			err = pm_module_read(p->bus, d->dev, d->index, retries,
 					     &s);
+			if (err == 0 && d->firmware_tries > 0)
+				poller_read_firmware(p, d);
 			after = *pm_bus_counters(p->bus);
 			if (err < 0) {
 				fault = *pm_bus_last_fault(p->bus);
@@ -460,6 +498,7 @@ int pm_pollers_start(struct pm_pollers **pp, const struct pm_config *cfg,
 	g->sinks = sinks;
 	g->energy = energy;
 	g->watch = watch;
+	g->read_firmware = cfg->mqtt && cfg->mqtt->discovery;
 	g->interval_ns = (int64_t)(cfg->interval * NS_PER_S + 0.5);
 	if (g->interval_ns < NS_PER_MS)
 		g->interval_ns = NS_PER_MS;

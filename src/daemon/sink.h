@@ -1,5 +1,6 @@
 /* sink.h — where readings go: InfluxDB (sink_influx.c), the snapshot file
- * for Zabbix and the CLI (sink_snapshot.c), stdout (sink_stdout.c). A new
+ * for Zabbix and the CLI (sink_snapshot.c), an MQTT broker (sink_mqtt.c),
+ * node_exporter's textfile (sink_prometheus.c), stdout (sink_stdout.c). A new
  * output is one new file with a 'struct pm_sink_ops' and one line in
  * sinks.c. */
 #ifndef PM_SINK_H

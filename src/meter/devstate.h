@@ -25,6 +25,10 @@ struct pm_device_state {
 	/* Read by read, of the failures: */
 	uint64_t exceptions;		/* -PM_EEXCEPTION */
 	uint64_t io_errors;		/* port missing, unplugged, busy, ... */
+	/* Its firmware version ("6.2.8"), "" until read: read once it
+	 * answers, and again after it was down, only where an output shows
+	 * it (Home Assistant discovery). */
+	char firmware[16];
 };
 
 /* The counters above, in the order every output lists them (the snapshot,

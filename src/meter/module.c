@@ -1,8 +1,10 @@
 /* module.c — one module's sample off the bus, as its driver maps it. */
+#include <errno.h>
 #include <string.h>
 
 #include "device/driver.h"
 #include "meter/module.h"
+#include "util/buf.h"
 #include "util/timeutil.h"
 
 int pm_module_read(struct pm_bus *bus, const struct pm_device *dev,
@@ -47,4 +49,40 @@ int pm_module_read(struct pm_bus *bus, const struct pm_device *dev,
 	s.has_frequency = dev->frequency;
 	*out = s;
 	return 0;
+}
+
+int pm_module_read_version(struct pm_bus *bus, const struct pm_device *dev,
+			   unsigned retries, char *out, size_t n)
+{
+	const struct pm_driver *drv = dev->driver ? dev->driver
+						  : pm_driver_find(NULL);
+	const struct pm_info_field *f = NULL;
+	uint16_t regs[PM_MODBUS_MAX_READ];
+	struct pm_buf b;
+	int r;
+
+	for (size_t i = 0; i < drv->n_info_fields && !f; i++)
+		if (!strcmp(drv->info_fields[i].name, "version"))
+			f = &drv->info_fields[i];
+	if (!f || f->count > PM_MODBUS_MAX_READ)
+		return -ENOTSUP;
+	r = pm_bus_set_line(bus, &dev->line);
+	if (r < 0)
+		return r;
+	pm_bus_set_retries(bus, retries);
+	r = pm_bus_poll_registers(bus, dev->address, dev->timeout, f->first,
+				  f->count, drv->n_registers, regs);
+	if (r < 0)
+		return r;
+	pm_buf_init(&b, n);
+	r = f->decode(regs, &b);
+	if (r == 0 && b.len + 1 > n)
+		r = -ENOSPC;
+	if (r == 0) {
+		/* "6.2.8 (628)": the version, without the raw register */
+		memcpy(out, b.data, b.len + 1);
+		out[strcspn(out, " ")] = '\0';
+	}
+	pm_buf_free(&b);
+	return r;
 }

@@ -22,4 +22,11 @@ int pm_module_read(struct pm_bus *bus, const struct pm_device *dev,
 		   size_t device_index, unsigned retries,
 		   struct pm_sample *out);
 
+/* Reads the module's firmware version (its driver's info field "version",
+ * as `powermeter info` shows it, without the raw register: "6.2.8") into out (n bytes). Same
+ * bus settings and retries as pm_module_read(). 0, -ENOTSUP (the driver
+ * has no version), -ENOSPC, or the bus's errors. */
+int pm_module_read_version(struct pm_bus *bus, const struct pm_device *dev,
+			   unsigned retries, char *out, size_t n);
+
 #endif
