@@ -77,6 +77,22 @@ static void print_energy(const struct pm_config *cfg)
 		printf("\n");
 }
 
+/* The outputs besides InfluxDB; never a password, only the user. */
+static void print_outputs(const struct pm_config *cfg)
+{
+	const struct pm_mqtt *m = cfg->mqtt;
+
+	if (m)
+		printf(", MQTT %s (%s%s, topics %s/..., QoS %d%s%s%s)", m->url,
+		       m->username ? "user " : "anonymous",
+		       m->username ? m->username : "", m->topic_prefix, m->qos,
+		       m->retain ? ", retained" : "",
+		       m->discovery ? ", Home Assistant discovery under " : "",
+		       m->discovery ? m->discovery_prefix : "");
+	if (cfg->prometheus)
+		printf(", Prometheus textfile %s", cfg->prometheus->textfile);
+}
+
 static void print_summary(const struct pm_config *cfg)
 {
 	const struct pm_influx *in = cfg->influx;
@@ -88,6 +104,7 @@ static void print_summary(const struct pm_config *cfg)
 	       cfg->n_inputs == 1 ? "" : "s", cfg->interval);
 	if (!in) {
 		printf(", no InfluxDB");
+		print_outputs(cfg);
 		print_energy(cfg);
 		return;
 	}
@@ -103,6 +120,7 @@ static void print_summary(const struct pm_config *cfg)
 		printf(", with %s", cfg->influx_conf);
 	printf("), spool %s (%llu MB)", cfg->spool_dir,
 	       (unsigned long long)(cfg->spool_max_bytes / (1024 * 1024)));
+	print_outputs(cfg);
 	print_energy(cfg);
 }
 
