@@ -331,7 +331,8 @@ static void on_publish(struct mosquitto *mosq, void *obj, int mid)
 }
 
 /* A retained discovery config under our node that is no longer ours: a
- * circuit removed from the config. An empty retained message deletes it. */
+ * circuit removed from the config, or discovery turned off. An empty
+ * retained message deletes it. */
 static void on_message(struct mosquitto *mosq, void *obj,
 		       const struct mosquitto_message *msg)
 {
@@ -507,8 +508,9 @@ static void link_up(struct sink_mqtt *s)
 	pthread_mutex_unlock(&s->lock);
 	s->daemon_dirty = true;
 	s->backoff_ms = BACKOFF_FIRST_MS;
-	if (m->discovery)
-		(void)mosquitto_subscribe(s->mosq, NULL, s->filter, 1);
+	/* Even without discovery: then none of the configs found is ours,
+	 * and turning discovery off removes the sensors it made. */
+	(void)mosquitto_subscribe(s->mosq, NULL, s->filter, 1);
 	if (s->failing)
 		log_notice("mqtt: connected to the broker at %s again after "
 			   "%lld s", m->url, (long long)(down_ms / 1000));
