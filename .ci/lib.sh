@@ -8,7 +8,7 @@ PM_BUILD_DEPS="gcc libc6-dev meson ninja-build pkg-config libmodbus-dev libjson-
  libmosquitto-dev"
 PM_TEST_DEPS="python3 python3-yaml influxdb victoria-metrics zabbix-agent2 mbpoll openssl
  systemd util-linux procps man-db binutils sqlite3 tmux mosquitto mosquitto-clients
- prometheus"
+ prometheus prometheus-node-exporter"
 
 pm_missing_packages() {
 	local p missing=""
