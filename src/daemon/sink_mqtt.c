@@ -91,6 +91,8 @@ struct sink_mqtt {
 	unsigned backoff_ms;
 	unsigned inflight;
 	bool daemon_dirty;		/* "online" to publish */
+	size_t n_stale;			/* discovery configs to empty */
+	char **stale;
 	bool was_connected;		/* ever, since open */
 	bool failing;			/* a failure spell is under way */
 	int refused;			/* CONNACK code, 0: none */
@@ -290,6 +292,34 @@ static void publish_states(struct sink_mqtt *s)
 	}
 }
 
+/* The configs on_message() found that are not ours any more. */
+static void publish_removals(struct sink_mqtt *s)
+{
+	while (s->n_stale > 0 && room(s)) {
+		char *topic = s->stale[s->n_stale - 1];
+
+		if (publish(s, topic, NULL, 0, 1, true) < 0)
+			return;
+		s->n_stale--;
+		pthread_mutex_lock(&s->lock);
+		s->removed++;
+		pthread_mutex_unlock(&s->lock);
+		log_info("mqtt: removed the Home Assistant sensor %s: %s",
+			 topic, s->m->discovery ?
+			 "its circuit is no longer configured" :
+			 "discovery is off");
+		free(topic);
+	}
+}
+
+static void forget_removals(struct sink_mqtt *s)
+{
+	while (s->n_stale > 0)
+		free(s->stale[--s->n_stale]);
+	free(s->stale);
+	s->stale = NULL;
+}
+
 /* What is new, in the order Home Assistant wants it: availability, then
  * the sensors' configs, then their states. */
 static void publish_pending(struct sink_mqtt *s)
@@ -301,6 +331,7 @@ static void publish_pending(struct sink_mqtt *s)
 	publish_modules(s);
 	if (s->m->discovery)
 		publish_configs(s);
+	publish_removals(s);
 	publish_states(s);
 }
 
@@ -331,23 +362,27 @@ static void on_publish(struct mosquitto *mosq, void *obj, int mid)
 }
 
 /* A retained discovery config under our node that is no longer ours: a
- * circuit removed from the config, or discovery turned off. An empty
- * retained message deletes it. */
+ * circuit removed from the config, or discovery turned off. It is emptied
+ * (an empty retained message deletes it) by publish_pending(), not here:
+ * libmosquitto holds its locks during callbacks. */
 static void on_message(struct mosquitto *mosq, void *obj,
 		       const struct mosquitto_message *msg)
 {
 	struct sink_mqtt *s = obj;
+	char **more, *topic;
 
 	(void)mosq;
 	if (!msg->retain || msg->payloadlen == 0 || is_ours(s, msg->topic))
 		return;
-	if (publish(s, msg->topic, NULL, 0, 1, true) < 0)
-		return;
-	pthread_mutex_lock(&s->lock);
-	s->removed++;
-	pthread_mutex_unlock(&s->lock);
-	log_info("mqtt: removed the Home Assistant sensor %s: its circuit is "
-		 "no longer configured", msg->topic);
+	more = realloc(s->stale, (s->n_stale + 1) * sizeof(*s->stale));
+	topic = strdup(msg->topic);
+	if (more)
+		s->stale = more;
+	if (!more || !topic) {
+		free(topic);
+		return;		/* found again at the next connect */
+	}
+	s->stale[s->n_stale++] = topic;
 }
 
 static void on_log(struct mosquitto *mosq, void *obj, int level,
@@ -367,6 +402,7 @@ static void drop_client(struct sink_mqtt *s)
 	s->mosq = NULL;
 	s->link = LINK_IDLE;
 	s->inflight = 0;
+	forget_removals(s);	/* the next connection finds them again */
 }
 
 /* The link failed ('what' says how): drop the client, tell the log once
@@ -638,6 +674,7 @@ static void mqtt_free(struct sink_mqtt *s)
 	free(s->circuits);
 	free(s->daemon_topic);
 	free(s->filter);
+	forget_removals(s);
 	pm_buf_free(&s->scratch);
 	if (s->efd >= 0)
 		close(s->efd);

@@ -101,11 +101,9 @@ int pm_mqtt_topic_discovery(struct pm_buf *b, const struct pm_mqtt *m,
 	if (r == 0)
 		r = add_node_id(b, m);
 	if (r == 0)
-		r = pm_buf_addc(b, '/');
-	if (r == 0)
-		r = add_sensor_id(b, m, dev, in, kind);
-	if (r == 0)
-		r = pm_buf_adds(b, "/config");
+		r = pm_buf_printf(b, "/%d_%c_%s/config", dev->id,
+				  pm_channel_letter(in->channel),
+				  kinds[kind].key);
 	if (r < 0)
 		pm_buf_truncate(b, b->len - start);
 	return r;

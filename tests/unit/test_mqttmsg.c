@@ -73,7 +73,7 @@ static void test_topics(void **state)
 	assert_int_equal(pm_mqtt_topic_discovery(&b, &w->m, d7, &d7->inputs[0],
 						 PM_MQTT_ENERGY), 0);
 	assert_string_equal(b.data, "homeassistant/sensor/home_power_meter/"
-				    "home_power_meter_7_a_energy/config");
+				    "7_a_energy/config");
 	pm_buf_reset(&b);
 	assert_int_equal(pm_mqtt_topic_discovery_filter(&b, &w->m), 0);
 	assert_string_equal(b.data, "homeassistant/sensor/home_power_meter/+/config");
