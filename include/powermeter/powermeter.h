@@ -49,6 +49,8 @@ enum pm_error {
 	PM_ESTALE,	/* the daemon's snapshot is older than 3 intervals */
 	PM_ENOSNAPSHOT,	/* no daemon snapshot exists */
 	PM_ETOOBIG,	/* a bounded buffer would exceed its cap */
+	PM_ENOTREG,	/* since 0.2: a file to read is not a regular file (a
+			   FIFO, a device, a socket) and was not read */
 };
 
 /* A short English text for an error code, negative (as returned) or
@@ -82,6 +84,8 @@ typedef struct pm_config pm_config;
  *                ("powermeter.json: [1].inputs[3].ratio: expected a number,
  *                got \"x\""); the caller frees it with free(3);
  *   -ENOENT, -EACCES, ...  the file could not be read;
+ *   -PM_ENOTREG  the file is not a regular file (a FIFO, a device): it
+ *                was neither waited on nor read;
  *   -ENOMEM.
  * On any failure *cfg is untouched, and so is *errors unless the result is
  * -PM_ECONFIG. Does not touch any serial port. Thread-safe.
@@ -124,7 +128,10 @@ struct pm_value {
 	int64_t time_ms;	/* Unix time in ms when the answer arrived
 				   (or the daemon read it, for a snapshot) */
 	int status;		/* 0, or the device's negative error code: then
-				   current and frequency are NaN */
+				   current and frequency are NaN; or -ERANGE
+				   when this input's current is not a finite
+				   number (a config powermeter check accepts
+				   never gives one), its values NaN too */
 	/* Since 0.2 (appended: the struct is only ever read through
 	 * pm_readings_get()). Estimates: the module measures current only. */
 	double power;		/* W: current x the circuit's configured
@@ -163,7 +170,8 @@ enum pm_source {
  * (bad 'source'), -ENOMEM, or with PM_SOURCE_SNAPSHOT: -PM_ENOSNAPSHOT (no
  * snapshot for this config: no daemon runs), -PM_ESTALE (the daemon has
  * not written it for 3 intervals), -PM_EFRAME (the file is not a
- * snapshot) or -errno reading it. 'cfg' is only read: several threads may
+ * snapshot), -PM_ENOTREG (not a regular file: a FIFO there is never
+ * waited on) or -errno reading it. 'cfg' is only read: several threads may
  * read with one config at once, but reads of the same port from two
  * threads or processes exclude each other (-EBUSY). */
 int pm_read(const pm_config *cfg, int device_id, enum pm_source source,

@@ -84,7 +84,8 @@ int cli_process_name(pid_t pid, char *name, size_t size);
  * printing every problem; returns 0 or the exit status (78). */
 int cli_load_config(const char *path, struct pm_config **cfg);
 /* One warning on stderr for each device of 'cfg' that failed in 'r', saying
- * why and what to check. */
+ * why and what to check, and for each input left out on its own (-ERANGE:
+ * its current not a finite number). */
 void cli_warn_failed_devices(const struct pm_config *cfg,
 			     const pm_readings *r);
 /* Writes 'out' to stdout and flushes it: 0, or 1 (the exit status) after

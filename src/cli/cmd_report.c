@@ -248,6 +248,18 @@ static int pad(struct pm_buf *b, const char *s, int w)
 	return r;
 }
 
+/* 'v' with 'digits' decimals, right-aligned in 'width' (0: as it comes),
+ * or 'none' when it is not a finite number: never "inf" or "nan", which no
+ * spreadsheet or JSON parser takes. Its figures come from the ledger's
+ * integers and a tariff whose prices are bounded, so none is expected. */
+static int add_fixed(struct pm_buf *b, int width, int digits, double v,
+		     const char *none)
+{
+	if (!isfinite(v))
+		return pm_buf_printf(b, "%*s", width, none);
+	return pm_buf_printf(b, "%*.*f", width, digits, v);
+}
+
 /* lw, iw: the widths of the label and ID columns */
 static int table_row(struct pm_buf *b, const struct opts *o,
 		     const struct pm_report *rep, const struct pm_report_group *g,
@@ -267,17 +279,34 @@ static int table_row(struct pm_buf *b, const struct opts *o,
 		r = pm_buf_printf(b, "  %8zu", g->n_circuits);
 	}
 	if (r == 0)
-		r = pm_buf_printf(b, "  %11.3f", g->energy_kwh);
-	if (r == 0 && isnan(g->peak_kw))
-		r = pm_buf_printf(b, "  %9s", "-");
-	else if (r == 0)
-		r = pm_buf_printf(b, "  %9.3f", g->peak_kw);
+		r = pm_buf_adds(b, "  ");
 	if (r == 0)
-		r = pm_buf_printf(b, "  %-16s  %7.2f %%  %11.2f", when,
-				  coverage(g), unmetered_h(g));
-	if (r == 0 && o->q.tariff)
-		r = pm_buf_printf(b, "  %12.2f  %10.2f  %12.2f", g->cost.net,
-				  g->cost.vat, g->cost.total);
+		r = add_fixed(b, 11, 3, g->energy_kwh, "-");
+	if (r == 0)
+		r = pm_buf_adds(b, "  ");
+	if (r == 0)
+		r = add_fixed(b, 9, 3, g->peak_kw, "-");
+	if (r == 0)
+		r = pm_buf_printf(b, "  %-16s  ", when);
+	if (r == 0)
+		r = add_fixed(b, 7, 2, coverage(g), "-");
+	if (r == 0)
+		r = pm_buf_adds(b, " %  ");
+	if (r == 0)
+		r = add_fixed(b, 11, 2, unmetered_h(g), "-");
+	if (r == 0 && o->q.tariff) {
+		r = pm_buf_adds(b, "  ");
+		if (r == 0)
+			r = add_fixed(b, 12, 2, g->cost.net, "-");
+		if (r == 0)
+			r = pm_buf_adds(b, "  ");
+		if (r == 0)
+			r = add_fixed(b, 10, 2, g->cost.vat, "-");
+		if (r == 0)
+			r = pm_buf_adds(b, "  ");
+		if (r == 0)
+			r = add_fixed(b, 12, 2, g->cost.total, "-");
+	}
 	return r ? r : pm_buf_addc(b, '\n');
 }
 
@@ -377,15 +406,34 @@ static int csv_row(struct pm_buf *b, const struct opts *o,
 	else if (r == 0)
 		r = pm_buf_printf(b, ",%d,%c", g->device_id, g->channel);
 	if (r == 0)
-		r = pm_buf_printf(b, ",%zu,%.3f,", g->n_circuits, g->energy_kwh);
-	if (r == 0 && !isnan(g->peak_kw))
-		r = pm_buf_printf(b, "%.3f", g->peak_kw);
+		r = pm_buf_printf(b, ",%zu,", g->n_circuits);
 	if (r == 0)
-		r = pm_buf_printf(b, ",%s,%.2f,%.2f", when, coverage(g), unmetered_h(g));
+		r = add_fixed(b, 0, 3, g->energy_kwh, "");
+	if (r == 0)
+		r = pm_buf_addc(b, ',');
+	if (r == 0)
+		r = add_fixed(b, 0, 3, g->peak_kw, "");
+	if (r == 0)
+		r = pm_buf_printf(b, ",%s,", when);
+	if (r == 0)
+		r = add_fixed(b, 0, 2, coverage(g), "");
+	if (r == 0)
+		r = pm_buf_addc(b, ',');
+	if (r == 0)
+		r = add_fixed(b, 0, 2, unmetered_h(g), "");
 	if (r == 0 && o->q.tariff) {
-		r = pm_buf_printf(b, ",%.2f,%.2f,%.2f,%.2f,%.2f,", g->cost.energy,
-				  g->cost.standing, g->cost.net, g->cost.vat,
-				  g->cost.total);
+		const double cost[] = {
+			g->cost.energy, g->cost.standing, g->cost.net,
+			g->cost.vat, g->cost.total,
+		};
+
+		for (size_t i = 0; r == 0 && i < 5; i++) {
+			r = pm_buf_addc(b, ',');
+			if (r == 0)
+				r = add_fixed(b, 0, 2, cost[i], "");
+		}
+		if (r == 0)
+			r = pm_buf_addc(b, ',');
 		if (r == 0)
 			r = csv_field(b, o->q.tariff->currency);
 	}
@@ -441,22 +489,44 @@ static int json_group(struct pm_buf *b, const struct opts *o,
 		r = pm_buf_addc(b, '{');
 	}
 	if (r == 0)
-		r = pm_buf_printf(b, "\"circuits\": %zu, \"energy_kwh\": %.6f, "
-				  "\"peak_kw\": ", g->n_circuits, g->energy_kwh);
-	if (r == 0 && isnan(g->peak_kw)) {
+		r = pm_buf_printf(b, "\"circuits\": %zu, \"energy_kwh\": ",
+				  g->n_circuits);
+	if (r == 0)
+		r = add_fixed(b, 0, 6, g->energy_kwh, "null");
+	if (r == 0)
+		r = pm_buf_adds(b, ", \"peak_kw\": ");
+	if (r == 0 && !isfinite(g->peak_kw)) {
 		r = pm_buf_adds(b, "null, \"peak_start\": null");
 	} else if (r == 0) {
 		fmt_local(g->peak_start, true, when, sizeof(when));
 		r = pm_buf_printf(b, "%.3f, \"peak_start\": \"%s\"", g->peak_kw, when);
 	}
 	if (r == 0)
-		r = pm_buf_printf(b, ", \"coverage_percent\": %.2f, \"unmetered_h\": %.2f",
-				  coverage(g), unmetered_h(g));
-	if (r == 0 && o->q.tariff)
-		r = pm_buf_printf(b, ", \"cost\": {\"energy\": %.2f, \"standing_charge\": "
-				  "%.2f, \"net\": %.2f, \"vat\": %.2f, \"total\": %.2f}",
-				  g->cost.energy, g->cost.standing, g->cost.net,
-				  g->cost.vat, g->cost.total);
+		r = pm_buf_adds(b, ", \"coverage_percent\": ");
+	if (r == 0)
+		r = add_fixed(b, 0, 2, coverage(g), "null");
+	if (r == 0)
+		r = pm_buf_adds(b, ", \"unmetered_h\": ");
+	if (r == 0)
+		r = add_fixed(b, 0, 2, unmetered_h(g), "null");
+	if (r == 0 && o->q.tariff) {
+		static const char *const key[] = {
+			"energy", "standing_charge", "net", "vat", "total",
+		};
+		const double cost[] = {
+			g->cost.energy, g->cost.standing, g->cost.net,
+			g->cost.vat, g->cost.total,
+		};
+
+		for (size_t i = 0; r == 0 && i < 5; i++) {
+			r = pm_buf_printf(b, "%s\"%s\": ", i ? ", " : ", \"cost\": {",
+					  key[i]);
+			if (r == 0)
+				r = add_fixed(b, 0, 2, cost[i], "null");
+		}
+		if (r == 0)
+			r = pm_buf_addc(b, '}');
+	}
 	return r ? r : pm_buf_addc(b, '}');
 }
 

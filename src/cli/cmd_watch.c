@@ -796,7 +796,10 @@ static int add_row(struct pm_buf *b, const struct layout *L,
 		r = add_right(b, v, W_CURRENT);
 	if (!r)
 		r = pm_buf_addc(b, ' ');
-	(void)snprintf(v, sizeof(v), "%.0f W", row->power);
+	if (isfinite(row->power))
+		(void)snprintf(v, sizeof(v), "%.0f W", row->power);
+	else
+		(void)snprintf(v, sizeof(v), "-");
 	if (!r)
 		r = add_right(b, v, W_POWER);
 	if (!r)

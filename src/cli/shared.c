@@ -42,6 +42,17 @@ void cli_warn_failed_devices(const struct pm_config *cfg,
 		if (why)
 			log_warning("%s", why);
 	}
+	/* an input of a device that was read, failed on its own */
+	for (size_t i = 0; i < pm_readings_count(r); i++) {
+		const struct pm_value *v = pm_readings_get(r, i);
+
+		if (v->status == -ERANGE)
+			log_warning("device %d on %s address %d, input %c: the "
+				    "current is not a finite number (check the "
+				    "input's \"ratio\"); left out",
+				    v->device_id, v->port, v->address,
+				    v->input);
+	}
 }
 
 int cli_print_buf(const struct pm_buf *out)

@@ -199,7 +199,8 @@ void cfg_circuit_input(struct parse *p, json_object *ji, const char *ipath,
 			in->breaker = x;
 		else
 			cfg_out_of_range(p, ji, ipath, "breaker",
-					 "the breaker's rating in amperes, more than 0");
+					 "the breaker's rating in amperes, more than 0, at most %g",
+					 BREAKER_MAX);
 	}
 	cfg_circuit_tags(p, ji, ipath, &in->n_tags, &in->tags);
 	/* resolved against "feeds" by feeds.c, "load_lost" by alarms.c */

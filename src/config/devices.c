@@ -20,6 +20,13 @@
 #define DEVICES_MAX 1024
 #define TIMEOUT_MAX 60.0
 #define DEFAULT_RATIO 0.01	/* datasheet: current registers count 0.01 A */
+/* What a current transformer can make of a 16-bit count: from 1 uA per
+ * count (65 mA at the register's full scale, below any CT module's
+ * resolution) to 1.5 A per count (98 kA at full scale, beyond any
+ * building's incomer). Outside that a ratio is a typo, and one like 1e308
+ * would make readings no output can carry (infinity). */
+#define RATIO_MIN 0.000001
+#define RATIO_MAX 1.5
 
 static const char *const device_keys[] = {
 	"id", "port", "address", "timeout", "retries", "down_after",
@@ -209,9 +216,9 @@ static void parse_input(struct parse *p, json_object *ji, const char *ipath,
 	}
 
 	if (cfg_get_number(p, ji, ipath, "ratio", &in->ratio) == SET &&
-	    in->ratio <= 0)
+	    !(in->ratio >= RATIO_MIN && in->ratio <= RATIO_MAX))
 		cfg_out_of_range(p, ji, ipath, "ratio",
-				 "must be more than 0: amperes per count, 0.01 for the stock CT");
+				 "0.000001..1.5 amperes per count, 0.01 for the stock CT");
 
 	if (cfg_get_string(p, ji, ipath, "name", S_NAME, &in->name) == ABSENT &&
 	    channel >= 0) {

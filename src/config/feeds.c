@@ -136,7 +136,8 @@ static void parse_feed(struct parse *p, const struct pm_config *cfg,
 			f->capacity = x;
 		else
 			cfg_out_of_range(p, jf, fpath, "capacity",
-					 "amperes per phase, more than 0");
+					 "amperes per phase, more than 0, at most %g",
+					 CAPACITY_MAX);
 		break;
 	}
 	parse_phases(p, jf, fpath, f);

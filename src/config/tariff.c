@@ -431,9 +431,9 @@ static void parse_standing_charge(struct parse *p, json_object *obj,
 
 	if (cfg_get_number(p, obj, parent, "standing_charge", &x) != SET)
 		return;
-	if (x < 0)
+	if (x < 0 || x > PRICE_MAX)
 		cfg_out_of_range(p, obj, parent, "standing_charge",
-				 "at least 0, per day");
+				 "0..%g per day", PRICE_MAX);
 	else
 		*out = x;
 }

@@ -91,10 +91,13 @@ void pm_counters_configure(struct pm_counters *c, const struct pm_config *cfg)
 	if (!c->energy) {
 		r = pm_energy_open(&c->energy, cfg->state_dir, &rep);
 		if (r < 0) {
-			log_err("energy counters: cannot read them in %s: %s; "
+			log_err("energy counters: cannot read %s/%s: %s; "
 				"metering power only, and leaving the files "
 				"as they are (check the directory's owner and "
-				"permissions)", cfg->state_dir, pm_strerror(r));
+				"permissions, and what is at that name)",
+				cfg->state_dir, rep.previous_err
+				? PM_ENERGY_PREVIOUS : PM_ENERGY_FILE,
+				pm_strerror(r));
 			return;
 		}
 		c->dir = strdup(cfg->state_dir);

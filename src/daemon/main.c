@@ -9,7 +9,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <sysexits.h>
 #include <unistd.h>
 
@@ -18,6 +17,7 @@
 #include "daemon/counters.h"
 #include "daemon/ledger_writer.h"
 #include "daemon/notify.h"
+#include "daemon/outdirs.h"
 #include "daemon/poller.h"
 #include "daemon/sink_stdout.h"
 #include "daemon/sinkset.h"
@@ -92,50 +92,13 @@ static int config_load(pm_config **cfg, const char *path)
 	return r;
 }
 
-/* mkdir -p; a directory we may not create is reported and left to the sink
- * that needs it to fail on. */
-static void make_dir(const char *path, mode_t mode)
+/* The directories the config writes into: made, and refused when another
+ * user could put files in the place of ours (outdirs.h). 0 or -EPERM,
+ * logged. */
+static int config_dirs(const pm_config *cfg)
 {
-	char tmp[4096];
-	size_t len = strlen(path);
-
-	if (len == 0 || len >= sizeof(tmp))
-		return;
-	memcpy(tmp, path, len + 1);
-	for (char *p = tmp + 1; ; p++) {
-		if (*p != '/' && *p != '\0')
-			continue;
-		char saved = *p;
-
-		*p = '\0';
-		if (mkdir(tmp, mode) < 0 && errno != EEXIST) {
-			log_warning("cannot create directory %s: %s, ignoring",
-				    tmp, strerror(errno));
-			return;
-		}
-		*p = saved;
-		if (saved == '\0')
-			break;
-	}
-}
-
-static void prepare_dirs(const struct pm_config *cfg)
-{
-	if (cfg->energy.enabled && cfg->state_dir)
-		make_dir(cfg->state_dir, 0750);
-	if (cfg->influx && cfg->spool_dir)
-		make_dir(cfg->spool_dir, 0750);
-	if (cfg->snapshot) {
-		char dir[4096];
-		const char *slash = strrchr(cfg->snapshot, '/');
-
-		if (slash && slash != cfg->snapshot &&
-		    (size_t)(slash - cfg->snapshot) < sizeof(dir)) {
-			memcpy(dir, cfg->snapshot, (size_t)(slash - cfg->snapshot));
-			dir[slash - cfg->snapshot] = '\0';
-			make_dir(dir, 0755);
-		}
-	}
+	pm_outdirs_prepare(cfg);
+	return pm_outdirs_check(cfg);
 }
 
 /* Counters and sinks first (the pollers feed them), then the pollers. */
@@ -143,7 +106,6 @@ static int daemon_start(struct daemon *d, pm_config *cfg)
 {
 	int r;
 
-	prepare_dirs(cfg);
 	pm_counters_configure(&d->counters, cfg);
 	/* before the pollers: it may raise the counters they add to */
 	pm_ledger_writer_configure(&d->ledger, cfg, d->counters.energy);
@@ -231,6 +193,13 @@ static int daemon_reload(struct daemon *d)
 	if (config_load(&fresh, old->path) < 0) {
 		log_err("%s is invalid; keeping the running configuration",
 			old->path);
+		pm_notify_ready(NULL);
+		return 0;
+	}
+	if (config_dirs(fresh) < 0) {
+		log_err("%s names directories that are not safe to write in; "
+			"keeping the running configuration", old->path);
+		pm_config_free(fresh);
 		pm_notify_ready(NULL);
 		return 0;
 	}
@@ -383,6 +352,11 @@ int main(int argc, char **argv)
 
 	if (config_load(&cfg, config_path) < 0)
 		return PM_EXIT_CONFIG;
+	if (config_dirs(cfg) < 0) {
+		log_err("not starting: a directory to write in is not safe");
+		pm_config_free(cfg);
+		return PM_EXIT_CONFIG;
+	}
 	log_info("powermeterd %s starting with %s", PM_VERSION, cfg->path);
 
 	/* curl_global_init(): before any thread exists */

@@ -4,31 +4,20 @@
  * the same directory, then rename), and a stop removes it. What the file
  * holds is output/promtext.h's business. */
 #include <errno.h>
-#include <fcntl.h>
 #include <pthread.h>
-#include <stdatomic.h>
-#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
-#include <unistd.h>
 
 #include "daemon/sink.h"
 #include "daemon/watch.h"
 #include "output/promtext.h"
-#include "util/fileio.h"
+#include "util/atomicfile.h"
 #include "util/log.h"
 #include "util/timeutil.h"
-
-/* Names for the temporary tried before giving up: another may be in the
- * way (a leftover, or someone's symlink or FIFO), never written through. */
-#define TMP_TRIES 16
 
 struct sink_prometheus {
 	const struct pm_config *cfg;
 	const char *path;
-	char *tmp_prefix;		/* "<dir>/.<name>.<pid>." */
-	size_t tmp_size;		/* room for the prefix and a serial */
 
 	pthread_mutex_t lock;		/* guards the fields below */
 	struct pm_prom_device *devices;	/* cfg->n_devices */
@@ -42,14 +31,11 @@ struct sink_prometheus {
 	struct pm_prom_device *copy;
 	struct pm_feed_fig *feeds_copy;
 	struct pm_buf text;
-	char *tmp;			/* tmp_size bytes */
-	bool written;			/* the file at path is ours: */
-	dev_t written_dev;
-	ino_t written_ino;
+	/* its temporaries ".<name>.<pid>.<n>.tmp": a dot file, which
+	 * node_exporter (it reads *.prom) and ls do not show */
+	struct pm_atomic_file file;
+	bool has_file;
 };
-
-/* Over all sinks of the process: during a reload two may write at once. */
-static atomic_uint prometheus_serial;
 
 static bool prometheus_wanted(const struct pm_config *cfg)
 {
@@ -58,8 +44,8 @@ static bool prometheus_wanted(const struct pm_config *cfg)
 
 static void prometheus_free(struct sink_prometheus *s)
 {
-	free(s->tmp_prefix);
-	free(s->tmp);
+	if (s->has_file)
+		pm_atomic_fini(&s->file);
 	free(s->devices);
 	free(s->copy);
 	free(s->feeds);
@@ -71,7 +57,6 @@ static void prometheus_free(struct sink_prometheus *s)
 static int prometheus_open(void **state, const struct pm_config *cfg)
 {
 	const char *path = cfg->prometheus->textfile;
-	const char *name = strrchr(path, '/');
 	size_t nd = cfg->n_devices ? cfg->n_devices : 1;
 	size_t nf = cfg->n_feeds ? cfg->n_feeds : 1;
 	struct sink_prometheus *s;
@@ -84,23 +69,18 @@ static int prometheus_open(void **state, const struct pm_config *cfg)
 	s->cfg = cfg;
 	s->path = path;
 	pm_buf_init(&s->text, PM_PROMTEXT_MAX);
-	name = name ? name + 1 : path;
-	s->tmp_size = strlen(path) + 64;
-	s->tmp_prefix = malloc(s->tmp_size);
-	s->tmp = malloc(s->tmp_size);
+	/* node_exporter runs as another user: 0644 whatever the umask */
+	s->has_file = pm_atomic_init(&s->file, path, 0644, 0) == 0;
 	s->devices = calloc(nd, sizeof(*s->devices));
 	s->copy = calloc(nd, sizeof(*s->copy));
 	s->feeds = calloc(nf, sizeof(*s->feeds));
 	s->feeds_copy = calloc(nf, sizeof(*s->feeds_copy));
-	if (!s->tmp_prefix || !s->tmp || !s->devices || !s->copy ||
+	if (!s->has_file || !s->devices || !s->copy ||
 	    !s->feeds || !s->feeds_copy) {
 		prometheus_free(s);
 		log_err("prometheus: out of memory");
 		return -ENOMEM;
 	}
-	/* A dot file: node_exporter reads only *.prom, and ls hides it. */
-	(void)snprintf(s->tmp_prefix, s->tmp_size, "%.*s.%s.%ld.",
-		       (int)(name - path), path, name, (long)getpid());
 	pthread_mutex_init(&s->lock, NULL);
 	*state = s;
 	return 0;
@@ -142,70 +122,22 @@ static void prometheus_watch(void *state, const struct pm_config *cfg,
 	pthread_mutex_unlock(&s->lock);
 }
 
-/* A temporary of our own beside the file: created here (O_EXCL), so
- * nothing already at its name — a symlink, a FIFO — is ever written
- * through or waited on. Its name is in s->tmp. An fd or -errno. */
-static int open_temporary(struct sink_prometheus *s)
+/* Formats s->copy and replaces the file with it, through a temporary of
+ * our own (atomicfile.h): nothing already at its name — a symlink, a FIFO
+ * — is ever written through or waited on. 0 or -errno (or -PM_ETOOBIG);
+ * on failure the file is as it was and no temporary is left. No fsync: it
+ * is rewritten every tick, and after a crash a reader is better off with
+ * an old file than a poller waiting on the disk. */
+static int write_file(struct sink_prometheus *s, bool has_feeds)
 {
-	int fd = -EEXIST;
-
-	for (int i = 0; i < TMP_TRIES && fd == -EEXIST; i++) {
-		(void)snprintf(s->tmp, s->tmp_size, "%s%u.tmp", s->tmp_prefix,
-			       atomic_fetch_add(&prometheus_serial, 1u));
-		fd = open(s->tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW |
-			  O_CLOEXEC | O_NONBLOCK, 0644);
-		if (fd < 0)
-			fd = -errno;
-	}
-	return fd;
-}
-
-/* Formats s->copy and replaces the file with it. 0 or -errno (or
- * -PM_ETOOBIG); on failure the file is as it was and no temporary is
- * left. No fsync: it is rewritten every tick, and after a crash a reader
- * is better off with an old file than a poller waiting on the disk. */
-static int write_file(struct sink_prometheus *s, bool has_feeds,
-		      struct stat *st)
-{
-	int fd, r;
+	int r;
 
 	pm_buf_reset(&s->text);
 	r = pm_promtext_format(&s->text, s->cfg, s->copy,
 			       has_feeds ? s->feeds_copy : NULL, pm_now_ms());
 	if (r)
 		return r;
-	fd = open_temporary(s);
-	if (fd < 0)
-		return fd;
-	/* node_exporter runs as another user: 0644 whatever the umask */
-	if (fchmod(fd, 0644) < 0 || fstat(fd, st) < 0)
-		r = -errno;
-	if (r == 0)
-		r = pm_write_all(fd, s->text.data, s->text.len);
-	if (close(fd) < 0 && r == 0)
-		r = -errno;
-	if (r == 0 && rename(s->tmp, s->path) < 0)
-		r = -errno;
-	if (r)
-		(void)unlink(s->tmp);
-	return r;
-}
-
-/* Removes the file if it is still the one we wrote. 0 or -errno. */
-static int remove_ours(struct sink_prometheus *s)
-{
-	struct stat st;
-
-	if (!s->written)
-		return 0;
-	s->written = false;
-	if (lstat(s->path, &st) < 0)
-		return errno == ENOENT ? 0 : -errno;
-	if (st.st_dev != s->written_dev || st.st_ino != s->written_ino)
-		return 0;
-	if (unlink(s->path) < 0 && errno != ENOENT)
-		return -errno;
-	return 0;
+	return pm_atomic_write(&s->file, s->text.data, s->text.len);
 }
 
 /* Once per tick, from the poller that ends it. A poller that finds another
@@ -224,7 +156,6 @@ static void prometheus_tick_done(void *state, const struct pm_config *cfg)
 	}
 	s->writing = true;
 	while (s->pending) {
-		struct stat st;
 		bool has_feeds = s->has_feeds;
 		int r, before, stuck = 0;
 
@@ -234,15 +165,10 @@ static void prometheus_tick_done(void *state, const struct pm_config *cfg)
 			memcpy(s->feeds_copy, s->feeds, nf * sizeof(*s->feeds));
 		pthread_mutex_unlock(&s->lock);
 
-		r = write_file(s, has_feeds, &st);
-		if (r == 0) {
-			s->written = true;
-			s->written_dev = st.st_dev;
-			s->written_ino = st.st_ino;
-		} else {
-			/* the old values must not pass for current ones */
-			stuck = remove_ours(s);
-		}
+		r = write_file(s, has_feeds);
+		/* the old values must not pass for current ones */
+		if (r)
+			stuck = pm_atomic_remove(&s->file);
 
 		pthread_mutex_lock(&s->lock);
 		before = s->last_error;
@@ -289,7 +215,7 @@ static void prometheus_close(void *state, bool final)
 	int r;
 
 	(void)final;
-	r = remove_ours(s);
+	r = pm_atomic_remove(&s->file);
 	if (r)
 		log_warning("prometheus: cannot remove %s: %s, ignoring",
 			    s->path, pm_strerror(r));

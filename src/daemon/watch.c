@@ -652,6 +652,8 @@ static void judge_slot(struct pm_watch *w, struct alarm_slot *s,
 			return;
 		t = on_grid(cfg, smp->time_ms);
 		amps = pm_sample_amperes(smp, s->input);
+		if (!isfinite(amps))
+			return;		/* no reading to judge */
 		if (a->kind == PM_ALARM_CIRCUIT_LOAD) {
 			level = pm_alarm_judge(a, &al->circuit_load,
 					       amps / s->input->breaker * 100,

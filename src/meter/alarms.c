@@ -1,7 +1,6 @@
 /* alarms.c — judging one alarm (hold times, clear margins) and the state
  * file that keeps raised alarms across a restart (alarms.h). */
 #include <errno.h>
-#include <fcntl.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -13,6 +12,7 @@
 #include <powermeter/powermeter.h>
 
 #include "meter/alarms.h"
+#include "util/atomicfile.h"
 #include "util/buf.h"
 #include "util/fileio.h"
 #include "util/jsonstr.h"
@@ -349,33 +349,26 @@ static int format_state(struct pm_buf *b, const struct pm_alarm *const *a,
 int pm_alarm_file_save(const char *dir, const struct pm_alarm *const *a,
 		       size_t n, int64_t now_ms)
 {
-	char *path = state_path(dir, ""), *tmp = state_path(dir, ".tmp");
+	char *path = state_path(dir, "");
+	struct pm_atomic_file file;
 	struct pm_buf b;
-	int fd = -1, r;
+	int r;
 
 	pm_buf_init(&b, 4096);
-	r = path && tmp ? format_state(&b, a, n, now_ms) : -ENOMEM;
+	r = path ? format_state(&b, a, n, now_ms) : -ENOMEM;
 	if (r < 0)
 		goto out;
-	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW,
-		  0640);
-	if (fd < 0) {
-		r = -errno;
+	/* An exclusive temporary, synced before it replaces the file: the
+	 * main thread saves, and a FIFO at a fixed temporary's name would
+	 * have it wait for ever (its signals too). */
+	r = pm_atomic_init(&file, path, 0640, PM_ATOMIC_SYNC);
+	if (r < 0)
 		goto out;
-	}
-	r = pm_write_all(fd, b.data, b.len);
-	if (!r && fsync(fd) < 0)
-		r = -errno;
-	if (close(fd) < 0 && !r)
-		r = -errno;
-	if (!r && rename(tmp, path) < 0)
-		r = -errno;
-	if (r)
-		(void)unlink(tmp);
+	r = pm_atomic_write(&file, b.data, b.len);
+	pm_atomic_fini(&file);
 out:
 	pm_buf_free(&b);
 	free(path);
-	free(tmp);
 	return r;
 }
 

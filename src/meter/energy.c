@@ -301,11 +301,20 @@ static void withhold(const char *dir)
 {
 	char path[4096];
 	FILE *f;
+	int fd;
 
 	snprintf(path, sizeof(path), "%s/" PM_ENERGY_WITHHELD, dir);
-	f = fopen(path, "we");
-	if (!f)
+	/* Created, never opened: one that is there withholds already, and
+	 * whatever else is at the name is not written through. */
+	fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC |
+		  O_NONBLOCK, 0644);
+	if (fd < 0)
 		return;
+	f = fdopen(fd, "w");
+	if (!f) {
+		(void)close(fd);
+		return;
+	}
 	fprintf(f, "powermeterd found no usable save of the energy counters\n"
 		"here (see the " PM_ENERGY_DAMAGED "* files) and counts from 0\n"
 		"again, showing no energy while this file exists: the\n"
@@ -338,6 +347,7 @@ int pm_energy_open(struct pm_energy **out, const char *dir,
 	/* A file that cannot be read now (permissions, I/O) is not damaged:
 	 * counting from 0 and saving over it would lose it. */
 	if (r < 0 && r != -ENOENT && r != -PM_EFRAME && r != -PM_ETOOBIG) {
+		rep->newest_err = r;
 		pm_energy_free(e);
 		return r;
 	}
@@ -357,6 +367,7 @@ int pm_energy_open(struct pm_energy **out, const char *dir,
 		r = pm_energy_read_file(e->previous, &e->c, &e->n, &written);
 		if (r < 0 && r != -ENOENT && r != -PM_EFRAME &&
 		    r != -PM_ETOOBIG) {
+			rep->previous_err = r;
 			pm_energy_free(e);
 			return r;
 		}
@@ -518,6 +529,9 @@ void pm_energy_add(struct pm_energy *e, struct pm_sample *s)
 		c = &e->c[e->by_input[in->id]];
 		amps = pm_sample_amperes(s, in);
 		watts = pm_sample_power(s, in);
+		/* not a reading: the counters would never be numbers again */
+		if (!isfinite(amps) || !isfinite(watts))
+			continue;
 		dt = (double)(s->time_ms - c->last_ms) / 1000.0;
 		if (c->last_ms > 0 && dt > 0 && dt <= e->max_gap_s) {
 			c->energy_wh += (c->last_power_w + watts) / 2 * dt / 3600;

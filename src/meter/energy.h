@@ -77,8 +77,10 @@ struct pm_energy;
  * usable, counting starts at 0 and no counter is shown while the file
  * PM_ENERGY_WITHHELD exists in 'dir' (whoever removes it accepts the
  * restart from 0).
- * 0, -ENOMEM, or -errno when a file cannot be read for another reason than
- * damage (permissions, I/O): nothing is touched then. */
+ * 0, -ENOMEM, or -errno (or -PM_ENOTREG) when a file cannot be read for
+ * another reason than damage (permissions, I/O, a FIFO in its place):
+ * nothing is touched then, and the report's newest_err or previous_err
+ * says which. */
 int pm_energy_open(struct pm_energy **e, const char *dir,
 		   struct pm_energy_open_report *report);
 void pm_energy_free(struct pm_energy *e);

@@ -72,9 +72,11 @@ static void add_inputs(const struct pm_config *cfg,
 				continue;
 			ph = &out[in->feed].phase[in->feed_phase];
 			ph->inputs++;
-			/* past the module's channels it reads NaN: no reading */
+			/* past the module's channels it reads NaN, and a
+			 * current that is not a finite number is none either:
+			 * no reading */
 			amps = s ? pm_sample_amperes(s, in) : NAN;
-			if (isnan(amps)) {
+			if (!isfinite(amps)) {
 				ph->missing++;
 				continue;
 			}

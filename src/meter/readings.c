@@ -155,6 +155,28 @@ struct pm_readings_device *pm_readings_device(struct pm_readings *r,
 	return NULL;
 }
 
+/* A value that is not a finite number is no reading: no output could carry
+ * it (JSON has no Infinity), so a current that is not one fails the input
+ * (-ERANGE: a ratio no config accepts, a damaged snapshot), and any other
+ * figure that is not one is unknown (NaN), as when it was not read. */
+static void value_check(struct pm_value *v)
+{
+	if (!isfinite(v->current)) {
+		v->current = v->frequency = NAN;
+		v->power = v->energy = v->charge = NAN;
+		v->status = -ERANGE;
+		return;
+	}
+	if (!isfinite(v->frequency))
+		v->frequency = NAN;
+	if (!isfinite(v->power))
+		v->power = NAN;
+	if (!isfinite(v->energy))
+		v->energy = NAN;
+	if (!isfinite(v->charge))
+		v->charge = NAN;
+}
+
 int pm_readings_add_sample(struct pm_readings *r, const struct pm_sample *s)
 {
 	struct pm_readings_device *rd = pm_readings_device(r, s->device);
@@ -176,6 +198,7 @@ int pm_readings_add_sample(struct pm_readings *r, const struct pm_sample *s)
 			? pm_hertz(rd->driver, s->frequency[ch]) : NAN;
 		v->time_ms = s->time_ms;
 		v->status = 0;
+		value_check(v);
 	}
 	rd->status = 0;
 	free(rd->error);
@@ -234,6 +257,7 @@ int pm_readings_set_input(struct pm_readings *r, int input_id, double current,
 			v->charge = charge;
 			v->time_ms = time_ms;
 			v->status = 0;
+			value_check(v);
 			if (rd->status == -ENODATA)
 				rd->status = 0;
 			return 0;

@@ -49,7 +49,9 @@ struct pm_readings_device *pm_readings_device(struct pm_readings *r,
 
 /* Fills the inputs of device s->device (index into cfg->devices) from the
  * raw counts (pm_amperes(), pm_hertz(); frequency NaN when not read);
- * status 0. Returns 0 or -ENOENT (device not in r). */
+ * status 0, or -ERANGE for an input whose current is not a finite number
+ * (its values NaN; any other figure that is not finite becomes NaN).
+ * Returns 0 or -ENOENT (device not in r). */
 int pm_readings_add_sample(struct pm_readings *r, const struct pm_sample *s);
 
 /* Marks device 'device' (index into cfg->devices) failed with 'err' (< 0):
@@ -60,8 +62,9 @@ int pm_readings_add_failure(struct pm_readings *r, size_t device, int err,
 
 /* Sets one input (by pm_input.id) from already converted values, e.g. from
  * the daemon's snapshot (power follows from the current); frequency,
- * energy and charge NaN when not known. Its device's status
- * becomes 0 unless it failed. 0 or -ENOENT. */
+ * energy and charge NaN when not known. Not finite numbers as in
+ * pm_readings_add_sample(). Its device's status becomes 0 unless it
+ * failed. 0 or -ENOENT. */
 int pm_readings_set_input(struct pm_readings *r, int input_id, double current,
 			  double frequency, double energy, double charge,
 			  int64_t time_ms);

@@ -4,14 +4,11 @@
  * for freshness) by pm_read(), `powermeter status` and the Zabbix commands,
  * so that nobody but the daemon touches its serial ports. */
 #include <errno.h>
-#include <fcntl.h>
 #include <math.h>
 #include <pthread.h>
-#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <unistd.h>
 
 #include <json-c/json.h>
@@ -21,6 +18,7 @@
 #include "meter/failure.h"
 #include "meter/readings.h"
 #include "meter/snapshot.h"
+#include "util/atomicfile.h"
 #include "util/fileio.h"
 #include "util/jsonstr.h"
 #include "util/numfmt.h"
@@ -45,14 +43,10 @@ struct pm_snapshot {
 	struct pm_buf watch_text;
 	int watch_error;
 	struct pm_buf text;		/* under write_lock */
-	char *tmp_path;			/* <snapshot>.<pid>.tmp */
+	struct pm_atomic_file file;	/* cfg->snapshot, under write_lock */
+	bool has_file;
 	int64_t written_at;		/* last stamp written, under write_lock */
-	bool written;			/* the file at cfg->snapshot is ours: */
-	dev_t written_dev;
-	ino_t written_ino;
 };
-
-static atomic_uint snapshot_serial;
 
 static int format_watch(struct pm_buf *b, const struct pm_config *cfg,
 			int64_t time_ms, const struct pm_feed_fig *feeds,
@@ -61,7 +55,6 @@ static int format_watch(struct pm_buf *b, const struct pm_config *cfg,
 struct pm_snapshot *pm_snapshot_new(const struct pm_config *cfg)
 {
 	struct pm_snapshot *snap;
-	size_t n;
 
 	snap = calloc(1, sizeof(*snap));
 	if (!snap)
@@ -71,12 +64,16 @@ struct pm_snapshot *pm_snapshot_new(const struct pm_config *cfg)
 			       sizeof(*snap->devices));
 	snap->ratio_text = calloc(cfg->n_inputs ? cfg->n_inputs : 1,
 				  sizeof(*snap->ratio_text));
-	n = strlen(cfg->snapshot ? cfg->snapshot : "") + 32;
-	snap->tmp_path = malloc(n);
-	if (!snap->devices || !snap->ratio_text || !snap->tmp_path) {
+	/* The Zabbix agent runs as another user: 0644 whatever the umask
+	 * (systemd services often run with UMask=0077). */
+	if (snap->devices && snap->ratio_text && cfg->snapshot &&
+	    *cfg->snapshot)
+		snap->has_file = pm_atomic_init(&snap->file, cfg->snapshot,
+						0644, 0) == 0;
+	if (!snap->devices || !snap->ratio_text ||
+	    (cfg->snapshot && *cfg->snapshot && !snap->has_file)) {
 		free(snap->devices);
 		free(snap->ratio_text);
-		free(snap->tmp_path);
 		free(snap);
 		return NULL;
 	}
@@ -90,10 +87,6 @@ struct pm_snapshot *pm_snapshot_new(const struct pm_config *cfg)
 				(void)pm_fmt_double(snap->ratio_text[in->id],
 						    in->ratio);
 		}
-	/* Unique per object: during a reload two sinks may write at once. */
-	(void)snprintf(snap->tmp_path, n, "%s.%ld.%u.tmp",
-		       cfg->snapshot ? cfg->snapshot : "", (long)getpid(),
-		       atomic_fetch_add(&snapshot_serial, 1u));
 	pthread_mutex_init(&snap->lock, NULL);
 	pthread_mutex_init(&snap->write_lock, NULL);
 	pm_buf_init(&snap->text, PM_SNAPSHOT_MAX);
@@ -116,7 +109,8 @@ void pm_snapshot_free(struct pm_snapshot *snap)
 	pm_buf_free(&snap->watch_text);
 	free(snap->devices);
 	free(snap->ratio_text);
-	free(snap->tmp_path);
+	if (snap->has_file)
+		pm_atomic_fini(&snap->file);
 	free(snap);
 }
 
@@ -531,11 +525,9 @@ int pm_snapshot_format(struct pm_snapshot *snap, int64_t now_ms, pid_t pid,
 
 int pm_snapshot_write(struct pm_snapshot *snap, int64_t now_ms)
 {
-	const char *path = snap->cfg->snapshot;
-	struct stat st;
-	int fd = -1, r;
+	int r;
 
-	if (!path || !*path)
+	if (!snap->has_file)
 		return -EINVAL;
 	/* Formatting under write_lock too: whoever renames last also
 	 * formatted last, so the file never goes back in time. */
@@ -546,106 +538,40 @@ int pm_snapshot_write(struct pm_snapshot *snap, int64_t now_ms)
 		now_ms = snap->written_at;
 	pm_buf_reset(&snap->text);
 	r = pm_snapshot_format(snap, now_ms, getpid(), &snap->text);
-	if (r)
-		goto out;
-	fd = open(snap->tmp_path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC |
-		  O_NOFOLLOW, 0644);
-	if (fd < 0) {
-		r = -errno;
-		goto out;
-	}
-	/* The Zabbix agent runs as another user: 0644 whatever the umask
-	 * (systemd services often run with UMask=0077). */
-	if (fchmod(fd, 0644) < 0 || fstat(fd, &st) < 0) {
-		r = -errno;
-		goto out;
-	}
-	r = pm_write_all(fd, snap->text.data, snap->text.len);
-	if (r)
-		goto out;
-	/* No fsync: the file lives on tmpfs and is rewritten every tick;
-	 * after a crash a stale snapshot is what a reader should see. */
-	if (close(fd) < 0) {
-		fd = -1;
-		r = -errno;
-		goto out;
-	}
-	fd = -1;
-	if (rename(snap->tmp_path, path) < 0) {
-		r = -errno;
-		goto out;
-	}
-	snap->written_at = now_ms;
-	snap->written = true;
-	snap->written_dev = st.st_dev;
-	snap->written_ino = st.st_ino;
-out:
-	if (fd >= 0)
-		(void)close(fd);
-	if (r)
-		(void)unlink(snap->tmp_path);
+	/* An exclusive temporary (a FIFO or another's file at its name is
+	 * skipped, never waited on or written through), then rename. No
+	 * fsync: the file lives on tmpfs and is rewritten every tick; after
+	 * a crash a stale snapshot is what a reader should see. */
+	if (!r)
+		r = pm_atomic_write(&snap->file, snap->text.data,
+				    snap->text.len);
+	if (!r)
+		snap->written_at = now_ms;
 	pthread_mutex_unlock(&snap->write_lock);
 	return r;
 }
 
 int pm_snapshot_remove(struct pm_snapshot *snap)
 {
-	const char *path = snap->cfg->snapshot;
-	struct stat st;
 	int r = 0;
 
 	pthread_mutex_lock(&snap->write_lock);
-	if (!snap->written || !path)
-		goto out;
-	if (stat(path, &st) < 0) {
-		r = errno == ENOENT ? 0 : -errno;
-		goto out;
-	}
 	/* Another daemon may have taken the path over since. */
-	if (st.st_dev == snap->written_dev && st.st_ino == snap->written_ino &&
-	    unlink(path) < 0)
-		r = -errno;
-	snap->written = false;
-out:
+	if (snap->has_file)
+		r = pm_atomic_remove(&snap->file);
 	pthread_mutex_unlock(&snap->write_lock);
 	return r;
 }
 
 /* ---- reader ------------------------------------------------------------- */
 
-/* The file's text, at most PM_SNAPSHOT_MAX bytes, NUL-terminated. */
+/* The file's text, at most PM_SNAPSHOT_MAX bytes, NUL-terminated. Only a
+ * regular file: a FIFO put at the path must not hang the Zabbix agent. */
 static int read_file(const char *path, char **text, size_t *len)
 {
-	struct pm_buf b;
-	char chunk[65536];
-	int fd, r = 0;
+	int r = pm_read_file_capped(path, PM_SNAPSHOT_MAX, text, len);
 
-	fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
-	if (fd < 0)
-		return errno == ENOENT ? -PM_ENOSNAPSHOT : -errno;
-	pm_buf_init(&b, PM_SNAPSHOT_MAX);
-	for (;;) {
-		ssize_t n = read(fd, chunk, sizeof(chunk));
-
-		if (n < 0) {
-			if (errno == EINTR)
-				continue;
-			r = -errno;
-			break;
-		}
-		if (n == 0)
-			break;
-		r = pm_buf_add(&b, chunk, (size_t)n);
-		if (r)
-			break;
-	}
-	(void)close(fd);
-	if (r) {
-		pm_buf_free(&b);
-		return r;
-	}
-	*text = pm_buf_take(&b, len);
-	return *text ? 0 : -ENOMEM;
+	return r == -ENOENT ? -PM_ENOSNAPSHOT : r;
 }
 
 static struct json_object *member(struct json_object *o, const char *key,

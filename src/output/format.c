@@ -19,17 +19,14 @@
 /* pm_readings_format() never builds a text larger than this. */
 #define READINGS_TEXT_MAX (64u * 1024 * 1024)
 
-/* A float as json.dumps prints it: repr, but NaN and Infinity spelled out. */
-static int json_float(struct pm_buf *b, double v)
+/* The values the JSON and the table show: those read, with a current that
+ * is a finite number (readings.c fails any other). Their figures are
+ * printed as json.dumps does (repr), never as NaN or Infinity, which it
+ * would print but no JSON parser (Zabbix's) takes: a figure that is not a
+ * finite number is left out. */
+static bool shown(const struct pm_value *v)
 {
-	char num[PM_DOUBLE_LEN];
-
-	if (isnan(v))
-		return pm_buf_adds(b, "NaN");
-	if (isinf(v))
-		return pm_buf_adds(b, v < 0 ? "-Infinity" : "Infinity");
-	(void)pm_fmt_double(num, v);
-	return pm_buf_adds(b, num);
+	return v->status == 0 && isfinite(v->current);
 }
 
 /* Columns are counted in code points, so names with accents line up. */
@@ -67,15 +64,15 @@ static void table_row(const struct pm_value *v, char cells[N_COLS][256],
 	snprintf(cells[COL_INPUT], 256, "%c", v->input);
 	*name = v->name;
 	snprintf(cells[COL_AMPS], 256, "%.2f", v->current);
-	if (isnan(v->frequency))
+	if (!isfinite(v->frequency))
 		snprintf(cells[COL_HZ], 256, "-");
 	else
 		snprintf(cells[COL_HZ], 256, "%.1f", v->frequency);
-	if (isnan(v->power))
+	if (!isfinite(v->power))
 		snprintf(cells[COL_WATTS], 256, "-");
 	else
 		snprintf(cells[COL_WATTS], 256, "%.0f", v->power);
-	if (isnan(v->energy))
+	if (!isfinite(v->energy))
 		snprintf(cells[COL_KWH], 256, "-");
 	else
 		snprintf(cells[COL_KWH], 256, "%.3f", v->energy / 1000);
@@ -92,23 +89,23 @@ int pm_format_table(struct pm_buf *b, const struct pm_readings *r)
 	};
 	size_t width[N_COLS], start = b->len;
 	char cells[N_COLS][256];
-	bool shown[N_COLS];
+	bool show[N_COLS];
 	const char *name;
 	int err = 0, last = 0;
 
 	for (int c = 0; c < N_COLS; c++) {
 		width[c] = strlen(head[c]);
-		shown[c] = c <= COL_AMPS;
+		show[c] = c <= COL_AMPS;
 	}
 	for (size_t i = 0; i < r->n_values; i++) {
 		const struct pm_value *v = &r->values[i];
 
-		if (v->status != 0)
+		if (!shown(v))
 			continue;
 		table_row(v, cells, &name);
-		shown[COL_HZ] |= !isnan(v->frequency);
-		shown[COL_WATTS] |= !isnan(v->power);
-		shown[COL_KWH] |= !isnan(v->energy);
+		show[COL_HZ] |= isfinite(v->frequency);
+		show[COL_WATTS] |= isfinite(v->power);
+		show[COL_KWH] |= isfinite(v->energy);
 		for (int c = 0; c < N_COLS; c++) {
 			size_t w = utf8_width(c == COL_NAME ? name : cells[c]);
 
@@ -117,11 +114,11 @@ int pm_format_table(struct pm_buf *b, const struct pm_readings *r)
 		}
 	}
 	for (int c = 0; c < N_COLS; c++)
-		if (shown[c])
+		if (show[c])
 			last = c;
 	for (size_t i = 0; err == 0 && i <= r->n_values; i++) {
 		if (i > 0) {
-			if (r->values[i - 1].status != 0)
+			if (!shown(&r->values[i - 1]))
 				continue;
 			table_row(&r->values[i - 1], cells, &name);
 		}
@@ -129,7 +126,7 @@ int pm_format_table(struct pm_buf *b, const struct pm_readings *r)
 			const char *text = i == 0 ? head[c]
 					   : c == COL_NAME ? name : cells[c];
 
-			if (!shown[c])
+			if (!show[c])
 				continue;
 			if (c > 0)
 				err = pm_buf_adds(b, "  ");
@@ -141,7 +138,7 @@ int pm_format_table(struct pm_buf *b, const struct pm_readings *r)
 		if (err == 0)
 			err = pm_buf_addc(b, '\n');
 	}
-	if (err == 0 && (shown[COL_WATTS] || shown[COL_KWH]))
+	if (err == 0 && (show[COL_WATTS] || show[COL_KWH]))
 		err = pm_buf_adds(b, "* estimates: the modules measure current "
 				  "only; power is current x the configured "
 				  "voltage x power factor\n");
@@ -177,21 +174,21 @@ static int json_value(struct pm_buf *b, const struct pm_value *v, bool first,
 	if (r == 0)
 		r = pm_buf_adds(b, ",\n        \"current\": ");
 	if (r == 0)
-		r = json_float(b, pm_round(v->current, 2));
+		r = pm_json_number(b, pm_round(v->current, 2));
 	if (r == 0 && circuit && isfinite(v->power)) {
 		r = pm_buf_adds(b, ",\n        \"power\": ");
 		if (r == 0)
-			r = json_float(b, pm_round(v->power, 1));
+			r = pm_json_number(b, pm_round(v->power, 1));
 	}
 	if (r == 0 && circuit && isfinite(v->energy)) {
 		r = pm_buf_adds(b, ",\n        \"energy\": ");
 		if (r == 0)
-			r = json_float(b, pm_round(v->energy, 3));
+			r = pm_json_number(b, pm_round(v->energy, 3));
 	}
 	if (r == 0 && circuit && isfinite(v->charge)) {
 		r = pm_buf_adds(b, ",\n        \"charge\": ");
 		if (r == 0)
-			r = json_float(b, pm_round(v->charge, 4));
+			r = pm_json_number(b, pm_round(v->charge, 4));
 	}
 	if (r == 0)
 		r = pm_buf_adds(b, "\n    }");
@@ -201,17 +198,17 @@ static int json_value(struct pm_buf *b, const struct pm_value *v, bool first,
 static int json_values(struct pm_buf *b, const struct pm_readings *r,
 		       bool circuit)
 {
-	size_t start = b->len, shown = 0;
+	size_t start = b->len, n = 0;
 	int err = pm_buf_addc(b, '[');
 
 	for (size_t i = 0; err == 0 && i < r->n_values; i++) {
-		if (r->values[i].status != 0)
+		if (!shown(&r->values[i]))
 			continue;
-		err = json_value(b, &r->values[i], shown == 0, circuit);
-		shown++;
+		err = json_value(b, &r->values[i], n == 0, circuit);
+		n++;
 	}
 	if (err == 0)
-		err = pm_buf_adds(b, shown ? "\n]" : "]");
+		err = pm_buf_adds(b, n ? "\n]" : "]");
 	if (err < 0)
 		pm_buf_truncate(b, b->len - start);
 	return err;

@@ -733,12 +733,22 @@ int pm_ledger_open(struct pm_ledger **out, const char *path, int mode,
 				say(err, size, "%s: %s", path, strerror(-r));
 			return r;
 		}
-		if (S_ISDIR(st.st_mode)) {
-			say(err, size, "%s: a directory, not a ledger", path);
-			return -EISDIR;
-		}
 	} else if ((r = create_file(path, err, size)) < 0) {
 		return r;
+	} else if (stat(path, &st) < 0) {
+		r = -errno;
+		say(err, size, "%s: %s", path, strerror(-r));
+		return r;
+	}
+	/* SQLite would wait for ever on a FIFO and read a device as if it
+	 * were a database. */
+	if (S_ISDIR(st.st_mode)) {
+		say(err, size, "%s: a directory, not a ledger", path);
+		return -EISDIR;
+	}
+	if (!S_ISREG(st.st_mode)) {
+		say(err, size, "%s: not a regular file, not a ledger", path);
+		return -PM_ENOTREG;
 	}
 
 	l = calloc(1, sizeof(*l));

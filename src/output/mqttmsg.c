@@ -3,6 +3,7 @@
  * schema: device_class, unit and state_class as its sensor rules allow
  * (energy: Wh, total_increasing, so circuits appear in its Energy
  * dashboard). */
+#include <errno.h>
 #include <math.h>
 #include <stdio.h>
 #include <string.h>
@@ -146,6 +147,9 @@ int pm_mqtt_state(struct pm_buf *b, const struct pm_device *dev,
 	struct tm tm;
 	int r;
 
+	/* no current, no reading: nothing published, as no line is written */
+	if (!isfinite(pm_sample_amperes(s, in)))
+		return -ERANGE;
 	if (!gmtime_r(&t, &tm) ||
 	    !strftime(when, sizeof(when), "%Y-%m-%dT%H:%M:%S", &tm))
 		return -1;

@@ -51,7 +51,9 @@ int pm_mqtt_topic_discovery_filter(struct pm_buf *b, const struct pm_mqtt *m);
 
 /* Input 'in' of sample 's' as its state message: the same numbers as line
  * protocol (pm_fmt_measured), power and energy marked as estimates, energy
- * only where the sample has the counters, frequency only where read. */
+ * only where the sample has the counters, frequency only where read; a
+ * figure that is not a finite number is left out. -ERANGE (nothing
+ * written) when the current is not one: no reading to publish. */
 int pm_mqtt_state(struct pm_buf *b, const struct pm_device *dev,
 		  const struct pm_input *in, const struct pm_sample *s);
 

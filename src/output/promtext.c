@@ -265,7 +265,11 @@ static int circuit_family(struct pm_buf *b, const struct pm_config *cfg,
 			const struct pm_input *in = &dev->inputs[k];
 			double v = circuit_value(fig, dev, in, s);
 
-			if (!isfinite(v))
+			/* A figure that is not a finite number is left out,
+			 * and all of a circuit whose current is not one:
+			 * never NaN or +Inf, which the format allows but
+			 * are not readings. */
+			if (!isfinite(v) || !isfinite(pm_sample_amperes(s, in)))
 				continue;
 			r = pm_buf_adds(b, circuit_families[fig].name);
 			if (r == 0)

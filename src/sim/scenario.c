@@ -11,6 +11,9 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <powermeter/powermeter.h>
+
+#include "util/fileio.h"
 #include "util/log.h"
 #include "sim.h"
 
@@ -656,46 +659,6 @@ static int parse_top(struct parse *p, json_object *root, struct sim *sim)
 	return 0;
 }
 
-static int read_capped(const char *file, char **out)
-{
-	char *text = NULL;
-	size_t len = 0;
-	int fd, r = 0;
-
-	fd = open(file, O_RDONLY | O_CLOEXEC);
-	if (fd < 0)
-		return -errno;
-	text = malloc(SIM_CONFIG_MAX + 1);
-	if (!text) {
-		r = -ENOMEM;
-		goto out;
-	}
-	for (;;) {
-		ssize_t n = read(fd, text + len, SIM_CONFIG_MAX + 1 - len);
-
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0) {
-			r = -errno;
-			goto out;
-		}
-		if (n == 0)
-			break;
-		len += (size_t)n;
-		if (len > SIM_CONFIG_MAX) {
-			r = -EFBIG;
-			goto out;
-		}
-	}
-	text[len] = '\0';
-	*out = text;
-	text = NULL;
-out:
-	free(text);
-	close(fd);
-	return r;
-}
-
 /* Returns 0, -EINVAL (errors logged) or another -errno. */
 int sim_config_load(struct sim *sim, const char *file)
 {
@@ -705,9 +668,10 @@ int sim_config_load(struct sim *sim, const char *file)
 	char *text = NULL;
 	int r;
 
-	r = read_capped(file, &text);
+	/* a regular file only: never a FIFO waited on, nor /dev/zero */
+	r = pm_read_file_capped(file, SIM_CONFIG_MAX, &text, NULL);
 	if (r < 0) {
-		log_err("%s: %s", file, strerror(-r));
+		log_err("%s: %s", file, pm_strerror(r));
 		return r;
 	}
 	root = json_tokener_parse_verbose(text, &jerr);

@@ -5,6 +5,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <powermeter/powermeter.h>
+
 #include "util/buf.h"
 #include "util/fileio.h"
 
@@ -26,6 +28,18 @@ int pm_write_all(int fd, const void *data, size_t len)
 	return 0;
 }
 
+/* Only a regular file is read: a FIFO would block the reader (a daemon
+ * whose signals wait for it), a device like /dev/zero never ends, and
+ * opening some devices has effects of its own. stat() keeps most of them
+ * from being opened at all; O_NONBLOCK keeps one put there in the meantime
+ * from blocking the open, and fstat() on what was opened decides. */
+static int regular_or_error(const struct stat *st)
+{
+	if (S_ISREG(st->st_mode))
+		return 0;
+	return S_ISDIR(st->st_mode) ? -EISDIR : -PM_ENOTREG;
+}
+
 int pm_read_file_capped(const char *path, size_t cap, char **data,
 			size_t *len)
 {
@@ -34,17 +48,21 @@ int pm_read_file_capped(const char *path, size_t cap, char **data,
 	struct stat st;
 	int fd, r = 0;
 
-	fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
+	if (stat(path, &st) < 0)
+		return -errno;
+	r = regular_or_error(&st);
+	if (r < 0)
+		return r;
+	fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
 	if (fd < 0)
 		return -errno;
-	if (fstat(fd, &st) < 0) {
+	if (fstat(fd, &st) < 0)
 		r = -errno;
+	else
+		r = regular_or_error(&st);
+	if (r < 0) {
 		(void)close(fd);
 		return r;
-	}
-	if (S_ISDIR(st.st_mode)) {
-		(void)close(fd);
-		return -EISDIR;
 	}
 	pm_buf_init(&b, cap);
 	for (;;) {

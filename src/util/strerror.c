@@ -28,6 +28,8 @@ const char *pm_strerror(int err)
 		return "no daemon snapshot";
 	case PM_ETOOBIG:
 		return "too large";
+	case PM_ENOTREG:
+		return "not a regular file";
 	default:
 		/* glibc's strerror() returns a static table entry for every
 		 * known errno, "Unknown error N" in a thread-local buffer */

@@ -147,7 +147,7 @@ class Exports(unittest.TestCase):
             self.assertGreaterEqual(len(re.findall(r"\b%s\b" % name, man)), 3,
                                     "%s is not documented in libpowermeter.3" % name)
         for code in ("PM_ECONFIG", "PM_ECRC", "PM_EFRAME", "PM_EUNIT", "PM_EEXCEPTION",
-                     "PM_ESTALE", "PM_ENOSNAPSHOT", "PM_ETOOBIG"):
+                     "PM_ESTALE", "PM_ENOSNAPSHOT", "PM_ETOOBIG", "PM_ENOTREG"):
             self.assertIn(".B %s\n" % code, man)
 
 

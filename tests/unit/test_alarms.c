@@ -5,12 +5,14 @@
 #include <errno.h>
 #include <math.h>
 #include <setjmp.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <cmocka.h>
@@ -285,6 +287,49 @@ static void test_damaged_file(void **state)
 	assert_int_equal(f.n, 0);
 }
 
+static void on_alarm(int sig)
+{
+	static const char msg[] = "# timed out: saving the alarms blocked\n";
+
+	(void)sig;
+	(void)!write(STDOUT_FILENO, msg, sizeof(msg) - 1);
+	_exit(1);
+}
+
+/* The main thread saves the state: a FIFO at a temporary's name (this
+ * version's or the fixed "alarms.state.tmp" of the one before) must not
+ * stop it, nor a FIFO at the file's name make a reader wait. */
+static void test_fifos_in_the_way(void **state)
+{
+	const struct pm_alarm a = { .kind = PM_ALARM_STALE, .subject = "module 1",
+				    .level = PM_SEVERITY_WARNING };
+	const struct pm_alarm *list[] = { &a };
+	struct pm_alarm_file f;
+	char path[160];
+	struct stat st;
+
+	(void)state;
+	snprintf(path, sizeof(path), "%s/%s.tmp", dir, PM_ALARM_STATE_FILE);
+	assert_int_equal(mkfifo(path, 0600), 0);
+	snprintf(path, sizeof(path), "%s/.%s.%ld.0.tmp", dir,
+		 PM_ALARM_STATE_FILE, (long)getpid());
+	assert_int_equal(mkfifo(path, 0600), 0);
+	(void)signal(SIGALRM, on_alarm);
+	(void)alarm(10);
+	assert_int_equal(pm_alarm_file_save(dir, list, 1, T0), 0);
+	assert_int_equal(pm_alarm_file_load(dir, &f), 0);
+	assert_int_equal(f.n, 1);
+	pm_alarm_file_free(&f);
+	assert_int_equal(lstat(path, &st), 0);
+	assert_true(S_ISFIFO(st.st_mode));
+	/* the file itself a FIFO: not read, not waited on */
+	snprintf(path, sizeof(path), "%s/%s", dir, PM_ALARM_STATE_FILE);
+	assert_int_equal(unlink(path), 0);
+	assert_int_equal(mkfifo(path, 0600), 0);
+	assert_int_equal(pm_alarm_file_load(dir, &f), -PM_ENOTREG);
+	(void)alarm(0);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -300,6 +345,7 @@ int main(void)
 		cmocka_unit_test(test_names),
 		cmocka_unit_test_setup_teardown(test_file_roundtrip, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_damaged_file, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_fifos_in_the_way, setup, teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

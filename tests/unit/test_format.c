@@ -319,6 +319,76 @@ static void test_table(void **state)
 	fixture_free(&cfg);
 }
 
+/* A current that is not a finite number (a ratio no config accepts: 1e308
+ * x 1000 counts) fails its input alone, -ERANGE: no output shows it —
+ * never "Infinity" (not JSON: Zabbix fails to parse it) nor "inf" — and
+ * the device's other inputs are shown as read. */
+static void test_not_finite(void **state)
+{
+	static const struct fixture_input inputs[] = {
+		{ 'a', 1e308, "Absurd" }, { 'b', 0.01, "Fine" },
+	};
+	struct pm_sample s = { .device = 0, .time_ms = 1700000000123,
+			       .has_frequency = true };
+	static const enum pm_format formats[] = {
+		PM_FORMAT_JSON, PM_FORMAT_CIRCUITS, PM_FORMAT_TABLE,
+		PM_FORMAT_INFLUX,
+	};
+	struct pm_readings *r;
+	struct pm_config cfg;
+
+	(void)state;
+	memset(&cfg, 0, sizeof(cfg));
+	fixture_add_device(&cfg, 1, "/dev/ttyUSB0", 1, true, inputs, 2);
+	s.current[0] = 1000;
+	s.current[1] = 1020;
+	s.frequency[0] = s.frequency[1] = 500;
+	r = pm_readings_new(&cfg);
+	assert_non_null(r);
+	assert_int_equal(pm_readings_add_sample(r, &s), 0);
+	assert_int_equal(r->values[0].status, -ERANGE);
+	assert_true(isnan(r->values[0].current));
+	assert_true(isnan(r->values[0].power));
+	assert_true(isnan(r->values[0].frequency));
+	assert_int_equal(r->values[1].status, 0);
+	assert_true(r->values[1].current == 1020 * 0.01);
+	/* the device was read: its other input counts, nothing failed */
+	assert_int_equal(pm_readings_failed(r), 0);
+	assert_null(pm_readings_error(r, 1));
+	for (size_t i = 0; i < sizeof(formats) / sizeof(formats[0]); i++) {
+		char *text = NULL;
+
+		assert_int_equal(pm_readings_format(r, formats[i], NULL, &text), 0);
+		assert_null(strstr(text, "Infinity"));
+		assert_null(strstr(text, "NaN"));
+		assert_null(strstr(text, "inf"));
+		assert_null(strstr(text, "nan"));
+		assert_null(strstr(text, "Absurd"));
+		assert_non_null(strstr(text, "Fine"));
+		free(text);
+	}
+	/* the same through the snapshot's path */
+	assert_int_equal(pm_readings_set_input(r, 0, INFINITY, NAN, NAN, NAN,
+					       1), 0);
+	assert_int_equal(r->values[0].status, -ERANGE);
+	assert_int_equal(pm_readings_set_input(r, 1, 10.2, INFINITY, -INFINITY,
+					       NAN, 1), 0);
+	assert_int_equal(r->values[1].status, 0);
+	assert_true(isnan(r->values[1].frequency));
+	assert_true(isnan(r->values[1].energy));
+	for (size_t i = 0; i < sizeof(formats) / sizeof(formats[0]); i++) {
+		char *text = NULL;
+
+		assert_int_equal(pm_readings_format(r, formats[i], NULL, &text), 0);
+		assert_null(strstr(text, "inf"));
+		assert_null(strstr(text, "Infinity"));
+		assert_non_null(strstr(text, "10.2"));
+		free(text);
+	}
+	pm_readings_free(r);
+	fixture_free(&cfg);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -329,6 +399,7 @@ int main(void)
 		cmocka_unit_test(test_json_string_too_big),
 		cmocka_unit_test(test_json_seed_output),
 		cmocka_unit_test(test_table),
+		cmocka_unit_test(test_not_finite),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

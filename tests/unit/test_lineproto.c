@@ -154,6 +154,32 @@ static void test_never_half_a_sample(void **state)
 	fixture_free(&cfg);
 }
 
+/* A current that is not a finite number (a ratio no config accepts) writes
+ * no line for its input, the others as read; any other figure that is not
+ * finite is left out of its line, never "inf" or "nan". */
+static void test_not_finite(void **state)
+{
+	struct pm_sample s = { .device = 0, .time_ms = 1700000000123 };
+	struct pm_config cfg;
+	struct pm_buf b;
+
+	(void)state;
+	make_config(&cfg, false);
+	cfg.devices[0].inputs[0].ratio = 1e308;
+	s.current[2] = 1000;
+	s.current[0] = 35;
+	s.has_energy = true;
+	for (int k = 0; k < PM_CHANNELS; k++)
+		s.energy_wh[k] = s.charge_ah[k] = INFINITY;
+	pm_buf_init(&b, 4096);
+	assert_int_equal(pm_lp_append_sample(&b, &cfg, NULL, &s), 0);
+	assert_string_equal(b.data,
+		"powermeter,device_id=4,input=a,unique_id=1 current=0.8575,"
+		"power=197.225 1700000000123\n");
+	pm_buf_free(&b);
+	fixture_free(&cfg);
+}
+
 static void test_value(void **state)
 {
 	struct pm_value v = {
@@ -186,6 +212,7 @@ int main(void)
 		cmocka_unit_test(test_sample),
 		cmocka_unit_test(test_never_half_a_sample),
 		cmocka_unit_test(test_value),
+		cmocka_unit_test(test_not_finite),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -3,6 +3,7 @@
  * protocol, estimates marked, nothing that is not a number), and Home
  * Assistant discovery configs that follow its sensor rules. (The broker
  * round trip is tests/integration/mqtt.py.) */
+#include <errno.h>
 #include <math.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -143,6 +144,36 @@ static void test_state(void **state)
 	pm_buf_free(&b);
 }
 
+/* A current that is not a finite number (a ratio no config accepts): no
+ * state message at all, as no line is written; a counter that is not
+ * finite is left out alone. */
+static void test_state_not_finite(void **state)
+{
+	struct world *w = *state;
+	struct pm_device *d7 = &w->cfg.devices[0];
+	struct pm_sample s = { .device = 0, .time_ms = 1764558245005LL };
+	double ratio = d7->inputs[0].ratio;
+	struct pm_buf b;
+	json_object *j;
+
+	pm_buf_init(&b, 1024);
+	assert_int_equal(pm_buf_adds(&b, "before"), 0);
+	s.current[0] = 1020;
+	d7->inputs[0].ratio = 1e308;
+	assert_int_equal(pm_mqtt_state(&b, d7, &d7->inputs[0], &s), -ERANGE);
+	assert_string_equal(b.data, "before");
+	d7->inputs[0].ratio = ratio;
+	s.has_energy = true;
+	for (int k = 0; k < PM_CHANNELS; k++)
+		s.energy_wh[k] = s.charge_ah[k] = INFINITY;
+	j = state_of(d7, &d7->inputs[0], &s, &b);
+	assert_false(json_object_object_get_ex(j, "energy", NULL));
+	assert_null(strstr(b.data, "inf"));
+	assert_null(strstr(b.data, "Infinity"));
+	json_object_put(j);
+	pm_buf_free(&b);
+}
+
 static const char *get_s(json_object *j, const char *key)
 {
 	json_object *v;
@@ -243,6 +274,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_topics),
 		cmocka_unit_test(test_state),
+		cmocka_unit_test(test_state_not_finite),
 		cmocka_unit_test(test_discovery),
 		cmocka_unit_test(test_kinds),
 	};

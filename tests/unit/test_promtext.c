@@ -371,6 +371,36 @@ static void test_left_out(void **state)
 	free_config(&cfg);
 }
 
+/* A circuit whose current is not a finite number (a ratio no config
+ * accepts) is left out whole — current, power, load, frequency, energy —
+ * never "+Inf" or "NaN", which the format would take; the other circuits
+ * stay. An energy counter that is not finite is left out alone. */
+static void test_not_finite(void **state)
+{
+	struct pm_prom_device d[2];
+	struct pm_config cfg;
+	struct pm_buf b;
+
+	(void)state;
+	make_config(&cfg);
+	make_devices(d);
+	cfg.devices[0].inputs[0].ratio = 1e308;		/* c: 1020 counts */
+	d[0].sample.energy_wh[0] = INFINITY;		/* a */
+	pm_buf_init(&b, PM_PROMTEXT_MAX);
+	assert_int_equal(pm_promtext_format(&b, &cfg, d, NULL, NOW), 0);
+	assert_null(strstr(b.data, C4));
+	assert_null(strstr(b.data, "Inf"));
+	assert_null(strstr(b.data, "inf"));
+	assert_null(strstr(b.data, "NaN"));
+	assert_null(strstr(b.data, "nan"));
+	assert_non_null(strstr(b.data, "powermeter_current_amperes" A4 " 3.5\n"));
+	assert_non_null(strstr(b.data, "powermeter_frequency_hertz" A4 " 49.9\n"));
+	assert_null(strstr(b.data, "powermeter_energy_joules_total" A4));
+	assert_well_formed(b.data);
+	pm_buf_free(&b);
+	free_config(&cfg);
+}
+
 /* Every counter of PM_DEVICE_COUNTERS has its family, with its value. */
 static void test_every_counter(void **state)
 {
@@ -446,6 +476,7 @@ int main(void)
 		cmocka_unit_test(test_label_value),
 		cmocka_unit_test(test_format),
 		cmocka_unit_test(test_left_out),
+		cmocka_unit_test(test_not_finite),
 		cmocka_unit_test(test_every_counter),
 		cmocka_unit_test(test_too_large),
 	};

@@ -7,6 +7,7 @@
 #include <math.h>
 #include <pthread.h>
 #include <setjmp.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdio.h>
@@ -576,6 +577,104 @@ static void test_write_error(void **state)
 	fixture_free(&cfg);
 }
 
+static void on_alarm(int sig)
+{
+	static const char msg[] = "# timed out: the snapshot's writer blocked\n";
+
+	(void)sig;
+	(void)!write(STDOUT_FILENO, msg, sizeof(msg) - 1);
+	_exit(1);
+}
+
+/* In a directory another user may write, they can put a FIFO, a symlink or
+ * a file of theirs at the temporary's next names: the writer neither waits
+ * on the FIFO (a poller stuck, SIGTERM ignored) nor writes through the
+ * link, nor renames their file (false currents for Zabbix) into place: it
+ * takes another name. */
+static void test_temporary_names_taken(void **state)
+{
+	struct env *e = *state;
+	struct pm_snapshot *snap;
+	struct pm_readings *r;
+	char trap[4][160], victim[128], *forged = "{\"forged\": true}\n";
+	struct stat st;
+	FILE *f;
+
+	snprintf(victim, sizeof(victim), "%s/victim", e->dir);
+	write_text(victim, "victim\n");
+	for (unsigned i = 0; i < 4; i++)
+		snprintf(trap[i], sizeof(trap[i]), "%s/.values.json.%ld.%u.tmp",
+			 e->dir, (long)getpid(), i);
+	assert_int_equal(mkfifo(trap[0], 0666), 0);
+	assert_int_equal(symlink(victim, trap[1]), 0);
+	write_text(trap[2], forged);
+	assert_int_equal(mkfifo(trap[3], 0666), 0);
+
+	(void)signal(SIGALRM, on_alarm);
+	(void)alarm(10);
+	snap = write_both_up(e);
+	assert_int_equal(pm_snapshot_write(snap, T0 + 200), 0);
+	(void)alarm(0);
+	r = pm_readings_new(&e->cfg);
+	assert_int_equal(pm_snapshot_read(&e->cfg, r, T0 + 300), 0);
+	assert_int_equal(pm_readings_failed(r), 0);
+	assert_true(value_of(r, 0)->current == 1017 * 0.01);
+	pm_readings_free(r);
+	f = fopen(victim, "r");
+	assert_non_null(f);
+	assert_non_null(fgets(victim, sizeof(victim), f));
+	assert_string_equal(victim, "victim\n");
+	fclose(f);
+	assert_int_equal(lstat(trap[0], &st), 0);
+	assert_true(S_ISFIFO(st.st_mode));
+	assert_int_equal(lstat(trap[1], &st), 0);
+	assert_true(S_ISLNK(st.st_mode));
+	assert_int_equal(lstat(trap[2], &st), 0);
+	assert_int_equal(st.st_size, (off_t)strlen(forged));
+	assert_int_equal(lstat(e->path, &st), 0);
+	assert_true(S_ISREG(st.st_mode));
+	pm_snapshot_free(snap);
+}
+
+/* A current that is not a finite number (a ratio no config accepts) is
+ * null in the file, which stays JSON (no Infinity), and its reader fails
+ * that input alone (-ERANGE), never hands out an infinite current. */
+static void test_not_finite(void **state)
+{
+	struct env *e = *state;
+	struct pm_snapshot *snap;
+	struct pm_readings *r;
+	struct json_tokener *tok;
+	struct json_object *o;
+	struct pm_buf text;
+
+	e->cfg.devices[0].inputs[0].ratio = 1e308;
+	snap = write_both_up(e);
+	pm_buf_init(&text, PM_SNAPSHOT_MAX);
+	assert_int_equal(pm_snapshot_format(snap, T0 + 100, getpid(), &text), 0);
+	assert_null(strstr(text.data, "Infinity"));
+	assert_null(strstr(text.data, "inf"));
+	assert_null(strstr(text.data, "NaN"));
+	assert_non_null(strstr(text.data, "\"raw\": 1017, \"current\": null"));
+	tok = json_tokener_new();
+	json_tokener_set_flags(tok, JSON_TOKENER_STRICT);
+	o = json_tokener_parse_ex(tok, text.data, (int)text.len);
+	assert_non_null(o);
+	json_object_put(o);
+	json_tokener_free(tok);
+	pm_buf_free(&text);
+
+	r = pm_readings_new(&e->cfg);
+	assert_int_equal(pm_snapshot_read(&e->cfg, r, T0 + 500), 0);
+	assert_int_equal(value_of(r, 0)->status, -ERANGE);
+	assert_true(isnan(value_of(r, 0)->current));
+	assert_int_equal(value_of(r, 1)->status, 0);
+	assert_true(value_of(r, 1)->current == 1027 * 0.01);
+	assert_int_equal(pm_readings_failed(r), 0);
+	pm_readings_free(r);
+	pm_snapshot_free(snap);
+}
+
 /* The daemon's view: open, emit, tick_done writes, close(final) removes,
  * close(reload) keeps. */
 static void test_sink(void **state)
@@ -1141,6 +1240,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_atomic_replace, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_remove, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_write_error, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_temporary_names_taken, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_not_finite, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_sink, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_feeds_before_first_tick, setup_feeds, teardown_feeds),
 		cmocka_unit_test_setup_teardown(test_feeds_and_alarms_round_trip, setup_feeds, teardown_feeds),
