@@ -498,6 +498,9 @@ static void link_start(struct sink_mqtt *s)
 				   MQTT_PROTOCOL_V311);
 	(void)mosquitto_int_option(s->mosq, MOSQ_OPT_SEND_MAXIMUM,
 				   INFLIGHT_MAX + PM_MQTT_KINDS);
+	/* A tick's states go out at once: with Nagle on, a QoS 0 burst
+	 * after a ping waits for the broker's delayed ACK (~40 ms). */
+	(void)mosquitto_int_option(s->mosq, MOSQ_OPT_TCP_NODELAY, 1);
 	mosquitto_connect_callback_set(s->mosq, on_connect);
 	mosquitto_publish_callback_set(s->mosq, on_publish);
 	mosquitto_message_callback_set(s->mosq, on_message);
