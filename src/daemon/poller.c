@@ -11,6 +11,7 @@
 #include "bus/bus.h"
 #include "daemon/complain.h"
 #include "daemon/poller.h"
+#include "daemon/testfault.h"
 #include "daemon/watch.h"
 #include "meter/failure.h"
 #include "meter/module.h"
@@ -404,6 +405,7 @@ static void *poller_main(void *arg)
 		uint64_t missed = 0;
 		int64_t started = pm_mono_ns(), now;
 
+		pm_testfault_hang("poller");
 		poller_tick(p);
 		now = pm_mono_ns();
 		group_tick_finished(g, now);

@@ -18,6 +18,7 @@
 
 #include "daemon/complain.h"
 #include "daemon/sink_influx.h"
+#include "daemon/testfault.h"
 #include "daemon/watch.h"
 #include "output/influx.h"
 #include "output/lineproto.h"
@@ -749,6 +750,7 @@ static void *writer_main(void *arg)
 			(!s->retry_at || now >= s->retry_at);
 
 		atomic_fetch_add(&s->progress, 1);
+		pm_testfault_hang("writer");
 		if (s->batch_n > 0)
 			wait_ns = s->batch_due - now;
 		else

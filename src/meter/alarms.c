@@ -20,6 +20,9 @@
 #define STATE_FORMAT "powermeter-alarms"
 #define STATE_VERSION 1
 #define STATE_MAX (8u * 1024 * 1024)
+/* A "since" beyond the year 10000 (Unix ms) is damage, not a time: it
+ * would not even fit an int64_t. */
+#define SINCE_MAX_MS 253402300800000.0
 
 static const struct {
 	const char *name;
@@ -227,7 +230,8 @@ static int parse_entry(json_object *e, struct pm_alarm_saved *s)
 
 	if (!kind || !subject || !sev || !*subject ||
 	    (k = pm_alarm_kind_find(kind)) < 0 || (l = severity_find(sev)) < 0 ||
-	    !get_number(e, "since", &changed) || isinf(changed) ||
+	    !get_number(e, "since", &changed) ||
+	    !(isnan(changed) || fabs(changed) <= SINCE_MAX_MS) ||
 	    !get_number(e, "value", &s->value) ||
 	    !get_number(e, "threshold", &s->threshold) ||
 	    !json_object_object_get_ex(e, "armed", &v) ||

@@ -279,6 +279,12 @@ static void test_damaged_file(void **state)
 	assert_int_equal(pm_alarm_file_load(dir, &f), -PM_EFRAME);
 	write_file("{\"format\": \"powermeter-alarms\", \"version\": 2, \"alarms\": []}");
 	assert_int_equal(pm_alarm_file_load(dir, &f), -PM_EFRAME);
+	/* a "since" no int64_t holds (found by fuzz_alarms): damage, not a
+	 * time — casting it would be undefined behaviour */
+	write_file("{\"format\": \"powermeter-alarms\", \"version\": 1, \"alarms\": "
+		   "[{\"alarm\": \"circuit_load\", \"subject\": \"s\", \"severity\": \"ok\", "
+		   "\"since\": 16555555555555555550, \"value\": 0, \"threshold\": 0, \"armed\": false}]}");
+	assert_int_equal(pm_alarm_file_load(dir, &f), -PM_EFRAME);
 	assert_int_equal(pm_alarm_file_set_aside(dir, T0, aside, sizeof(aside)), 0);
 	assert_non_null(strstr(aside, "alarms.state.damaged-"));
 	assert_int_equal(access(aside, F_OK), 0);
