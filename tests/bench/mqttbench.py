@@ -35,6 +35,18 @@ STATE_TOPICS = "powermeter/+/+/state"
 PROBE_TOPIC = "pm-bench/probe"
 
 
+
+def _terminate(proc):
+    """SIGTERM, up to 10 s, then SIGKILL; waits. None: nothing to do."""
+    if proc is None or proc.poll() is not None:
+        return
+    proc.terminate()
+    try:
+        proc.wait(10)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+
 def require_tools():
     for tool in (MOSQUITTO, MOSQUITTO_SUB, MOSQUITTO_PUB, common.POWERMETERD,
                  common.HDHK_SIM):
@@ -104,15 +116,7 @@ class Broker:
                 time.sleep(0.02)
 
     def stop(self):
-        if self.proc is None:
-            return
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+        _terminate(self.proc)
         self.proc = None
 
     def kill(self):
@@ -172,15 +176,7 @@ class Subscriber:
             return (" %s " % PROBE_TOPIC).encode() in f.read()
 
     def stop(self):
-        if self.proc is None:
-            return
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+        _terminate(self.proc)
         self.proc = None
 
     def count(self, prefix="powermeter/"):
