@@ -1,7 +1,8 @@
 /* sink_influx.c — the InfluxDB output: pollers format samples into the ring;
  * one writer thread batches them, sends them (influx.c), decides what each
  * answer means, keeps what could not be delivered in the spool (spool.c)
- * and replays it, and keeps the counters. */
+ * and replays it, probes a database that is away, and keeps the counters:
+ * every point lost counted once, under its cause, and logged. */
 #include <errno.h>
 #include <inttypes.h>
 #include <pthread.h>
@@ -34,7 +35,6 @@
 #define SAMPLE_TEXT_MAX (64u * 1024)
 #define DEFAULT_BATCH_LINES 5000
 #define DEFAULT_BATCH_BYTES (1024u * 1024)
-/* A failing database is mentioned again at most this often. */
 /* A failing database: a line at most every 5 minutes after the first. */
 #define COMPLAIN_QUIET_NS (300 * 1000 * MS)
 #define REJECT_LOG_EVERY_NS (60 * 1000 * MS)
@@ -45,6 +45,8 @@
 /* The writer loops at least this often, so that the watchdog sees it alive
  * while it waits for a long flush interval. */
 #define WRITER_WAIT_MAX_NS (1000 * MS)
+/* The health probe (GET /ping) waits at most this long for its answer. */
+#define PROBE_TIMEOUT_MS 2000L
 
 static const struct pm_influx_tuning tuning_default = {
 	.backoff_min_ms = 1000,
@@ -55,12 +57,16 @@ static const struct pm_influx_tuning tuning_default = {
 	.ring_chunks = 65536,
 	.ring_bytes = 16u * 1024 * 1024,
 	.spool_flags = 0,
+	.probe_ms = 5000,
 };
 static struct pm_influx_tuning tuning = {0};
 
 /* What one answer means for the data sent. */
 enum verdict {
 	V_DONE,		/* stored */
+	V_PARTIAL,	/* stored but for the lines it refused: nothing of it
+			   goes again (a duplicate would be kept where
+			   duplicates are, as in VictoriaMetrics) */
 	V_SPLIT,	/* refused as a whole: send the halves (a single
 			   line is refused for good) */
 	V_KEEP,		/* not now: keep it and try again later */
@@ -102,13 +108,26 @@ struct influx_sink {
 	int64_t retry_at;	/* 0: may send; else not before this */
 	unsigned failures;	/* consecutive */
 	int fail_class;		/* status or error last logged */
+	/* while backing off from a database that is away (no answer, or a
+	 * proxy's 502/503/504): GET /ping at probe_at, and send at once when
+	 * it answers; not again in this spell if a write then fails */
+	bool probe_allowed;
+	bool probe_said_ok;
+	bool probe_distrusted;
+	int64_t probe_at;
 	struct pm_complaint complaint;	/* when a failure is worth a line */
 	int64_t reject_logged;
-	uint64_t reject_unlogged;
+	uint64_t reject_unlogged;	/* points refused since, not logged */
 	uint64_t ring_dropped_seen;
-	uint64_t spool_dropped_seen;
+	struct pm_spool_stats spool_seen;	/* losses already counted */
 	int64_t loss_logged;		/* losses are logged once a minute */
-	uint64_t ring_lost_unlogged, bound_lost_unlogged, held_lost_unlogged;
+	/* lost since the last loss line, by cause */
+	uint64_t ring_lost_unlogged, held_lost_unlogged;
+	uint64_t bound_lost_unlogged;
+	uint64_t damaged_lost_unlogged, damaged_records_unlogged;
+	uint64_t torn_lost_unlogged, torn_records_unlogged;
+	uint64_t deleted_lost_unlogged, deleted_segments_unlogged;
+	uint64_t missing_unlogged, foreign_unlogged;
 	unsigned rand_state;
 	bool final_flush;	/* in writer_finish() */
 
@@ -141,6 +160,7 @@ static struct pm_influx_tuning tuning_effective(void)
 	PICK(ring_chunks);
 	PICK(ring_bytes);
 	PICK(spool_flags);
+	PICK(probe_ms);
 #undef PICK
 	return t;
 }
@@ -225,12 +245,41 @@ static void complain(struct influx_sink *s, int cls, const char *what,
 			    message, (double)delay_ms / 1000.0);
 }
 
+/* Whether a failure says "the database is away" (no answer at all, or a
+ * proxy's for a server behind it that is down), so that a probe can tell
+ * when it is back; not when it answers but refuses (credentials, its own
+ * errors) nor when it said when to come back (Retry-After). */
+static bool failure_is_absence(int cls, int64_t retry_after_ms)
+{
+	switch (cls) {
+	case -ECONNREFUSED:
+	case -ETIMEDOUT:
+	case -EHOSTUNREACH:
+	case -ECONNRESET:
+	case -EIO:
+		return true;
+	case 502:
+	case 503:
+	case 504:
+		return retry_after_ms < 0;
+	default:
+		return false;
+	}
+}
+
 static void mark_failure(struct influx_sink *s, int cls, const char *what,
 			 const char *message, int64_t retry_after_ms)
 {
 	long delay;
 
 	s->failures++;
+	/* the probe said it was back and it is not: the probe cannot tell
+	 * for this database, back off as before until a write goes through */
+	if (s->probe_said_ok)
+		s->probe_distrusted = true;
+	s->probe_said_ok = false;
+	s->probe_allowed = !s->probe_distrusted &&
+		failure_is_absence(cls, retry_after_ms);
 	if (cls == 401 || cls == 403 || cls == 404)
 		delay = s->tune.auth_retry_ms;
 	else if (retry_after_ms >= 0)
@@ -241,6 +290,7 @@ static void mark_failure(struct influx_sink *s, int cls, const char *what,
 	s->retry_at = pm_mono_ns() + (int64_t)delay * MS;
 	if (s->retry_at == 0)
 		s->retry_at = 1;
+	s->probe_at = pm_mono_ns() + (int64_t)s->tune.probe_ms * MS;
 	complain(s, cls, what, message, delay);
 	(void)pthread_mutex_lock(&s->lock);
 	s->st.retries++;
@@ -266,6 +316,7 @@ static void mark_success(struct influx_sink *s, long status)
 	}
 	s->failures = 0;
 	s->retry_at = 0;
+	s->probe_allowed = s->probe_said_ok = s->probe_distrusted = false;
 	(void)pthread_mutex_lock(&s->lock);
 	s->st.failing = false;
 	s->st.last_status = (int)status;
@@ -294,14 +345,48 @@ static void note_rejected(struct influx_sink *s, long status,
 	s->reject_unlogged = 0;
 }
 
-static enum verdict judge(long status)
+/* A partial write: the server stored what it could and says so (InfluxDB
+ * 1.x: 400 "partial write: ... dropped=N", 2.x: 422). The lines it refused
+ * are counted and logged, nothing is sent again. */
+static void note_partial(struct influx_sink *s, const struct pm_influx_result *res,
+			 size_t lines, bool from_spool)
 {
-	if (status >= 200 && status <= 299)
+	size_t refused = res->refused == 0 ? 1 :
+		res->refused > lines ? lines : (size_t)res->refused;
+	int64_t now = pm_mono_ns();
+
+	(void)pthread_mutex_lock(&s->lock);
+	s->st.written += lines - refused;
+	if (from_spool)
+		s->st.replayed += lines - refused;
+	s->st.rejected += refused;
+	(void)pthread_mutex_unlock(&s->lock);
+	if (s->reject_logged && now - s->reject_logged < REJECT_LOG_EVERY_NS) {
+		s->reject_unlogged += refused;
+		return;
+	}
+	log_warning("InfluxDB stored %zu of %zu points and refused %s%zu (HTTP "
+		    "%ld: %s); dropping %s, the rest is not sent again",
+		    lines - refused, lines, res->refused ? "" : "at least ",
+		    refused, res->status, res->message[0] ? res->message :
+		    "no details", refused == 1 ? "it" : "them");
+	if (s->reject_unlogged)
+		log_warning("InfluxDB refused %" PRIu64 " more points before "
+			    "that (not shown)", s->reject_unlogged);
+	s->reject_logged = now;
+	s->reject_unlogged = 0;
+}
+
+static enum verdict judge(const struct pm_influx_result *res)
+{
+	if (res->status >= 200 && res->status <= 299)
 		return V_DONE;
-	/* 400: bad line protocol or a field type conflict; 413: too large;
-	 * 422 (InfluxDB 2): points outside the retention period. Resending
-	 * the same body cannot help: halve it to keep the good lines. */
-	if (status == 400 || status == 413 || status == 422)
+	if (res->partial)
+		return V_PARTIAL;
+	/* 400: no line could be taken (InfluxDB 1.x), or one line protocol
+	 * error refuses all (2.x); 413: too large. Resending the same body
+	 * cannot help: halve it to keep the good lines. */
+	if (res->status == 400 || res->status == 413)
 		return V_SPLIT;
 	/* 401/403/404 (config), 429/503 (Retry-After), other 4xx and 5xx */
 	return V_KEEP;
@@ -327,7 +412,11 @@ static void keep(struct influx_sink *s, const char *text, size_t len,
 		return;
 	}
 	/* cannot happen: leftover is as large as any delivery */
-	STAT_ADD(s, dropped, lines);
+	(void)pthread_mutex_lock(&s->lock);
+	s->st.dropped += lines;
+	s->st.dropped_memory += lines;
+	(void)pthread_mutex_unlock(&s->lock);
+	s->held_lost_unlogged += lines;
 }
 
 /* Sends 'text' (whole lines); what is refused for good is counted, what
@@ -361,7 +450,7 @@ static void deliver(struct influx_sink *s, const char *text, size_t len,
 		keep(s, text, len, lines);
 		return;
 	}
-	switch (judge(res.status)) {
+	switch (judge(&res)) {
 	case V_DONE:
 		mark_success(s, res.status);
 		(void)pthread_mutex_lock(&s->lock);
@@ -369,6 +458,11 @@ static void deliver(struct influx_sink *s, const char *text, size_t len,
 		if (from_spool)
 			s->st.replayed += lines;
 		(void)pthread_mutex_unlock(&s->lock);
+		return;
+	case V_PARTIAL:
+		/* the server answers, so it is not failing */
+		mark_success(s, res.status);
+		note_partial(s, &res, lines, from_spool);
 		return;
 	case V_SPLIT:
 		/* the server answers, so it is not failing */
@@ -390,6 +484,16 @@ static void deliver(struct influx_sink *s, const char *text, size_t len,
 	(void)snprintf(what, sizeof(what), "HTTP %ld", res.status);
 	mark_failure(s, (int)res.status, what, res.message, res.retry_after_ms);
 	keep(s, text, len, lines);
+}
+
+/* Counts points lost in memory (held beyond its bound, or at stop). */
+static void lost_in_memory(struct influx_sink *s, uint64_t lines)
+{
+	(void)pthread_mutex_lock(&s->lock);
+	s->st.dropped += lines;
+	s->st.dropped_memory += lines;
+	(void)pthread_mutex_unlock(&s->lock);
+	s->held_lost_unlogged += lines;
 }
 
 /* Keeps points in memory (s->held): beyond its bound the oldest whole lines
@@ -430,36 +534,29 @@ static void hold(struct influx_sink *s, const char *text, size_t len,
 		s->held_n += lines;
 	else if (len > 0)
 		lost += lines;	/* out of memory */
-	if (lost) {
-		STAT_ADD(s, dropped, lost);
-		s->held_lost_unlogged += lost;
-	}
+	if (lost)
+		lost_in_memory(s, lost);
 }
 
-/* Puts what s->leftover holds into the spool or, when there is no spool or
- * it cannot be written (a full disk), into memory; the spool is tried again
- * after backoff_max_ms, and its failure logged once. */
-static void spool_leftover(struct influx_sink *s)
+/* Puts what s->leftover holds into the spool: 0, or why not (no spool, or
+ * it cannot be written: a full disk), leftover then untouched. A failing
+ * spool is tried again after backoff_max_ms, and its failure logged once. */
+static int spool_try(struct influx_sink *s)
 {
-	uint64_t dropped = 0;
 	int64_t now = pm_mono_ns();
 	int r;
 
 	if (s->leftover.len == 0)
-		return;
+		return 0;
 	if (!s->spool)
 		r = -ENOENT;
 	else if (s->spool_err && now < s->spool_retry_at)
 		r = s->spool_err;	/* still failing: not every flush */
 	else
 		r = pm_spool_append(s->spool, s->leftover.data, s->leftover.len,
-				    s->leftover_n, &dropped);
-	(void)pthread_mutex_lock(&s->lock);
+				    s->leftover_n, NULL);
 	if (r == 0)
-		s->st.spooled += s->leftover_n;
-	s->st.dropped += dropped;
-	(void)pthread_mutex_unlock(&s->lock);
-	s->bound_lost_unlogged += dropped;
+		STAT_ADD(s, spooled, s->leftover_n);
 	if (r == 0 && s->spool_err) {
 		log_notice("spool %s writable again; the points kept in memory "
 			   "go there", s->spool_dir);
@@ -475,30 +572,40 @@ static void spool_leftover(struct influx_sink *s)
 	}
 	if (r < 0 && s->spool && now >= s->spool_retry_at)
 		s->spool_retry_at = now + (int64_t)s->tune.backoff_max_ms * MS;
-	if (r < 0)
+	if (r == 0) {
+		pm_buf_reset(&s->leftover);
+		s->leftover_n = 0;
+	}
+	return r;
+}
+
+/* Puts what s->leftover holds into the spool or, when there is none or it
+ * cannot be written, into memory. */
+static void spool_leftover(struct influx_sink *s)
+{
+	if (spool_try(s) < 0) {
 		hold(s, s->leftover.data, s->leftover.len, s->leftover_n);
-	pm_buf_reset(&s->leftover);
-	s->leftover_n = 0;
+		pm_buf_reset(&s->leftover);
+		s->leftover_n = 0;
+	}
 }
 
 /* What s->held keeps goes to the database, batch by batch, when it may be
- * tried, else to the spool when that may be tried; what neither takes is
- * held again. */
+ * tried, else to the spool when that may be tried. The first part neither
+ * takes goes back in its place, in front of the rest: done in place, so
+ * that memory never holds more than its bound (and a batch). */
 static void retry_held(struct influx_sink *s)
 {
 	int64_t now = pm_mono_ns();
-	const char *p, *end;
-	struct pm_buf all;
+	size_t done = 0;
 
 	if (s->held.len == 0 ||
 	    ((s->retry_at && now < s->retry_at) &&
 	     (!s->spool || (s->spool_err && now < s->spool_retry_at))))
 		return;
-	all = s->held;
-	pm_buf_init(&s->held, all.cap);
-	s->held_n = 0;
-	for (p = all.data, end = all.data + all.len; p < end;) {
-		const char *q = p;
+	while (done < s->held.len) {
+		const char *p = s->held.data + done, *q = p;
+		const char *end = s->held.data + s->held.len;
 		size_t lines = 0;
 
 		while (q < end && lines < s->batch_lines) {
@@ -511,10 +618,22 @@ static void retry_held(struct influx_sink *s)
 			lines++;
 		}
 		deliver(s, p, (size_t)(q - p), false);
-		spool_leftover(s);
-		p = q;
+		done = (size_t)(q - s->held.data);
+		if (spool_try(s) < 0) {
+			/* what is left of this batch, in order: its end */
+			done -= s->leftover.len;
+			memcpy(s->held.data + done, s->leftover.data,
+			       s->leftover.len);
+			pm_buf_reset(&s->leftover);
+			s->leftover_n = 0;
+			break;
+		}
 	}
-	pm_buf_free(&all);
+	memmove(s->held.data, s->held.data + done, s->held.len - done);
+	s->held.len -= done;
+	if (s->held.data)
+		s->held.data[s->held.len] = '\0';
+	s->held_n = count_lines(s->held.data, s->held.len);
 }
 
 /* Sends the batch being built, or spools it when the database is failing. */
@@ -610,14 +729,16 @@ static void tick_seen(struct influx_sink *s)
 		flush_batch(s);
 }
 
-/* Says what was lost since the last time, at most once a minute (the
- * first loss at once). */
+/* Says what was lost since the last time, by cause, at most once a minute
+ * (the first loss at once): each point lost is in one line. */
 static void log_losses(struct influx_sink *s, bool now)
 {
 	int64_t t = pm_mono_ns();
 
 	if (!s->ring_lost_unlogged && !s->held_lost_unlogged &&
-	    !s->bound_lost_unlogged)
+	    !s->bound_lost_unlogged && !s->damaged_records_unlogged &&
+	    !s->torn_records_unlogged && !s->deleted_segments_unlogged &&
+	    !s->missing_unlogged && !s->foreign_unlogged)
 		return;
 	if (!now && s->loss_logged && t - s->loss_logged < LOSS_LOG_EVERY_NS)
 		return;
@@ -632,34 +753,80 @@ static void log_losses(struct influx_sink *s, bool now)
 		log_warning("neither the database nor the spool takes points and "
 			    "the memory for them is full: dropped the oldest %"
 			    PRIu64 " points", s->held_lost_unlogged);
+	if (s->damaged_records_unlogged)
+		log_warning("spool %s: %" PRIu64 " points lost in damaged "
+			    "records (%" PRIu64 " skipped)", s->spool_dir,
+			    s->damaged_lost_unlogged,
+			    s->damaged_records_unlogged);
+	if (s->torn_records_unlogged)
+		log_warning("spool %s: %" PRIu64 " points lost in records a "
+			    "crash tore while they were written (%" PRIu64
+			    " cut off)", s->spool_dir, s->torn_lost_unlogged,
+			    s->torn_records_unlogged);
+	if (s->deleted_segments_unlogged)
+		log_warning("spool %s: %" PRIu64 " points lost with segment "
+			    "files deleted from outside (%" PRIu64 ")",
+			    s->spool_dir, s->deleted_lost_unlogged,
+			    s->deleted_segments_unlogged);
+	if (s->missing_unlogged)
+		log_warning("spool %s: %" PRIu64 " segment files are missing "
+			    "(deleted while the daemon was stopped, after a "
+			    "crash): the points in them are lost, how many is "
+			    "not known", s->spool_dir, s->missing_unlogged);
+	if (s->foreign_unlogged)
+		log_warning("spool %s: ignoring %" PRIu64 " files named as its "
+			    "segments that are not this user's regular files",
+			    s->spool_dir, s->foreign_unlogged);
 	s->ring_lost_unlogged = s->held_lost_unlogged = 0;
 	s->bound_lost_unlogged = 0;
+	s->damaged_records_unlogged = s->damaged_lost_unlogged = 0;
+	s->torn_records_unlogged = s->torn_lost_unlogged = 0;
+	s->deleted_segments_unlogged = s->deleted_lost_unlogged = 0;
+	s->missing_unlogged = s->foreign_unlogged = 0;
 	s->loss_logged = t;
 }
 
-/* Counts and logs what the ring and the spool dropped since last time. */
+/* Counts what the ring and the spool lost since last time, by cause, and
+ * logs it (log_losses()). */
 static void note_drops(struct influx_sink *s)
 {
-	uint64_t ring_dropped, ring_new, corrupt_new;
-	struct pm_spool_stats sst = {0};
+	struct pm_spool_stats sst = {0}, *seen = &s->spool_seen;
+	uint64_t ring_dropped, ring_new, bound, damaged, torn, deleted;
 
 	pm_ring_stats(s->ring, NULL, &ring_dropped);
 	if (s->spool)
 		pm_spool_stats(s->spool, &sst);
-	(void)pthread_mutex_lock(&s->lock);
+	else
+		sst = *seen;
 	ring_new = ring_dropped - s->ring_dropped_seen;
-	corrupt_new = sst.corrupt_lines - s->spool_dropped_seen;
-	s->st.dropped += ring_new + corrupt_new;
+	bound = sst.dropped_lines - seen->dropped_lines;
+	damaged = sst.corrupt_lines - seen->corrupt_lines;
+	torn = sst.torn_lines - seen->torn_lines;
+	deleted = sst.deleted_lines - seen->deleted_lines;
+	(void)pthread_mutex_lock(&s->lock);
+	s->st.dropped += ring_new + bound + damaged + torn + deleted;
+	s->st.dropped_queue += ring_new;
+	s->st.dropped_bound += bound;
+	s->st.dropped_damaged += damaged;
+	s->st.dropped_torn += torn;
+	s->st.dropped_deleted += deleted;
 	s->ring_dropped_seen = ring_dropped;
-	s->spool_dropped_seen = sst.corrupt_lines;
 	s->st.queued = s->batch_n + s->held_n;	/* stats() adds the ring's */
 	s->st.spool_points = sst.lines;
 	s->st.spool_bytes = sst.bytes;
 	(void)pthread_mutex_unlock(&s->lock);
 	s->ring_lost_unlogged += ring_new;
-	if (corrupt_new)
-		log_warning("spool %s: skipped a corrupt record (%" PRIu64
-			    " points)", s->spool_dir, corrupt_new);
+	s->bound_lost_unlogged += bound;
+	s->damaged_lost_unlogged += damaged;
+	s->damaged_records_unlogged += sst.corrupt_records - seen->corrupt_records;
+	s->torn_lost_unlogged += torn;
+	s->torn_records_unlogged += sst.torn_records - seen->torn_records;
+	s->deleted_lost_unlogged += deleted;
+	s->deleted_segments_unlogged += sst.deleted_segments -
+		seen->deleted_segments;
+	s->missing_unlogged += sst.missing_segments - seen->missing_segments;
+	s->foreign_unlogged += sst.foreign_files - seen->foreign_files;
+	*seen = sst;
 	log_losses(s, false);
 }
 
@@ -729,13 +896,53 @@ static void writer_finish(struct influx_sink *s)
 	retry_held(s);
 	if (s->held_n > 0) {
 		log_err("%zu points that neither the database nor the spool "
-			"took are lost", s->held_n);
-		STAT_ADD(s, dropped, s->held_n);
+			"took are lost with this process", s->held_n);
+		(void)pthread_mutex_lock(&s->lock);
+		s->st.dropped += s->held_n;
+		s->st.dropped_memory += s->held_n;
+		(void)pthread_mutex_unlock(&s->lock);
 		pm_buf_reset(&s->held);
 		s->held_n = 0;
 	}
 	note_drops(s);
 	log_losses(s, true);
+}
+
+/* Whether the health probe is due or, in *wait_ns, how soon it will be. */
+static bool probe_due(const struct influx_sink *s, int64_t now, int64_t *wait_ns)
+{
+	if (!s->probe_allowed || !s->retry_at || now >= s->retry_at ||
+	    s->retry_at - s->probe_at <= 0)
+		return false;
+	if (now >= s->probe_at)
+		return true;
+	if (wait_ns && s->probe_at - now < *wait_ns)
+		*wait_ns = s->probe_at - now;
+	return false;
+}
+
+/* While backing off from a database that is away: a GET /ping, cheap for
+ * both sides, and when it answers the backoff ends, so that live data
+ * flows within probe_ms of its return (and the spool's backlog follows)
+ * rather than after up to backoff_max_ms. */
+static void probe(struct influx_sink *s)
+{
+	struct pm_influx_result res;
+	int64_t now = pm_mono_ns();
+	int r;
+
+	if (!probe_due(s, now, NULL))
+		return;
+	s->probe_at = now + (int64_t)s->tune.probe_ms * MS;
+	r = pm_influx_ping(s->client, PROBE_TIMEOUT_MS, &res);
+	atomic_fetch_add(&s->progress, 1);
+	if (r < 0 || res.status < 200 || res.status > 299)
+		return;
+	log_info("InfluxDB %s answers its health probe again: sending now "
+		 "rather than in %.0f s", s->url_log,
+		 (double)(s->retry_at - pm_mono_ns()) / 1e9);
+	s->retry_at = 0;
+	s->probe_said_ok = true;
 }
 
 static void *writer_main(void *arg)
@@ -762,6 +969,7 @@ static void *writer_main(void *arg)
 		if (s->held.len > 0 && s->spool && s->spool_err &&
 		    s->spool_retry_at - now < wait_ns)
 			wait_ns = s->spool_retry_at - now;
+		(void)probe_due(s, now, &wait_ns);
 		if (wait_ns > WRITER_WAIT_MAX_NS)
 			wait_ns = WRITER_WAIT_MAX_NS;
 		if (wait_ns < 0)
@@ -774,6 +982,7 @@ static void *writer_main(void *arg)
 		}
 		if (r == -EINTR)
 			tick_seen(s);
+		probe(s);
 		retry_held(s);
 		if (s->batch_n > 0 && pm_mono_ns() >= s->batch_due)
 			flush_batch(s);
@@ -844,6 +1053,9 @@ static void open_spool(struct influx_sink *s, const struct pm_config *cfg)
 		log_err("cannot open the spool %s: %s; points the database does "
 			"not take are kept in memory only (at most %.1f MiB)",
 			cfg->spool_dir, r == -EBUSY ? "in use by another process" :
+			r == -EPERM ? "another user could put files in the place "
+			"of its own (it or its lock file belongs to another user, "
+			"or others may write it and it is not sticky)" :
 			pm_strerror(r), (double)s->tune.ring_bytes / (1024 * 1024));
 		s->spool = NULL;
 		return;
@@ -856,20 +1068,14 @@ static void open_spool(struct influx_sink *s, const struct pm_config *cfg)
 		return;
 	}
 	pm_spool_stats(s->spool, &sst);
-	if (sst.torn_records || sst.corrupt_records)
-		log_warning("spool %s: cut off %" PRIu64 " torn and %" PRIu64
-			    " corrupt records (an earlier crash?)",
-			    cfg->spool_dir, sst.torn_records,
-			    sst.corrupt_records);
 	if (sst.progress_lost)
 		log_warning("spool %s: read position lost, replaying all of it",
 			    cfg->spool_dir);
 	if (sst.lines)
 		log_info("spool %s holds %" PRIu64 " points to replay",
 			 cfg->spool_dir, sst.lines);
-	s->spool_dropped_seen = sst.corrupt_lines;	/* logged above */
-	s->st.spool_points = sst.lines;
-	s->st.spool_bytes = sst.bytes;
+	/* what opening found lost (torn, damaged, deleted), by cause */
+	note_drops(s);
 }
 
 static int influx_open(void **state, const struct pm_config *cfg)
@@ -1039,6 +1245,7 @@ void pm_sink_influx_stats(void *state, struct pm_influx_stats *out)
 	*out = s->st;
 	/* the writer adds ring drops to 'dropped' as it notices them */
 	out->dropped += ring_dropped - s->ring_dropped_seen;
+	out->dropped_queue += ring_dropped - s->ring_dropped_seen;
 	out->queued += queued;
 	(void)pthread_mutex_unlock(&s->lock);
 }
@@ -1085,9 +1292,21 @@ void pm_sink_influx_close(void *state, bool final, struct pm_influx_stats *out)
 	if (s->writer_started)
 		(void)pthread_join(s->writer, NULL);
 	pm_sink_influx_stats(s, &st);
-	log_info("InfluxDB writer stopped: %" PRIu64 " points written, %" PRIu64
-		 " in the spool, %" PRIu64 " rejected, %" PRIu64 " dropped",
-		 st.written, st.spool_points, st.rejected, st.dropped);
+	if (st.dropped)
+		log_info("InfluxDB writer stopped: %" PRIu64 " points written, %"
+			 PRIu64 " in the spool, %" PRIu64 " rejected, %" PRIu64
+			 " dropped (%" PRIu64 " queue overflow, %" PRIu64
+			 " memory bound or unsaved at stop, %" PRIu64 " spool "
+			 "bound, %" PRIu64 " damaged, %" PRIu64 " torn and %"
+			 PRIu64 " deleted spool records)", st.written,
+			 st.spool_points, st.rejected, st.dropped,
+			 st.dropped_queue, st.dropped_memory, st.dropped_bound,
+			 st.dropped_damaged, st.dropped_torn,
+			 st.dropped_deleted);
+	else
+		log_info("InfluxDB writer stopped: %" PRIu64 " points written, %"
+			 PRIu64 " in the spool, %" PRIu64 " rejected, 0 dropped",
+			 st.written, st.spool_points, st.rejected);
 	if (out)
 		*out = st;
 	influx_free(s);

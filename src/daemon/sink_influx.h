@@ -15,11 +15,19 @@ extern const struct pm_sink_ops pm_sink_influx;
 struct pm_influx_stats {
 	uint64_t written;	/* points the database acknowledged */
 	uint64_t replayed;	/* of those, points that came from the spool */
-	uint64_t rejected;	/* points the database refused (400/413/422
-				   for that line alone): never sent again */
+	uint64_t rejected;	/* points the database refused (400/413 for
+				   that line alone, or named in a partial
+				   write): never sent again */
 	uint64_t spooled;	/* points written to the spool */
-	uint64_t dropped;	/* points lost: queue overflow, spool bound,
-				   spool errors, corrupt spool records */
+	uint64_t dropped;	/* points lost, the sum of: */
+	uint64_t dropped_queue;	/* the queue overflowed (writer behind) */
+	uint64_t dropped_memory;	/* kept in memory while neither the
+					   database nor the spool took them:
+					   beyond the bound, or at stop */
+	uint64_t dropped_bound;	/* the spool's size bound: its oldest */
+	uint64_t dropped_damaged;	/* damaged spool records skipped */
+	uint64_t dropped_torn;	/* spool records torn by a crash */
+	uint64_t dropped_deleted;	/* spool segments deleted from outside */
 	uint64_t requests;	/* HTTP requests made */
 	uint64_t retries;	/* failed requests whose data was kept */
 	uint64_t queued;	/* points waiting in memory now */
@@ -40,6 +48,8 @@ struct pm_influx_tuning {
 	size_t ring_bytes;	/* queue: 16 MiB; also the bound of the points
 				   kept in memory while the spool fails */
 	unsigned spool_flags;	/* PM_SPOOL_* */
+	long probe_ms;		/* while backing off from a database that is
+				   away: GET /ping this often, 5 s */
 };
 
 /* Sets the knobs for sinks opened afterwards (NULL: defaults). Not

@@ -1,7 +1,9 @@
 /* influx.c — one InfluxDB write over libcurl (influx.h): the request (URL,
  * headers, credentials, gzip body), the answer (status, error text,
- * Retry-After) and curl's errors as negative errno codes. No policy here:
- * what to do with an answer is the sink's business (sink_influx.c). */
+ * Retry-After, whether and how much of a partial write was refused) and
+ * curl's errors as negative errno codes; and the health probe (GET /ping).
+ * No policy here: what to do with an answer is the sink's business
+ * (sink_influx.c). */
 #include <ctype.h>
 #include <errno.h>
 #include <limits.h>
@@ -26,11 +28,18 @@
 #define INFLUX_DEFAULT_TIMEOUT_MS 10000L
 /* A Retry-After beyond a day is taken as a day. */
 #define INFLUX_RETRY_AFTER_MAX_S 86400
+/* How InfluxDB 1.x names each line it could not parse in an error (models.
+ * ParsePointsWithPrecision(): "unable to parse '<line>': <why>", one per
+ * line, joined by newlines), and how a partial write ends ("... dropped=N",
+ * tsdb.PartialWriteError: the points the storage refused). */
+#define INFLUX_UNPARSED "unable to parse '"
+#define INFLUX_DROPPED "dropped="
 
 struct pm_influx_client {
 	CURL *curl;
 	struct curl_slist *headers;
 	char *url;
+	char *ping_url;			/* <base>/ping */
 	char *username, *password;	/* v1 basic auth, or NULL */
 	char errbuf[CURL_ERROR_SIZE];
 	z_stream z;
@@ -38,6 +47,8 @@ struct pm_influx_client {
 	unsigned char *gz;		/* compressed body */
 	size_t gz_alloc;
 	struct pm_buf answer;		/* body of the last answer, capped */
+	uint64_t unparsed;		/* INFLUX_UNPARSED in all of it */
+	size_t unparsed_match;		/* of INFLUX_UNPARSED, matched so far */
 	int64_t retry_after_ms;
 	long timeout_ms;
 	int (*should_abort)(void *);
@@ -112,6 +123,22 @@ int pm_influx_write_url(const struct pm_influx *ix, char **url)
 	}
 	*url = pm_buf_take(&b, NULL);
 	return *url ? 0 : -ENOMEM;
+}
+
+/* The health probe's URL: the server's base and "/ping", which InfluxDB 1.x
+ * and 2.x and VictoriaMetrics answer with 204 without credentials. */
+static int ping_url(const struct pm_influx *ix, char **url)
+{
+	size_t base = strlen(ix->url);
+
+	while (base > 0 && ix->url[base - 1] == '/')
+		base--;
+	*url = malloc(base + sizeof("/ping"));
+	if (!*url)
+		return -ENOMEM;
+	memcpy(*url, ix->url, base);
+	memcpy(*url + base, "/ping", sizeof("/ping"));
+	return 0;
 }
 
 void pm_influx_url_redact(const char *url, char *buf, size_t size)
@@ -223,14 +250,63 @@ void pm_influx_error_text(const char *body, size_t len, char *out, size_t size)
 	copy_printable(body, len, out, size);
 }
 
+/* Occurrences of INFLUX_UNPARSED in 'len' bytes, 'match' carrying a partial
+ * match across pieces (its first letter occurs once in it, so a mismatch
+ * can only restart at the current byte). */
+static uint64_t count_unparsed(const char *data, size_t len, size_t *match)
+{
+	static const char pat[] = INFLUX_UNPARSED;
+	uint64_t n = 0;
+
+	for (size_t i = 0; i < len; i++) {
+		if (data[i] != pat[*match])
+			*match = data[i] == pat[0] ? 1 : 0;
+		else if (++*match == sizeof(pat) - 1) {
+			n++;
+			*match = 0;
+		}
+	}
+	return n;
+}
+
 static size_t on_body(char *data, size_t size, size_t n, void *user)
 {
 	struct pm_influx_client *c = user;
 	size_t len = size * n, room = c->answer.cap - c->answer.len;
 
-	/* past the cap the rest is read and ignored: never an error */
+	/* past the cap the rest is read and ignored (but for counting the
+	 * lines named as unparsable): never an error */
 	(void)pm_buf_add(&c->answer, data, len < room ? len : room);
+	c->unparsed += count_unparsed(data, len, &c->unparsed_match);
 	return len;
+}
+
+bool pm_influx_partial_write(long status, const char *body, size_t len,
+			     uint64_t *refused)
+{
+	const char *p, *end = body ? body + len : NULL, *last = NULL;
+	size_t match = 0;
+	uint64_t dropped = 0;
+
+	*refused = 0;
+	/* InfluxDB 2.x: "Some or all of the data has been rejected. Data
+	 * that has not been rejected is ingested" (and says "partial write"
+	 * in its message too). InfluxDB 1.x: 400 for a partial write as for
+	 * a request it refused whole, which only the text tells apart. */
+	if (status != 422 && (status != 400 || !body ||
+			      !memmem(body, len, "partial write", 13)))
+		return false;
+	if (!body)
+		return true;
+	for (p = body; p < end &&
+	     (p = memmem(p, (size_t)(end - p), INFLUX_DROPPED,
+			 sizeof(INFLUX_DROPPED) - 1)) != NULL; p++)
+		last = p + sizeof(INFLUX_DROPPED) - 1;
+	for (p = last; p && p < end && *p >= '0' && *p <= '9' &&
+	     dropped < UINT32_MAX; p++)
+		dropped = dropped * 10 + (uint64_t)(*p - '0');
+	*refused = dropped + count_unparsed(body, len, &match);
+	return true;
 }
 
 static size_t on_header(char *data, size_t size, size_t n, void *user)
@@ -293,7 +369,7 @@ static int client_headers(struct pm_influx_client *c, const struct pm_influx *ix
 		"Accept: application/json",
 		/* no 100-continue round trip before each batch */
 		"Expect:",
-		"User-Agent: powermeterd/" PM_VERSION,
+		("User-Agent: powermeterd/" PM_VERSION),
 	};
 	struct curl_slist *l;
 
@@ -376,6 +452,8 @@ int pm_influx_client_new(struct pm_influx_client **out,
 	c->timeout_ms = ix->timeout > 0 ? (long)(ix->timeout * 1000.0) :
 		INFLUX_DEFAULT_TIMEOUT_MS;
 	r = pm_influx_write_url(ix, &c->url);
+	if (r == 0)
+		r = ping_url(ix, &c->ping_url);
 	if (r < 0)
 		goto fail;
 	if (ix->api != PM_INFLUX_V2 && ix->username && *ix->username) {
@@ -422,6 +500,7 @@ void pm_influx_client_free(struct pm_influx_client *c)
 	free(c->gz);
 	pm_buf_free(&c->answer);
 	free(c->url);
+	free(c->ping_url);
 	free(c->username);
 	free_secret(c->password);
 	free(c);
@@ -522,15 +601,24 @@ int pm_influx_write(struct pm_influx_client *c, const char *body, size_t len,
 	res->status = 0;
 	res->retry_after_ms = -1;
 	res->message[0] = '\0';
+	res->partial = false;
+	res->refused = 0;
 	gz_len = gzip_body(c, body, len);
 	if (gz_len < 0)
 		return (int)gz_len;
 	connect_ms = c->timeout_ms < INFLUX_CONNECT_TIMEOUT_MS ?
 		c->timeout_ms : INFLUX_CONNECT_TIMEOUT_MS;
 	pm_buf_reset(&c->answer);
+	c->unparsed = 0;
+	c->unparsed_match = 0;
 	c->retry_after_ms = -1;
 	c->errbuf[0] = '\0';
-	e = curl_easy_setopt(c->curl, CURLOPT_POSTFIELDS, c->gz);
+	/* the probe may have used the handle for a GET of its own URL */
+	e = curl_easy_setopt(c->curl, CURLOPT_URL, c->url);
+	if (e == CURLE_OK)
+		e = curl_easy_setopt(c->curl, CURLOPT_POST, 1L);
+	if (e == CURLE_OK)
+		e = curl_easy_setopt(c->curl, CURLOPT_POSTFIELDS, c->gz);
 	if (e == CURLE_OK)
 		e = curl_easy_setopt(c->curl, CURLOPT_POSTFIELDSIZE_LARGE,
 				     (curl_off_t)gz_len);
@@ -550,9 +638,52 @@ int pm_influx_write(struct pm_influx_client *c, const char *body, size_t len,
 	(void)curl_easy_getinfo(c->curl, CURLINFO_RESPONSE_CODE, &status);
 	res->status = status;
 	res->retry_after_ms = c->retry_after_ms;
-	if (status < 200 || status > 299)
+	if (status < 200 || status > 299) {
 		pm_influx_error_text(c->answer.data, c->answer.len,
 				     res->message, sizeof(res->message));
+		res->partial = pm_influx_partial_write(status, c->answer.data,
+						       c->answer.len,
+						       &res->refused);
+		/* the lines named beyond what the answer buffer kept */
+		if (res->partial && c->unparsed > res->refused)
+			res->refused = c->unparsed;
+	}
+	return 0;
+}
+
+int pm_influx_ping(struct pm_influx_client *c, long timeout_ms,
+		   struct pm_influx_result *res)
+{
+	long status = 0;
+	CURLcode e;
+
+	res->status = 0;
+	res->retry_after_ms = -1;
+	res->message[0] = '\0';
+	res->partial = false;
+	res->refused = 0;
+	if (timeout_ms <= 0 || timeout_ms > c->timeout_ms)
+		timeout_ms = c->timeout_ms;
+	pm_buf_reset(&c->answer);
+	c->errbuf[0] = '\0';
+	e = curl_easy_setopt(c->curl, CURLOPT_URL, c->ping_url);
+	if (e == CURLE_OK)
+		e = curl_easy_setopt(c->curl, CURLOPT_HTTPGET, 1L);
+	if (e == CURLE_OK)
+		e = curl_easy_setopt(c->curl, CURLOPT_TIMEOUT_MS, timeout_ms);
+	if (e == CURLE_OK)
+		e = curl_easy_setopt(c->curl, CURLOPT_CONNECTTIMEOUT_MS,
+				     timeout_ms);
+	if (e == CURLE_OK)
+		e = curl_easy_perform(c->curl);
+	if (e != CURLE_OK) {
+		(void)snprintf(res->message, sizeof(res->message), "%s%s",
+			       c->errbuf[0] ? c->errbuf : curl_easy_strerror(e),
+			       curl_error_hint(e));
+		return curl_error_code(e);
+	}
+	(void)curl_easy_getinfo(c->curl, CURLINFO_RESPONSE_CODE, &status);
+	res->status = status;
 	return 0;
 }
 

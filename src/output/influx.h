@@ -1,7 +1,8 @@
 /* influx.h — the InfluxDB write client over libcurl: builds the v1 or v2
  * write request, gzips the body, sends it on one kept-alive connection and
- * reports the server's answer (status, error text, Retry-After) for the
- * caller to decide. It never logs and never retries by itself.
+ * reports the server's answer (status, error text, Retry-After, a partial
+ * write) for the caller to decide; and probes whether the server is back
+ * (GET /ping). It never logs and never retries by itself.
  *
  * Threads: pm_influx_global_init() once before any thread starts; a client
  * then belongs to one thread (it holds one CURL easy handle). */
@@ -35,6 +36,11 @@ struct pm_influx_result {
 	char message[PM_INFLUX_MESSAGE_MAX];	/* server's error text or
 						   curl's error, never a
 						   secret */
+	/* A partial write (pm_influx_partial_write()): the server stored
+	 * every line it could and refused the others; sending any of it
+	 * again would store those twice where duplicates are kept. */
+	bool partial;
+	uint64_t refused;	/* lines it says it refused; 0: not said */
 };
 
 /* Creates a client for 'ix' (copied what it needs; 'ix' may go after).
@@ -62,6 +68,24 @@ void pm_influx_client_set_abort(struct pm_influx_client *c,
  * or -EIO. */
 int pm_influx_write(struct pm_influx_client *c, const char *body, size_t len,
 		    struct pm_influx_result *res);
+
+/* GET <url>/ping, the cheap health probe: InfluxDB 1.x and 2.x and
+ * VictoriaMetrics answer 204 while they can take writes. 'timeout_ms' (at
+ * most the client's timeout; <= 0: that timeout) bounds it, connecting
+ * included. Returns as pm_influx_write(); the next write goes to the write
+ * URL again. */
+int pm_influx_ping(struct pm_influx_client *c, long timeout_ms,
+		   struct pm_influx_result *res);
+
+/* Whether an error answer says the server stored part of the batch and
+ * refused the rest: any 422 (InfluxDB 2.x), or a 400 whose body says
+ * "partial write" (InfluxDB 1.x, which answers 400 too when it refused the
+ * whole request: no line could be parsed). *refused: the lines it names as
+ * refused ("dropped=N", plus each "unable to parse '...'"), 0 when it does
+ * not say. InfluxDB 1.x reports either its storage's refusals or the lines
+ * it could not parse, not both: with both, the count is short. */
+bool pm_influx_partial_write(long status, const char *body, size_t len,
+			     uint64_t *refused);
 
 /* The write URL, without any secret (v1 credentials go as basic auth, v2's
  * token in a header), parameters URL-escaped. malloc'd into *url. Returns

@@ -1,7 +1,9 @@
 /* ring.c — the bounded FIFO of line-protocol chunks between the pollers and
  * the InfluxDB writer: a circular array under one mutex, never blocking the
  * producers; when full, the oldest chunk goes (counted) so the newest data
- * survives. */
+ * survives. The array grows with what is queued, up to its bound: the head
+ * going round an array sized for the bound would touch all of it (1.5 MiB
+ * for 65536 chunks) however little is ever queued. */
 #include <errno.h>
 #include <pthread.h>
 #include <stdbool.h>
@@ -10,10 +12,14 @@
 #include "output/ring.h"
 #include "util/timeutil.h"
 
+/* Slots at first (or max_chunks if fewer); doubled as needed. */
+#define RING_SLOTS_MIN 64
+
 struct pm_ring {
 	pthread_mutex_t lock;
 	pthread_cond_t nonempty;	/* CLOCK_MONOTONIC */
 	struct pm_chunk *slot;
+	size_t n_slot;			/* allocated, <= max_chunks */
 	size_t max_chunks, max_bytes;
 	size_t head;			/* oldest */
 	size_t count;
@@ -33,7 +39,8 @@ int pm_ring_new(struct pm_ring **r, size_t max_chunks, size_t max_bytes)
 	ring = calloc(1, sizeof(*ring));
 	if (!ring)
 		return -ENOMEM;
-	ring->slot = calloc(max_chunks, sizeof(*ring->slot));
+	ring->n_slot = max_chunks < RING_SLOTS_MIN ? max_chunks : RING_SLOTS_MIN;
+	ring->slot = calloc(ring->n_slot, sizeof(*ring->slot));
 	if (!ring->slot) {
 		free(ring);
 		return -ENOMEM;
@@ -54,7 +61,7 @@ void pm_ring_free(struct pm_ring *r)
 	if (!r)
 		return;
 	for (size_t i = 0; i < r->count; i++)
-		free(r->slot[(r->head + i) % r->max_chunks].text);
+		free(r->slot[(r->head + i) % r->n_slot].text);
 	free(r->slot);
 	(void)pthread_cond_destroy(&r->nonempty);
 	(void)pthread_mutex_destroy(&r->lock);
@@ -66,10 +73,28 @@ static void ring_pop(struct pm_ring *r, struct pm_chunk *c)
 {
 	*c = r->slot[r->head];
 	r->slot[r->head].text = NULL;
-	r->head = (r->head + 1) % r->max_chunks;
+	r->head = (r->head + 1) % r->n_slot;
 	r->count--;
 	r->bytes -= c->len;
 	r->lines -= c->lines;
+}
+
+/* Doubles the array (up to max_chunks), the queue moved to its start; the
+ * lock is held. -ENOMEM leaves it as it was. */
+static int ring_grow(struct pm_ring *r)
+{
+	size_t n = r->n_slot * 2 > r->max_chunks ? r->max_chunks : r->n_slot * 2;
+	struct pm_chunk *slot = calloc(n, sizeof(*slot));
+
+	if (!slot)
+		return -ENOMEM;
+	for (size_t i = 0; i < r->count; i++)
+		slot[i] = r->slot[(r->head + i) % r->n_slot];
+	free(r->slot);
+	r->slot = slot;
+	r->n_slot = n;
+	r->head = 0;
+	return 0;
 }
 
 int pm_ring_put(struct pm_ring *r, struct pm_chunk *c)
@@ -87,7 +112,9 @@ int pm_ring_put(struct pm_ring *r, struct pm_chunk *c)
 		c->text = NULL;
 		return 1;
 	}
-	while (r->count == r->max_chunks ||
+	if (r->count == r->n_slot && r->n_slot < r->max_chunks)
+		(void)ring_grow(r);	/* out of memory: as if full */
+	while (r->count == r->n_slot ||
 	       r->bytes + c->len > r->max_bytes) {
 		ring_pop(r, &old);
 		r->dropped_lines += old.lines;
@@ -95,7 +122,7 @@ int pm_ring_put(struct pm_ring *r, struct pm_chunk *c)
 		free(old.text);
 		dropped = 1;
 	}
-	r->slot[(r->head + r->count) % r->max_chunks] = *c;
+	r->slot[(r->head + r->count) % r->n_slot] = *c;
 	r->count++;
 	r->bytes += c->len;
 	r->lines += c->lines;

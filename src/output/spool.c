@@ -1,6 +1,7 @@
 /* spool.c — the on-disk queue of undelivered batches (spool.h): segment
  * files of checksummed records, the read position in an atomically replaced
- * progress file, oldest segments dropped beyond the size bound. */
+ * progress file, oldest segments dropped beyond the size bound, and every
+ * point lost on the way counted once with its cause. */
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -24,6 +25,17 @@
 #define SPOOL_RECORD_MAGIC 0x31534d50u		/* "PMS1" little-endian */
 #define SPOOL_PROGRESS_MAGIC 0x50534d50u	/* "PMSP" */
 #define SPOOL_PROGRESS_SIZE 24
+#define SPOOL_INDEX_MAGIC 0x49534d50u		/* "PMSI" */
+#define SPOOL_INDEX_ENTRY 24
+/* An index of more segments than this is not written (nor read). */
+#define SPOOL_INDEX_MAX 65536u
+/* Looking for the next whole record after a damaged one: candidates (the
+ * magic found) checked at most, and the read size. A damaged stretch with
+ * more false starts than that is taken as reaching the segment's end. */
+#define SPOOL_RESYNC_TRIES 64
+#define SPOOL_READ_CHUNK (64u * 1024)
+/* Names tried for a new segment whose name is taken by a file not ours. */
+#define SPOOL_CREATE_TRIES 8
 #define SPOOL_DIR_MODE 0750
 #define SPOOL_FILE_MODE 0640
 /* Segments are a 64th of the bound (so dropping the oldest gives back a
@@ -34,9 +46,13 @@
 
 struct spool_segment {
 	uint64_t seq;
-	uint64_t size;		/* bytes of whole records in the file */
+	uint64_t size;		/* bytes of the file up to its last whole record */
 	uint64_t records;	/* uncommitted */
 	uint64_t lines;		/* uncommitted */
+	/* damaged stretches between whole records, not read past yet: their
+	 * points are counted as lost when they are (or the segment goes) */
+	uint64_t bad_records;
+	uint64_t bad_lines;	/* the newlines in them */
 };
 
 struct pm_spool {
@@ -54,6 +70,13 @@ struct pm_spool {
 	uint64_t rd_off;		/* in seg[0] */
 	uint64_t next_seq;
 	uint64_t bytes;
+	bool loaded;			/* open went through: close writes the index */
+	/* the last peek, while the caller holds it (until commit or free) */
+	struct {
+		bool active;
+		bool released;	/* its segment went to the bound meanwhile */
+		uint64_t seq, off, end_off, records, lines;
+	} peek;
 	struct pm_spool_stats st;	/* counters only */
 };
 
@@ -152,6 +175,61 @@ static int sync_dir(struct pm_spool *sp)
 	return fsync(sp->dir_fd) < 0 ? -errno : 0;
 }
 
+/* Whether users other than ours and root could put files in the place of
+ * ours in the spool directory: its owner could (sticky or not), and so
+ * could anyone else who may write it, unless it is sticky as /tmp is. The
+ * rule of pm_dir_check_private() (atomicfile.h), on the open directory. */
+static int dir_check(int fd)
+{
+	struct stat st;
+
+	if (fstat(fd, &st) < 0)
+		return -errno;
+	if (!S_ISDIR(st.st_mode))
+		return -ENOTDIR;
+	if (st.st_uid != 0 && st.st_uid != geteuid())
+		return -EPERM;
+	if ((st.st_mode & (S_IWGRP | S_IWOTH)) && !(st.st_mode & S_ISVTX))
+		return -EPERM;
+	return 0;
+}
+
+/* Opens a file of the spool without following a symlink or waiting on a
+ * FIFO, and only if it is a regular file of this process's user: in a
+ * sticky directory that others may write, a name may be taken by theirs.
+ * The fd, -EPERM for a file that is not ours, or -errno. */
+static int open_ours(struct pm_spool *sp, const char *name, int flags)
+{
+	struct stat st;
+	int fd;
+
+	fd = openat(sp->dir_fd, name, flags | O_CLOEXEC | O_NOCTTY |
+		    O_NOFOLLOW | O_NONBLOCK, SPOOL_FILE_MODE);
+	if (fd < 0)
+		return errno == ELOOP || errno == ENXIO ? -EPERM : -errno;
+	if (fstat(fd, &st) < 0) {
+		int r = -errno;
+
+		(void)close(fd);
+		return r;
+	}
+	if (!S_ISREG(st.st_mode) || st.st_uid != geteuid()) {
+		(void)close(fd);
+		return -EPERM;
+	}
+	return fd;
+}
+
+/* Creates 'name', which must not exist yet: whatever has that name (a
+ * symlink, a FIFO, anyone's file) is never written through. */
+static int create_new(struct pm_spool *sp, const char *name)
+{
+	int fd = openat(sp->dir_fd, name, O_WRONLY | O_CREAT | O_EXCL |
+			O_NOFOLLOW | O_CLOEXEC | O_NOCTTY, SPOOL_FILE_MODE);
+
+	return fd < 0 ? -errno : fd;
+}
+
 /* pread(2) of exactly 'len' bytes; -ENODATA when the file is shorter. */
 static int read_at(int fd, void *buf, size_t len, uint64_t off)
 {
@@ -174,46 +252,72 @@ static int read_at(int fd, void *buf, size_t len, uint64_t off)
 	return 0;
 }
 
+/* pread(2) of up to 'len' bytes: how many (0 at the end), or -errno. */
+static ssize_t read_some(int fd, void *buf, size_t len, uint64_t off)
+{
+	ssize_t n;
+
+	do {
+		n = pread(fd, buf, len, (off_t)off);
+	} while (n < 0 && errno == EINTR);
+	return n < 0 ? -errno : n;
+}
+
+/* Replaces 'name' with 'len' bytes of 'data': written to 'tmp' (made anew:
+ * whatever had that name is removed first), synced, renamed over it. */
+static int replace_file(struct pm_spool *sp, const char *name, const char *tmp,
+			const void *data, size_t len)
+{
+	int fd, r;
+
+	fd = create_new(sp, tmp);
+	if (fd == -EEXIST) {
+		/* a leftover of a crash, or put there: not ours to write */
+		(void)unlinkat(sp->dir_fd, tmp, 0);
+		fd = create_new(sp, tmp);
+	}
+	if (fd < 0)
+		return fd;
+	r = pm_write_all(fd, data, len);
+	if (r == 0 && !(sp->flags & PM_SPOOL_NOSYNC) && fdatasync(fd) < 0)
+		r = -errno;
+	if (close(fd) < 0 && r == 0)
+		r = -errno;
+	if (r == 0 && renameat(sp->dir_fd, tmp, sp->dir_fd, name) < 0)
+		r = -errno;
+	if (r == 0)
+		r = sync_dir(sp);
+	if (r < 0)
+		(void)unlinkat(sp->dir_fd, tmp, 0);
+	return r;
+}
+
 /* Replaces the progress file: "read on from segment 'seq' at 'off'". */
 static int progress_write(struct pm_spool *sp, uint64_t seq, uint64_t off)
 {
 	unsigned char rec[SPOOL_PROGRESS_SIZE];
-	int fd, r;
 
 	put32(rec, SPOOL_PROGRESS_MAGIC);
 	put64(rec + 4, seq);
 	put64(rec + 12, off);
 	put32(rec + 20, (uint32_t)crc32(0L, rec, 20));
-	fd = openat(sp->dir_fd, "progress.tmp",
-		    O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, SPOOL_FILE_MODE);
-	if (fd < 0)
-		return -errno;
-	r = pm_write_all(fd, rec, sizeof(rec));
-	if (r == 0 && !(sp->flags & PM_SPOOL_NOSYNC) && fdatasync(fd) < 0)
-		r = -errno;
-	if (close(fd) < 0 && r == 0)
-		r = -errno;
-	if (r == 0 && renameat(sp->dir_fd, "progress.tmp", sp->dir_fd,
-			       "progress") < 0)
-		r = -errno;
-	if (r == 0)
-		r = sync_dir(sp);
-	if (r < 0)
-		(void)unlinkat(sp->dir_fd, "progress.tmp", 0);
-	return r;
+	return replace_file(sp, "progress", "progress.tmp", rec, sizeof(rec));
 }
 
-/* 0 with the position, -ENOENT when there is none, -EBADMSG when unreadable. */
+/* 0 with the position, -ENOENT when there is none, -EBADMSG when unreadable
+ * (or not ours). */
 static int progress_read(struct pm_spool *sp, uint64_t *seq, uint64_t *off)
 {
 	unsigned char rec[SPOOL_PROGRESS_SIZE + 1];
 	ssize_t n;
 	int fd;
 
-	fd = openat(sp->dir_fd, "progress", O_RDONLY | O_CLOEXEC);
+	fd = open_ours(sp, "progress", O_RDONLY);
+	if (fd == -EPERM)
+		return -EBADMSG;
 	if (fd < 0)
-		return -errno;
-	n = read(fd, rec, sizeof(rec));
+		return fd;
+	n = read_some(fd, rec, sizeof(rec), 0);
 	(void)close(fd);
 	if (n != SPOOL_PROGRESS_SIZE || get32(rec) != SPOOL_PROGRESS_MAGIC ||
 	    get32(rec + 20) != (uint32_t)crc32(0L, rec, 20))
@@ -223,14 +327,93 @@ static int progress_read(struct pm_spool *sp, uint64_t *seq, uint64_t *off)
 	return 0;
 }
 
+/* One segment as the index (written at close) lists it. */
+struct index_entry {
+	uint64_t seq, records, lines;
+};
+
+/* The segments as the last close left them, to tell how many points one
+ * deleted while the daemon was stopped held: "PMSI", their number, then
+ * (segment, records, lines) each, then a CRC-32 of all that; u32 and u64
+ * little-endian. Best effort: none when absent, damaged or not ours. */
+static void index_read(struct pm_spool *sp, struct index_entry **out,
+		       size_t *n_out)
+{
+	struct index_entry *e = NULL;
+	unsigned char *buf = NULL;
+	struct stat st;
+	uint32_t n;
+	size_t size;
+	int fd;
+
+	*out = NULL;
+	*n_out = 0;
+	fd = open_ours(sp, "index", O_RDONLY);
+	if (fd < 0)
+		return;
+	if (fstat(fd, &st) < 0 || st.st_size < 12 ||
+	    (uint64_t)st.st_size > 12 + (uint64_t)SPOOL_INDEX_MAX * SPOOL_INDEX_ENTRY)
+		goto out;
+	size = (size_t)st.st_size;
+	buf = malloc(size);
+	if (!buf || read_at(fd, buf, size, 0) < 0)
+		goto out;
+	n = get32(buf + 4);
+	if (get32(buf) != SPOOL_INDEX_MAGIC || n > SPOOL_INDEX_MAX ||
+	    size != 12 + (size_t)n * SPOOL_INDEX_ENTRY ||
+	    get32(buf + size - 4) != (uint32_t)crc32(0L, buf, (uInt)(size - 4)))
+		goto out;
+	e = calloc(n ? n : 1, sizeof(*e));
+	if (!e)
+		goto out;
+	for (uint32_t i = 0; i < n; i++) {
+		const unsigned char *p = buf + 8 + (size_t)i * SPOOL_INDEX_ENTRY;
+
+		e[i].seq = get64(p);
+		e[i].records = get64(p + 8);
+		e[i].lines = get64(p + 16);
+	}
+	*out = e;
+	*n_out = n;
+out:
+	free(buf);
+	(void)close(fd);
+}
+
+static void index_write(struct pm_spool *sp)
+{
+	unsigned char *buf;
+	size_t size;
+
+	if (sp->n_seg == 0 || sp->n_seg > SPOOL_INDEX_MAX) {
+		(void)unlinkat(sp->dir_fd, "index", 0);
+		return;
+	}
+	size = 12 + sp->n_seg * SPOOL_INDEX_ENTRY;
+	buf = malloc(size);
+	if (!buf)
+		return;
+	put32(buf, SPOOL_INDEX_MAGIC);
+	put32(buf + 4, (uint32_t)sp->n_seg);
+	for (size_t i = 0; i < sp->n_seg; i++) {
+		unsigned char *p = buf + 8 + i * SPOOL_INDEX_ENTRY;
+
+		put64(p, sp->seg[i].seq);
+		put64(p + 8, sp->seg[i].records);
+		put64(p + 16, sp->seg[i].lines);
+	}
+	put32(buf + size - 4, (uint32_t)crc32(0L, buf, (uInt)(size - 4)));
+	/* without it a deletion while stopped is still seen, not counted */
+	(void)replace_file(sp, "index", "index.tmp", buf, size);
+	free(buf);
+}
+
 static int segment_open(struct pm_spool *sp, uint64_t seq, int flags)
 {
 	char name[32];
-	int fd;
 
 	segment_name(name, sizeof(name), seq);
-	fd = openat(sp->dir_fd, name, flags | O_CLOEXEC, SPOOL_FILE_MODE);
-	return fd < 0 ? -errno : fd;
+	return open_ours(sp, name, flags);
 }
 
 static void close_fd(int *fd)
@@ -295,52 +478,235 @@ static int segment_push(struct pm_spool *sp, const struct spool_segment *s)
 	return 0;
 }
 
-/* Walks one segment's record headers, counting the records at or after
- * *from (moved to the next record boundary if it falls inside one); cuts a
- * torn or unreadable tail off the file. */
+/* A header that frames a record within the first 'size' bytes. */
+static bool header_sane(const unsigned char *h, uint64_t off, uint64_t size)
+{
+	uint32_t len = get32(h + 4);
+
+	return get32(h) == SPOOL_RECORD_MAGIC && len > 0 &&
+	       len <= PM_SPOOL_RECORD_MAX && get32(h + 8) <= len &&
+	       off + PM_SPOOL_HEADER_SIZE + len <= size;
+}
+
+/* 1 when the payload of the record whose header 'h' is at 'off' reads back
+ * with its checksum, 0 when not, or -errno; read in pieces into 'buf'
+ * (SPOOL_READ_CHUNK bytes), as a record may be 64 MiB. */
+static int record_intact(int fd, const unsigned char *h, uint64_t off,
+			 unsigned char *buf)
+{
+	uLong crc = crc32(0L, Z_NULL, 0);
+	uint64_t left = get32(h + 4), pos = off + PM_SPOOL_HEADER_SIZE;
+
+	crc = crc32(crc, h + 8, 4);
+	while (left > 0) {
+		size_t n = left > SPOOL_READ_CHUNK ? SPOOL_READ_CHUNK :
+			(size_t)left;
+		int r = read_at(fd, buf, n, pos);
+
+		if (r == -ENODATA || r == -EIO)
+			return 0;
+		if (r < 0)
+			return r;
+		crc = crc32(crc, buf, (uInt)n);
+		left -= n;
+		pos += n;
+	}
+	return (uint32_t)crc == get32(h + 12) ? 1 : 0;
+}
+
+/* Where the next intact record (its magic, a header that frames it within
+ * 'size', its checksum) starts at or after 'from': into *next, 'size' when
+ * none does. How the end of a damaged stretch is found. */
+static int find_record(int fd, uint64_t from, uint64_t size, uint64_t *next)
+{
+	static const unsigned char magic[4] = { 'P', 'M', 'S', '1' };
+	unsigned char *buf = malloc(SPOOL_READ_CHUNK);
+	unsigned char *payload = malloc(SPOOL_READ_CHUNK);
+	unsigned tries = 0;
+	uint64_t pos = from;
+	int r = 0;
+
+	*next = size;
+	if (!buf || !payload) {
+		r = -ENOMEM;
+		goto out;
+	}
+	while (pos + PM_SPOOL_HEADER_SIZE <= size && tries < SPOOL_RESYNC_TRIES) {
+		size_t want = size - pos > SPOOL_READ_CHUNK ? SPOOL_READ_CHUNK :
+			(size_t)(size - pos);
+		ssize_t n = read_some(fd, buf, want, pos);
+		const unsigned char *p = buf, *end;
+
+		if (n == -EIO)
+			break;	/* unreadable from here: taken as damaged */
+		if (n < 0) {
+			r = (int)n;
+			goto out;
+		}
+		if (n < 4)
+			break;
+		end = buf + n;
+		while (tries < SPOOL_RESYNC_TRIES &&
+		       (p = memmem(p, (size_t)(end - p), magic, 4)) != NULL) {
+			uint64_t at = pos + (uint64_t)(p - buf);
+			unsigned char h[PM_SPOOL_HEADER_SIZE];
+
+			if (read_at(fd, h, sizeof(h), at) == 0 &&
+			    header_sane(h, at, size)) {
+				tries++;
+				r = record_intact(fd, h, at, payload);
+				if (r < 0)
+					goto out;
+				if (r == 1) {
+					*next = at;
+					r = 0;
+					goto out;
+				}
+			}
+			p++;
+		}
+		if ((size_t)n < want)
+			break;	/* the file ends here */
+		pos += (uint64_t)n - 3;	/* a magic across the edge is seen next */
+	}
+	r = 0;
+out:
+	free(buf);
+	free(payload);
+	return r;
+}
+
+/* The newlines in bytes [from, to) of a file: the lines a damaged stretch
+ * held, as far as can be told. */
+static uint64_t count_newlines(int fd, uint64_t from, uint64_t to)
+{
+	unsigned char *buf = malloc(SPOOL_READ_CHUNK);
+	uint64_t n = 0;
+
+	if (!buf)
+		return 0;
+	while (from < to) {
+		size_t want = to - from > SPOOL_READ_CHUNK ? SPOOL_READ_CHUNK :
+			(size_t)(to - from);
+		ssize_t got = read_some(fd, buf, want, from);
+		const unsigned char *p = buf, *end = buf + (got > 0 ? got : 0);
+
+		if (got <= 0)
+			break;
+		while ((p = memchr(p, '\n', (size_t)(end - p))) != NULL) {
+			n++;
+			p++;
+		}
+		from += (uint64_t)got;
+	}
+	free(buf);
+	return n;
+}
+
+/* What walking a segment's records found. */
+struct seg_walk {
+	uint64_t records, lines;	/* whole records at or after *from */
+	uint64_t bad_records, bad_lines;	/* damaged stretches among them */
+	uint64_t end;		/* where records can be framed no further */
+	bool tail;		/* something after 'end', at or after *from: */
+	bool torn;		/* a record cut short (a crash while appending) */
+	uint64_t tail_lines;	/* its lines (the header's, or the newlines) */
+};
+
+/* Walks the records of the first 'size' bytes of a segment from 'start', a
+ * record boundary. A header that frames nothing starts a damaged stretch,
+ * which ends where the next intact record starts; with none after it, it is
+ * the tail. *from (where reading resumes) moves to the next boundary when
+ * it falls inside a record or a stretch; what lies before it is not
+ * counted. */
+static int segment_walk(int fd, uint64_t start, uint64_t size, uint64_t *from,
+			struct seg_walk *w)
+{
+	unsigned char h[PM_SPOOL_HEADER_SIZE];
+	uint64_t off = start, next;
+	int r, rh;
+
+	memset(w, 0, sizeof(*w));
+	while (off < size) {
+		rh = read_at(fd, h, sizeof(h), off);
+		if (rh < 0 && rh != -ENODATA && rh != -EIO)
+			return rh;
+		if (rh == 0 && header_sane(h, off, size)) {
+			uint64_t end = off + sizeof(h) + get32(h + 4);
+
+			if (off < *from && end > *from)
+				*from = end;
+			if (off >= *from) {
+				w->records++;
+				w->lines += get32(h + 8);
+			}
+			off = end;
+			continue;
+		}
+		r = find_record(fd, off + 1, size, &next);
+		if (r < 0)
+			return r;
+		if (next >= size) {
+			w->end = off;
+			if (off < *from)
+				return 0;
+			w->tail = true;
+			if (rh == -ENODATA) {
+				w->torn = true;	/* the header itself cut short */
+			} else if (rh == 0 && get32(h) == SPOOL_RECORD_MAGIC &&
+				   get32(h + 4) > 0 &&
+				   get32(h + 4) <= PM_SPOOL_RECORD_MAX &&
+				   get32(h + 8) <= get32(h + 4)) {
+				w->torn = true;	/* a whole header, its payload cut */
+				w->tail_lines = get32(h + 8);
+			} else {
+				w->tail_lines = count_newlines(fd,
+					off + PM_SPOOL_HEADER_SIZE, size);
+			}
+			return 0;
+		}
+		if (off >= *from) {
+			w->bad_records++;
+			w->bad_lines += count_newlines(fd,
+				off + PM_SPOOL_HEADER_SIZE, next);
+		} else if (next > *from) {
+			*from = next;
+		}
+		off = next;
+	}
+	w->end = size;
+	return 0;
+}
+
+/* Opening: counts one segment's records at or after *from, remembers its
+ * damaged stretches (skipped when read), and cuts off a tail that cannot be
+ * framed (a torn last record, or damage up to the end): lost, and counted. */
 static int segment_scan(struct pm_spool *sp, int fd, struct spool_segment *s,
 			uint64_t *from)
 {
-	unsigned char h[PM_SPOOL_HEADER_SIZE];
-	struct stat stbuf;
-	uint64_t off = 0, file_size;
+	struct seg_walk w;
+	struct stat st;
 	int r;
 
-	if (fstat(fd, &stbuf) < 0)
+	if (fstat(fd, &st) < 0)
 		return -errno;
-	file_size = (uint64_t)stbuf.st_size;
-	while (off < file_size) {
-		uint32_t len;
-
-		r = read_at(fd, h, sizeof(h), off);
-		if (r == -ENODATA || (r == 0 && off + sizeof(h) > file_size)) {
-			sp->st.torn_records++;	/* header cut short */
-			break;
-		}
-		if (r < 0)
-			return r;
-		len = get32(h + 4);
-		if (get32(h) != SPOOL_RECORD_MAGIC || len == 0 ||
-		    len > PM_SPOOL_RECORD_MAX) {
-			/* nothing after this can be framed again */
-			sp->st.corrupt_records++;
-			break;
-		}
-		if (off + sizeof(h) + len > file_size) {
-			sp->st.torn_records++;	/* payload cut short */
-			break;
-		}
-		if (off < *from && off + sizeof(h) + len > *from)
-			*from = off + sizeof(h) + len;
-		if (off >= *from) {
-			s->records++;
-			s->lines += get32(h + 8);
-		}
-		off += sizeof(h) + len;
+	r = segment_walk(fd, 0, (uint64_t)st.st_size, from, &w);
+	if (r < 0)
+		return r;
+	if (w.tail && w.torn) {
+		sp->st.torn_records++;
+		sp->st.torn_lines += w.tail_lines;
+	} else if (w.tail) {
+		sp->st.corrupt_records++;
+		sp->st.corrupt_lines += w.tail_lines;
 	}
-	if (off < file_size && ftruncate(fd, (off_t)off) < 0)
+	if (w.end < (uint64_t)st.st_size && ftruncate(fd, (off_t)w.end) < 0)
 		return -errno;
-	s->size = off;
+	s->size = w.end;
+	s->records = w.records;
+	s->lines = w.lines;
+	s->bad_records = w.bad_records;
+	s->bad_lines = w.bad_lines;
 	return 0;
 }
 
@@ -351,11 +717,14 @@ static int seq_cmp(const void *a, const void *b)
 	return x < y ? -1 : x > y;
 }
 
-/* The segment numbers in the directory, sorted; *n of them in *out. */
-static int list_segments(struct pm_spool *sp, uint64_t **out, size_t *n)
+/* The segment numbers in the directory, sorted: *n of ours in *out, and
+ * *n_other of names taken by files that are not ours (not a regular file
+ * of this user) in *other. */
+static int list_segments(struct pm_spool *sp, uint64_t **out, size_t *n,
+			 uint64_t **other, size_t *n_other)
 {
-	uint64_t *seqs = NULL, seq;
-	size_t count = 0, alloc = 0;
+	uint64_t *list[2] = { NULL, NULL }, seq;
+	size_t count[2] = { 0, 0 }, alloc[2] = { 0, 0 };
 	struct dirent *de;
 	DIR *d;
 	int fd, r = 0;
@@ -370,37 +739,86 @@ static int list_segments(struct pm_spool *sp, uint64_t **out, size_t *n)
 		return r;
 	}
 	while ((de = readdir(d)) != NULL) {
+		struct stat st;
+		int k;
+
 		if (parse_segment_name(de->d_name, &seq) < 0)
 			continue;
-		if (count == alloc) {
-			size_t na = alloc ? alloc * 2 : 16;
-			uint64_t *p = realloc(seqs, na * sizeof(*p));
+		k = fstatat(sp->dir_fd, de->d_name, &st, AT_SYMLINK_NOFOLLOW) == 0 &&
+		    S_ISREG(st.st_mode) && st.st_uid == geteuid() ? 0 : 1;
+		if (count[k] == alloc[k]) {
+			size_t na = alloc[k] ? alloc[k] * 2 : 16;
+			uint64_t *p = realloc(list[k], na * sizeof(*p));
 
 			if (!p) {
 				r = -ENOMEM;
 				goto out;
 			}
-			seqs = p;
-			alloc = na;
+			list[k] = p;
+			alloc[k] = na;
 		}
-		seqs[count++] = seq;
+		list[k][count[k]++] = seq;
 	}
-	if (count > 0)
-		qsort(seqs, count, sizeof(*seqs), seq_cmp);
-	*out = seqs;
-	*n = count;
-	seqs = NULL;
+	for (int k = 0; k < 2; k++)
+		if (count[k] > 0)
+			qsort(list[k], count[k], sizeof(*list[k]), seq_cmp);
+	*out = list[0];
+	*n = count[0];
+	*other = list[1];
+	*n_other = count[1];
+	list[0] = list[1] = NULL;
 out:
-	free(seqs);
+	free(list[0]);
+	free(list[1]);
 	(void)closedir(d);
 	return r;
+}
+
+static bool seq_listed(const uint64_t *seqs, size_t n, uint64_t seq)
+{
+	return n > 0 && bsearch(&seq, seqs, n, sizeof(*seqs), seq_cmp) != NULL;
+}
+
+/* Segments are numbered without gaps from the read position on: one that is
+ * missing was deleted from outside. Those the index (the last close) lists
+ * are counted with their points; others (after a crash) only as missing. */
+static void count_missing(struct pm_spool *sp, uint64_t p_seq,
+			  const uint64_t *seqs, size_t n,
+			  const uint64_t *other, size_t n_other,
+			  const struct index_entry *idx, size_t n_idx)
+{
+	uint64_t first, last, present = 0, in_range_known = 0;
+
+	for (size_t i = 0; i < n_idx; i++) {
+		if (idx[i].seq < p_seq || seq_listed(seqs, n, idx[i].seq) ||
+		    seq_listed(other, n_other, idx[i].seq))
+			continue;
+		sp->st.deleted_segments++;
+		sp->st.deleted_records += idx[i].records;
+		sp->st.deleted_lines += idx[i].lines;
+		if (sp->n_seg > 0 && idx[i].seq > sp->seg[0].seq &&
+		    idx[i].seq < sp->seg[sp->n_seg - 1].seq)
+			in_range_known++;
+	}
+	if (sp->n_seg < 2)
+		return;
+	first = sp->seg[0].seq;
+	last = sp->seg[sp->n_seg - 1].seq;
+	for (size_t i = 0; i < n; i++)
+		present += seqs[i] >= first && seqs[i] <= last;
+	for (size_t i = 0; i < n_other; i++)
+		present += other[i] >= first && other[i] <= last;
+	if (last - first + 1 > present + in_range_known)
+		sp->st.missing_segments += last - first + 1 - present -
+			in_range_known;
 }
 
 /* Rebuilds the segment list from the directory and the progress file. */
 static int spool_load(struct pm_spool *sp)
 {
-	uint64_t *seqs = NULL, p_seq = 0, p_off = 0;
-	size_t n = 0;
+	uint64_t *seqs = NULL, *other = NULL, p_seq = 0, p_off = 0;
+	struct index_entry *idx = NULL;
+	size_t n = 0, n_other = 0, n_idx = 0;
 	char name[32];
 	int r;
 
@@ -412,9 +830,13 @@ static int spool_load(struct pm_spool *sp)
 	} else if (r < 0 && r != -ENOENT) {
 		return r;
 	}
-	r = list_segments(sp, &seqs, &n);
+	index_read(sp, &idx, &n_idx);
+	/* from now on it would be stale */
+	(void)unlinkat(sp->dir_fd, "index", 0);
+	r = list_segments(sp, &seqs, &n, &other, &n_other);
 	if (r < 0)
-		return r;
+		goto out;
+	sp->st.foreign_files = n_other;
 	sp->next_seq = p_seq;
 	for (size_t i = 0; i < n; i++) {
 		struct spool_segment s = { .seq = seqs[i] };
@@ -430,6 +852,10 @@ static int spool_load(struct pm_spool *sp)
 		if (seqs[i] == p_seq)
 			from = p_off;
 		fd = segment_open(sp, seqs[i], O_RDWR);
+		if (fd == -EPERM || fd == -ENOENT) {
+			sp->st.foreign_files += fd == -EPERM;
+			continue;	/* changed since it was listed */
+		}
 		if (fd < 0) {
 			r = fd;
 			goto out;
@@ -447,9 +873,13 @@ static int spool_load(struct pm_spool *sp)
 		if (seqs[i] >= sp->next_seq)
 			sp->next_seq = seqs[i] + 1;
 	}
+	for (size_t i = 0; i < n_other; i++)
+		if (other[i] >= sp->next_seq)
+			sp->next_seq = other[i] + 1;
+	count_missing(sp, p_seq, seqs, n, other, n_other, idx, n_idx);
 	/* a first segment already read to its end goes now */
 	while (sp->n_seg > 0 && sp->seg[0].records == 0 &&
-	       sp->rd_off >= sp->seg[0].size) {
+	       sp->seg[0].bad_records == 0 && sp->rd_off >= sp->seg[0].size) {
 		r = segment_remove_first(sp);
 		if (r < 0)
 			goto out;
@@ -457,6 +887,8 @@ static int spool_load(struct pm_spool *sp)
 	r = 0;
 out:
 	free(seqs);
+	free(other);
+	free(idx);
 	return r;
 }
 
@@ -494,10 +926,12 @@ int pm_spool_open(struct pm_spool **out, const char *dir, uint64_t max_bytes,
 		r = -errno;
 		goto fail;
 	}
-	sp->lock_fd = openat(sp->dir_fd, "lock", O_RDWR | O_CREAT | O_CLOEXEC,
-			     SPOOL_FILE_MODE);
+	r = dir_check(sp->dir_fd);
+	if (r < 0)
+		goto fail;
+	sp->lock_fd = open_ours(sp, "lock", O_RDWR | O_CREAT);
 	if (sp->lock_fd < 0) {
-		r = -errno;
+		r = sp->lock_fd;
 		goto fail;
 	}
 	if (flock(sp->lock_fd, LOCK_EX | LOCK_NB) < 0) {
@@ -505,9 +939,11 @@ int pm_spool_open(struct pm_spool **out, const char *dir, uint64_t max_bytes,
 		goto fail;
 	}
 	(void)unlinkat(sp->dir_fd, "progress.tmp", 0);
+	(void)unlinkat(sp->dir_fd, "index.tmp", 0);
 	r = spool_load(sp);
 	if (r < 0)
 		goto fail;
+	sp->loaded = true;
 	*out = sp;
 	return 0;
 fail:
@@ -521,6 +957,8 @@ void pm_spool_close(struct pm_spool *sp)
 		return;
 	close_fd(&sp->append_fd);
 	close_fd(&sp->read_fd);
+	if (sp->loaded)
+		index_write(sp);
 	close_fd(&sp->lock_fd);	/* releases the flock */
 	close_fd(&sp->dir_fd);
 	free(sp->seg);
@@ -528,22 +966,67 @@ void pm_spool_close(struct pm_spool *sp)
 	free(sp);
 }
 
-/* Makes room for a record of 'need' bytes by removing oldest segments. */
-static int spool_make_room(struct pm_spool *sp, uint64_t need,
-			   uint64_t *dropped_lines)
+/* Whether the peek the caller holds is seg[0] from the read position. */
+static bool peek_in_first(const struct pm_spool *sp)
 {
-	int r;
+	return sp->peek.active && sp->n_seg > 0 &&
+	       sp->peek.seq == sp->seg[0].seq && sp->peek.off == sp->rd_off;
+}
 
-	while (sp->n_seg > 0 && sp->bytes + need > sp->max_bytes) {
-		sp->st.dropped_records += sp->seg[0].records;
-		sp->st.dropped_lines += sp->seg[0].lines;
-		if (dropped_lines)
-			*dropped_lines += sp->seg[0].lines;
-		r = segment_remove_first(sp);
-		if (r < 0)
-			return r;
+/* Removes the oldest segments while the spool is over its bound, never the
+ * last (it holds the record just written). Their points are lost: to the
+ * bound, or to whoever deleted the file first; the records of a peek the
+ * caller holds are the caller's, not lost. */
+static void spool_trim(struct pm_spool *sp, uint64_t *dropped_lines)
+{
+	while (sp->n_seg > 1 && sp->bytes > sp->max_bytes) {
+		struct spool_segment *s = &sp->seg[0];
+		uint64_t records = s->records, lines = s->lines;
+		char name[32];
+		struct stat st;
+
+		if (peek_in_first(sp)) {
+			records -= sp->peek.records < records ?
+				sp->peek.records : records;
+			lines -= sp->peek.lines < lines ? sp->peek.lines : lines;
+			sp->peek.released = true;
+		}
+		segment_name(name, sizeof(name), s->seq);
+		if (fstatat(sp->dir_fd, name, &st, AT_SYMLINK_NOFOLLOW) < 0 &&
+		    errno == ENOENT) {
+			sp->st.deleted_segments++;
+			sp->st.deleted_records += records;
+			sp->st.deleted_lines += lines;
+		} else {
+			sp->st.dropped_records += records;
+			sp->st.dropped_lines += lines;
+			if (dropped_lines)
+				*dropped_lines += lines;
+		}
+		sp->st.corrupt_records += s->bad_records;
+		sp->st.corrupt_lines += s->bad_lines;
+		/* the record is in; a read position not saved replays more
+		 * after a restart, it loses nothing */
+		(void)segment_remove_first(sp);
 	}
-	return 0;
+}
+
+/* A new segment, numbered next_seq or, when a file not ours has that name,
+ * the next free number. */
+static int segment_create(struct pm_spool *sp)
+{
+	char name[32];
+
+	for (int i = 0; i < SPOOL_CREATE_TRIES; i++) {
+		int fd;
+
+		segment_name(name, sizeof(name), sp->next_seq);
+		fd = create_new(sp, name);
+		if (fd != -EEXIST)
+			return fd;
+		sp->next_seq++;
+	}
+	return -EEXIST;
 }
 
 int pm_spool_append(struct pm_spool *sp, const char *text, size_t len,
@@ -553,6 +1036,7 @@ int pm_spool_append(struct pm_spool *sp, const char *text, size_t len,
 	struct iovec iov[2];
 	struct spool_segment *last;
 	uint64_t need = PM_SPOOL_HEADER_SIZE + (uint64_t)len;
+	struct stat st;
 	ssize_t n;
 	int r;
 
@@ -565,17 +1049,20 @@ int pm_spool_append(struct pm_spool *sp, const char *text, size_t len,
 	if (sp->append_fd >= 0 && last->size > 0 &&
 	    last->size + need > sp->segment_size)
 		close_fd(&sp->append_fd);	/* rotate */
-	r = spool_make_room(sp, need, dropped_lines);
-	if (r < 0)
-		return r;
+	if (sp->append_fd >= 0 && fstat(sp->append_fd, &st) == 0 &&
+	    st.st_nlink == 0)
+		close_fd(&sp->append_fd);	/* deleted from outside: what
+						   it held is counted when
+						   reading reaches it */
 	if (sp->append_fd < 0) {
-		struct spool_segment s = { .seq = sp->next_seq };
+		struct spool_segment s = {0};
 		int fd;
 
-		r = segment_open(sp, s.seq, O_WRONLY | O_CREAT | O_TRUNC);
+		r = segment_create(sp);
 		if (r < 0)
 			return r;
 		fd = r;
+		s.seq = sp->next_seq;
 		r = segment_push(sp, &s);
 		if (r == 0)
 			r = sync_dir(sp);
@@ -620,6 +1107,9 @@ int pm_spool_append(struct pm_spool *sp, const char *text, size_t len,
 	last->records++;
 	last->lines += lines;
 	sp->bytes += need;
+	/* Written first, made room for after: a write that fails has cost
+	 * nothing (the bound is exceeded by one record for that long). */
+	spool_trim(sp, dropped_lines);
 	return 0;
 }
 
@@ -638,8 +1128,8 @@ static int spool_read_fd(struct pm_spool *sp)
 	return fd;
 }
 
-/* Moves the read position past 'len' bytes holding 'records' records and
- * 'lines' lines of seg[0], removing it once read to its end. */
+/* Moves the read position of seg[0] to 'end_off' past 'records' records and
+ * 'lines' lines, removing the segment once read to its end. */
 static int spool_advance(struct pm_spool *sp, uint64_t end_off,
 			 uint64_t records, uint64_t lines)
 {
@@ -650,9 +1140,52 @@ static int spool_advance(struct pm_spool *sp, uint64_t end_off,
 	s->lines -= lines < s->lines ? lines : s->lines;
 	if (sp->rd_off >= s->size) {
 		s->records = s->lines = 0;
+		s->bad_records = s->bad_lines = 0;
 		return segment_remove_first(sp);
 	}
 	return progress_write(sp, s->seq, sp->rd_off);
+}
+
+static uint64_t sub_floor0(uint64_t a, uint64_t b)
+{
+	return a > b ? a - b : 0;
+}
+
+/* Reads past the damaged stretch at 'off' of seg[0] (the read position): to
+ * the next intact record, or the segment's end. What the segment held
+ * before and holds no longer is lost: counted as damaged. */
+static int skip_damaged(struct pm_spool *sp, int fd, uint64_t off)
+{
+	struct spool_segment *s = &sp->seg[0];
+	struct seg_walk w = {0};
+	uint64_t next, from, lost;
+	int r;
+
+	r = find_record(fd, off + 1, s->size, &next);
+	if (r < 0)
+		return r;
+	from = next;
+	if (next < s->size) {
+		/* counted again: the file may have changed under us */
+		r = segment_walk(fd, next, s->size, &from, &w);
+		if (r < 0)
+			return r;
+		if (w.tail) {
+			/* left to be skipped in turn */
+			w.bad_records++;
+			w.bad_lines += w.tail_lines;
+		}
+	}
+	lost = sub_floor0(s->records, w.records) +
+		sub_floor0(s->bad_records, w.bad_records);
+	sp->st.corrupt_records += lost > 0 ? lost : 1;
+	sp->st.corrupt_lines += sub_floor0(s->lines, w.lines) +
+		sub_floor0(s->bad_lines, w.bad_lines);
+	s->records = w.records;
+	s->lines = w.lines;
+	s->bad_records = w.bad_records;
+	s->bad_lines = w.bad_lines;
+	return spool_advance(sp, next, 0, 0);
 }
 
 int pm_spool_peek_oldest(struct pm_spool *sp, size_t max_bytes,
@@ -664,10 +1197,12 @@ int pm_spool_peek_oldest(struct pm_spool *sp, size_t max_bytes,
 	uint64_t off;
 	int fd, r;
 
+	sp->peek.active = false;
 again:
 	if (sp->n_seg == 0 || (sp->seg[0].records == 0 && sp->n_seg == 1))
 		return -ENOENT;
-	if (sp->rd_off >= sp->seg[0].size) {
+	if (sp->rd_off >= sp->seg[0].size ||
+	    (sp->seg[0].records == 0 && sp->seg[0].bad_records == 0)) {
 		/* read to its end earlier (nothing left uncommitted) */
 		r = segment_remove_first(sp);
 		if (r < 0)
@@ -675,14 +1210,19 @@ again:
 		goto again;
 	}
 	fd = spool_read_fd(sp);
-	if (fd == -ENOENT) {
-		/* Deleted behind our back: its points are gone. Not passed
-		 * on, -ENOENT would say "empty" while records are counted,
-		 * and the writer would ask again at once, for ever. */
-		sp->st.corrupt_records += sp->seg[0].records;
-		sp->st.corrupt_lines += sp->seg[0].lines;
-		r = spool_advance(sp, sp->seg[0].size, sp->seg[0].records,
-				  sp->seg[0].lines);
+	if (fd == -ENOENT || fd == -EPERM) {
+		/* Deleted behind our back (or another's file put in its
+		 * place): its points are gone. Not passed on, -ENOENT would
+		 * say "empty" while records are counted, and the writer would
+		 * ask again at once, for ever. */
+		struct spool_segment *s = &sp->seg[0];
+
+		sp->st.deleted_segments++;
+		sp->st.deleted_records += s->records;
+		sp->st.deleted_lines += s->lines;
+		sp->st.corrupt_records += s->bad_records;
+		sp->st.corrupt_lines += s->bad_lines;
+		r = spool_advance(sp, s->size, s->records, s->lines);
 		if (r < 0)
 			return r;
 		goto again;
@@ -692,56 +1232,38 @@ again:
 	off = sp->rd_off;
 	while (off < sp->seg[0].size) {
 		uint32_t rec_len, rec_lines;
+		bool intact;
 		char *p;
 
+		/* Shorter than written (changed under us) or unreadable (a bad
+		 * block): damaged, or replay would stop here for good and the
+		 * spool only ever grow. */
 		r = read_at(fd, h, sizeof(h), off);
 		if (r < 0 && r != -ENODATA && r != -EIO)
 			goto fail;
-		/* Shorter than written (changed under us) or unreadable (a bad
-		 * block): like a bad header, or replay would stop here for
-		 * good and the spool only ever grow. */
-		if (r < 0)
-			memset(h, 0, sizeof(h));
-		rec_len = get32(h + 4);
-		rec_lines = get32(h + 8);
-		if (get32(h) != SPOOL_RECORD_MAGIC || rec_len == 0 ||
-		    rec_len > PM_SPOOL_RECORD_MAX ||
-		    off + sizeof(h) + rec_len > sp->seg[0].size) {
-			/* validated at open, so the file changed under us:
-			 * nothing after this can be framed, skip the rest */
-			if (records > 0)
-				break;
-			sp->st.corrupt_records++;
-			sp->st.corrupt_lines += sp->seg[0].lines;
-			r = spool_advance(sp, sp->seg[0].size,
-					  sp->seg[0].records, sp->seg[0].lines);
-			if (r < 0)
-				goto fail;
-			free(text);
-			text = NULL;
-			goto again;
-		}
-		if (records > 0 && (len + rec_len > max_bytes ||
-				    lines + rec_lines > max_lines))
+		intact = r == 0 && header_sane(h, off, sp->seg[0].size);
+		rec_len = intact ? get32(h + 4) : 0;
+		rec_lines = intact ? get32(h + 8) : 0;
+		if (intact && records > 0 && (len + rec_len > max_bytes ||
+					      lines + rec_lines > max_lines))
 			break;
-		p = realloc(text, len + rec_len + 1);
-		if (!p) {
-			r = -ENOMEM;
-			goto fail;
+		if (intact) {
+			p = realloc(text, len + rec_len + 1);
+			if (!p) {
+				r = -ENOMEM;
+				goto fail;
+			}
+			text = p;
+			r = read_at(fd, text + len, rec_len, off + sizeof(h));
+			if (r < 0 && r != -ENODATA && r != -EIO)
+				goto fail;
+			intact = r == 0 && record_crc(h + 8, text + len, rec_len) ==
+				get32(h + 12);
 		}
-		text = p;
-		r = read_at(fd, text + len, rec_len, off + sizeof(h));
-		if (r < 0 && r != -ENODATA && r != -EIO)
-			goto fail;
-		/* an unreadable payload is skipped as a corrupt one */
-		if (r < 0 ||
-		    record_crc(h + 8, text + len, rec_len) != get32(h + 12)) {
+		if (!intact) {
 			if (records > 0)
 				break;	/* the next peek skips it */
-			sp->st.corrupt_records++;
-			sp->st.corrupt_lines += rec_lines;
-			r = spool_advance(sp, off + sizeof(h) + rec_len, 1,
-					  rec_lines);
+			r = skip_damaged(sp, fd, off);
 			if (r < 0)
 				goto fail;
 			free(text);
@@ -753,6 +1275,10 @@ again:
 		records++;
 		off += sizeof(h) + rec_len;
 	}
+	if (records == 0) {
+		free(text);
+		return -ENOENT;	/* cannot happen: rd_off < size above */
+	}
 	text[len] = '\0';
 	b->text = text;
 	b->len = len;
@@ -761,24 +1287,48 @@ again:
 	b->seq = sp->seg[0].seq;
 	b->off = sp->rd_off;
 	b->end_off = off;
+	b->spool = sp;
+	sp->peek.active = true;
+	sp->peek.released = false;
+	sp->peek.seq = b->seq;
+	sp->peek.off = b->off;
+	sp->peek.end_off = b->end_off;
+	sp->peek.records = records;
+	sp->peek.lines = lines;
 	return 0;
 fail:
 	free(text);
 	return r;
 }
 
+static bool peek_is(const struct pm_spool *sp, const struct pm_spool_batch *b)
+{
+	return sp->peek.active && b->seq == sp->peek.seq &&
+	       b->off == sp->peek.off && b->end_off == sp->peek.end_off;
+}
+
 int pm_spool_commit_oldest(struct pm_spool *sp, const struct pm_spool_batch *b)
 {
+	if (peek_is(sp, b) && sp->peek.released) {
+		/* its segment went to the bound while the caller held it */
+		sp->peek.active = false;
+		return 0;
+	}
 	if (sp->n_seg == 0 || b->seq != sp->seg[0].seq || b->off != sp->rd_off ||
 	    b->end_off > sp->seg[0].size || b->end_off <= b->off)
 		return -ESTALE;
+	sp->peek.active = false;
 	return spool_advance(sp, b->end_off, b->records, b->lines);
 }
 
 void pm_spool_batch_free(struct pm_spool_batch *b)
 {
+	/* given up: the records are the spool's again */
+	if (b->spool && peek_is(b->spool, b))
+		b->spool->peek.active = false;
 	free(b->text);
 	b->text = NULL;
+	b->spool = NULL;
 	b->len = b->lines = b->records = 0;
 }
 

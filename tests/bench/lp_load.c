@@ -66,7 +66,8 @@ static void usage(void)
 	      "[--mode samples|raw] [--devices N] [--inputs N] [--ticks N] "
 	      "[--first-tick N] [--start-ms T] [--step-ms N] [--pace-ms N] "
 	      "[--points N] [--chunk-lines N] [--series N] [--drain S] "
-	      "[--hold] [--reload-close]\n", stderr);
+	      "[--hold] [--reload-close] [--ring-bytes N] [--probe-ms N]\n",
+	      stderr);
 	exit(2);
 }
 
@@ -215,6 +216,7 @@ int main(int argc, char **argv)
 		{ "hold", no_argument, NULL, 19 },
 		{ "reload-close", no_argument, NULL, 20 },
 		{ "ring-bytes", required_argument, NULL, 21 },
+		{ "probe-ms", required_argument, NULL, 22 },
 		{ NULL, 0, NULL, 0 },
 	};
 	struct pm_influx ix = {
@@ -288,6 +290,7 @@ int main(int argc, char **argv)
 		case 19: o.hold = 1; break;
 		case 20: o.reload = 1; break;
 		case 21: tune.ring_bytes = strtoul(optarg, NULL, 10); break;
+		case 22: tune.probe_ms = atol(optarg); break;
 		default: usage();
 		}
 	}
@@ -344,9 +347,14 @@ int main(int argc, char **argv)
 	       ", \"rejected\": %" PRIu64 ", \"spooled\": %" PRIu64
 	       ", \"dropped\": %" PRIu64 ", \"requests\": %" PRIu64
 	       ", \"retries\": %" PRIu64 ", \"spool_points\": %" PRIu64
+	       ", \"dropped_queue\": %" PRIu64 ", \"dropped_memory\": %" PRIu64
+	       ", \"dropped_bound\": %" PRIu64 ", \"dropped_damaged\": %" PRIu64
+	       ", \"dropped_torn\": %" PRIu64 ", \"dropped_deleted\": %" PRIu64
 	       ", \"push_s\": %.6f, \"drain_s\": %.6f, \"close_s\": %.6f}\n",
 	       pushed, st.written, st.replayed, st.rejected, st.spooled, st.dropped,
-	       st.requests, st.retries, st.spool_points,
+	       st.requests, st.retries, st.spool_points, st.dropped_queue,
+	       st.dropped_memory, st.dropped_bound, st.dropped_damaged,
+	       st.dropped_torn, st.dropped_deleted,
 	       (double)(t_pushed - t_start) / 1e9,
 	       (double)(t_drained - t_start) / 1e9, (double)t_closed / 1e9);
 	fflush(stdout);

@@ -268,6 +268,19 @@ bind-address = "127.0.0.1:%(rpc)d"
         rows.sort(key=lambda r: r["time"])
         return rows
 
+    def write_stats(self):
+        """influxd's own write counters (/debug/vars "write" and "httpd"
+        values, merged): "pointReq" counts every point it was sent (a
+        point sent twice counts twice), "pointsWrittenOK" those it took."""
+        status, body = _http("GET", self.url + "/debug/vars", context=self._ssl)
+        if status != 200:
+            raise AssertionError("influxd /debug/vars: HTTP %d" % status)
+        out = {}
+        for key, v in json.loads(body).items():
+            if key == "write" or key.startswith("httpd"):
+                out.update(v.get("values", {}))
+        return out
+
     def count(self, measurement="powermeter", field="current", db=None):
         """Number of stored points of 'measurement' (0 when none)."""
         doc = self.query('SELECT count("%s") FROM "%s"' % (field, measurement),

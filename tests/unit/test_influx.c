@@ -1,7 +1,9 @@
 /* test_influx.c — the InfluxDB write client: v1/v2 URLs with escaped
  * parameters, headers and credentials that never end up in a URL, the
- * answer (status, error text, Retry-After in both forms), gzip bodies and
- * curl errors, against a one-shot HTTP server on a loopback socket. */
+ * answer (status, error text, Retry-After in both forms, a partial write
+ * told from a whole refusal as InfluxDB 1.6 and 2.x word them), gzip
+ * bodies and curl errors, the /ping probe, against a one-shot HTTP server
+ * on a loopback socket. */
 #include <arpa/inet.h>
 #include <errno.h>
 #include <netinet/in.h>
@@ -222,6 +224,54 @@ static void test_error_text(void **state)
 	assert_string_equal(out, "012345678");
 }
 
+/* What InfluxDB 1.6 answers (verbatim, from influxd 1.6 in the tests),
+ * and 2.x (its documented 422). */
+static void test_partial_write(void **state)
+{
+	uint64_t n;
+	const char *b;
+
+	(void)state;
+	/* one line of three unparsable: the other two stored */
+	b = "{\"error\":\"partial write: unable to parse 'bad line here': "
+	    "invalid field format dropped=0\"}\n";
+	assert_true(pm_influx_partial_write(400, b, strlen(b), &n));
+	assert_int_equal(n, 1);
+	/* a field type conflict: the others stored */
+	b = "{\"error\":\"partial write: field type conflict: input field "
+	    "\\\"current\\\" on measurement \\\"powermeter\\\" is type "
+	    "integer, already exists as type float dropped=1\"}\n";
+	assert_true(pm_influx_partial_write(400, b, strlen(b), &n));
+	assert_int_equal(n, 1);
+	b = "{\"error\":\"partial write: points beyond retention policy "
+	    "dropped=17\"}";
+	assert_true(pm_influx_partial_write(400, b, strlen(b), &n));
+	assert_int_equal(n, 17);
+	/* nothing could be parsed: refused whole, nothing stored */
+	b = "{\"error\":\"unable to parse 'bad1': missing fields\\n"
+	    "unable to parse 'bad2': missing fields\"}\n";
+	assert_false(pm_influx_partial_write(400, b, strlen(b), &n));
+	assert_int_equal(n, 0);
+	/* several lines named: each counted */
+	b = "{\"error\":\"partial write: unable to parse 'a': x\\n"
+	    "unable to parse 'b': y\\nunable to parse 'c': z dropped=0\"}";
+	assert_true(pm_influx_partial_write(400, b, strlen(b), &n));
+	assert_int_equal(n, 3);
+	/* InfluxDB 2.x: 422 is a partial write whatever it says */
+	b = "{\"code\":\"unprocessable entity\",\"message\":\"failure "
+	    "writing points to database: partial write: points beyond "
+	    "retention policy dropped=2\"}";
+	assert_true(pm_influx_partial_write(422, b, strlen(b), &n));
+	assert_int_equal(n, 2);
+	assert_true(pm_influx_partial_write(422, NULL, 0, &n));
+	assert_int_equal(n, 0);
+	/* others are not */
+	b = "{\"error\":\"partial write\"}";
+	assert_false(pm_influx_partial_write(413, b, strlen(b), &n));
+	assert_false(pm_influx_partial_write(500, b, strlen(b), &n));
+	assert_false(pm_influx_partial_write(400, NULL, 0, &n));
+}
+
 /* ---- a one-shot HTTP server ------------------------------------------- */
 
 struct server {
@@ -396,6 +446,103 @@ static void test_write_answer_parsed(void **state)
 	pm_influx_client_free(c);
 }
 
+/* A partial write through the client: flagged, and every line the answer
+ * names counted, beyond what the kept error text holds. */
+static void test_write_partial_answer(void **state)
+{
+	static char answer[16384];
+	struct pm_influx_result res;
+	struct pm_influx_client *c;
+	struct pm_influx ix = v1();
+	struct server s;
+	char url[64], body[8192];
+	size_t n = 0;
+
+	(void)state;
+	for (int i = 0; i < 100; i++)
+		n += (size_t)snprintf(body + n, sizeof(body) - n,
+				      "unable to parse 'line %02d with some more "
+				      "text': invalid field format\\n", i);
+	snprintf(answer, sizeof(answer), "HTTP/1.1 400 Bad Request\r\n"
+		 "Content-Type: application/json\r\nContent-Length: %zu\r\n"
+		 "Connection: close\r\n\r\n{\"error\":\"partial write: %s "
+		 "dropped=0\"}\n", n + 38, body);
+	server_start(&s, answer);
+	snprintf(url, sizeof(url), "http://127.0.0.1:%d", s.port);
+	ix.url = url;
+	assert_int_equal(pm_influx_client_new(&c, &ix), 0);
+	assert_int_equal(pm_influx_write(c, "m v=1 1\n", 8, &res), 0);
+	server_join(&s);
+	assert_int_equal(res.status, 400);
+	assert_true(res.partial);
+	assert_int_equal(res.refused, 100);
+	assert_non_null(strstr(res.message, "partial write: unable to parse"));
+	pm_influx_client_free(c);
+}
+
+/* Two one-shot answers in turn, the request line of each kept. */
+struct server2 {
+	struct server one;
+	char line[2][256];
+};
+
+static void *serve_two(void *arg)
+{
+	struct server2 *s2 = arg;
+
+	for (int i = 0; i < 2; i++) {
+		char *eol;
+
+		(void)serve_one(&s2->one);
+		eol = strstr(s2->one.request, "\r\n");
+		snprintf(s2->line[i], sizeof(s2->line[i]), "%.*s",
+			 eol ? (int)(eol - s2->one.request) : 0,
+			 s2->one.request);
+	}
+	return NULL;
+}
+
+/* The probe: GET <base>/ping without a body; the next write goes to the
+ * write URL again, as a POST. */
+static void test_ping_then_write(void **state)
+{
+	struct pm_influx_result res;
+	struct pm_influx_client *c;
+	struct pm_influx ix = v1();
+	struct server2 s2;
+	char url[64];
+	int fd, port;
+
+	(void)state;
+	memset(&s2, 0, sizeof(s2));
+	s2.one.answer = "HTTP/1.1 204 No Content\r\nContent-Length: 0\r\n"
+			"Connection: close\r\n\r\n";
+	s2.one.fd = loopback_socket(2, &s2.one.port);
+	assert_int_equal(pthread_create(&s2.one.thread, NULL, serve_two, &s2), 0);
+	snprintf(url, sizeof(url), "http://127.0.0.1:%d/", s2.one.port);
+	ix.url = url;
+	assert_int_equal(pm_influx_client_new(&c, &ix), 0);
+	assert_int_equal(pm_influx_ping(c, 1000, &res), 0);
+	assert_int_equal(res.status, 204);
+	assert_int_equal(pm_influx_write(c, "m v=1 1\n", 8, &res), 0);
+	assert_int_equal(res.status, 204);
+	server_join(&s2.one);
+	assert_string_equal(s2.line[0], "GET /ping HTTP/1.1");
+	assert_string_equal(s2.line[1], "POST /write?db=power%20meter&rp=one%20week"
+			    "&precision=ms HTTP/1.1");
+	pm_influx_client_free(c);
+
+	/* nobody there: refused, quickly */
+	fd = loopback_socket(-1, &port);
+	snprintf(url, sizeof(url), "http://127.0.0.1:%d", port);
+	ix.url = url;
+	assert_int_equal(pm_influx_client_new(&c, &ix), 0);
+	assert_int_equal(pm_influx_ping(c, 1000, &res), -ECONNREFUSED);
+	assert_int_equal(res.status, 0);
+	pm_influx_client_free(c);
+	close(fd);
+}
+
 static void test_write_connection_refused(void **state)
 {
 	struct pm_influx_result res;
@@ -483,6 +630,9 @@ int main(void)
 		cmocka_unit_test(test_redact),
 		cmocka_unit_test(test_retry_after),
 		cmocka_unit_test(test_error_text),
+		cmocka_unit_test(test_partial_write),
+		cmocka_unit_test(test_write_partial_answer),
+		cmocka_unit_test(test_ping_then_write),
 		cmocka_unit_test(test_write_v2_request),
 		cmocka_unit_test(test_write_v1_basic_auth),
 		cmocka_unit_test(test_write_answer_parsed),
