@@ -122,6 +122,12 @@ static int daemon_start(struct daemon *d, pm_config *cfg)
 		return r;
 	}
 	d->cfg = cfg;
+	{
+		const char *port = NULL;
+		int64_t limit = pm_pollers_stall_limit(d->pollers, &port);
+
+		pm_watchdog_check_limit(&d->watchdog, limit, port);
+	}
 	pm_watchdog_reset(&d->watchdog, pm_mono_ns());
 	d->next_status_ns = 0;
 	d->before_first_tick = true;

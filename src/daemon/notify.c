@@ -51,6 +51,21 @@ void pm_watchdog_init(struct pm_watchdog *w)
 	pm_watchdog_reset(w, pm_mono_ns());
 }
 
+void pm_watchdog_check_limit(const struct pm_watchdog *w, int64_t limit_ns,
+			     const char *port)
+{
+	if (!w->enabled || !port || limit_ns < 2 * w->period_ns)
+		return;
+	log_warning("watchdog: a read on %s may take up to %.0f s with its "
+		    "timeout and retries (and the port's reopening), and "
+		    "WatchdogSec is %.0f s: systemd would restart the daemon "
+		    "while it waits for a slow module; lower that module's "
+		    "\"timeout\" or \"retries\", or raise WatchdogSec= in a "
+		    "drop-in (systemctl edit powermeterd)", port,
+		    (double)limit_ns / NS_PER_S,
+		    (double)(2 * w->period_ns) / NS_PER_S);
+}
+
 void pm_watchdog_reset(struct pm_watchdog *w, int64_t now_ns)
 {
 	for (size_t i = 0; i < PM_SINKS_MAX; i++) {

@@ -29,6 +29,11 @@ struct pm_watchdog {
 
 /* Reads WATCHDOG_USEC/WATCHDOG_PID (sd_watchdog_enabled). */
 void pm_watchdog_init(struct pm_watchdog *w);
+/* Warns when a poller of 'port' may legitimately spend 'limit_ns' in one
+ * step, longer than WatchdogSec: systemd would restart a daemon that only
+ * waits for slow modules. */
+void pm_watchdog_check_limit(const struct pm_watchdog *w, int64_t limit_ns,
+			     const char *port);
 /* Forgets the sinks' progress (after they were reopened). */
 void pm_watchdog_reset(struct pm_watchdog *w, int64_t now_ns);
 /* Samples progress and pings when due and healthy. Returns how long the

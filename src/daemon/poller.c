@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "bus/bus.h"
+#include "bus/netconn.h"
 #include "daemon/complain.h"
 #include "daemon/poller.h"
 #include "daemon/testfault.h"
@@ -60,12 +61,16 @@ struct poller {
 	struct pm_complaint overrun_complaint;
 	size_t n_devs;
 	struct poll_dev *devs;
-	int64_t budget_ns;		/* what a tick may take: timeouts */
+	/* The longest one step of a tick may take without the thread being
+	 * stuck: opening the port, then one module's read and its firmware
+	 * read, each with all its retries. */
+	int64_t step_budget_ns;
 	/* under group->lock */
 	bool port_down;			/* open failed, or lost */
 	uint64_t ticks;
 	uint64_t missed;
-	int64_t last_tick_ns;
+	bool in_tick;			/* reading, not waiting for the tick */
+	int64_t alive_ns;		/* start of the tick, or its last read */
 };
 
 struct pm_pollers {
@@ -320,6 +325,7 @@ static void poller_record(struct poller *p, struct poll_dev *d, int err,
 	}
 	pthread_mutex_lock(&p->group->lock);
 	d->st = st;
+	p->alive_ns = pm_mono_ns();
 	pthread_mutex_unlock(&p->group->lock);
 
 	poller_log_result(p, d, err, fault);
@@ -405,6 +411,10 @@ static void *poller_main(void *arg)
 		uint64_t missed = 0;
 		int64_t started = pm_mono_ns(), now;
 
+		pthread_mutex_lock(&g->lock);
+		p->in_tick = true;
+		p->alive_ns = started;
+		pthread_mutex_unlock(&g->lock);
 		pm_testfault_hang("poller");
 		poller_tick(p);
 		now = pm_mono_ns();
@@ -413,7 +423,8 @@ static void *poller_main(void *arg)
 		pthread_mutex_lock(&g->lock);
 		p->ticks++;
 		p->missed += missed;
-		p->last_tick_ns = now;
+		p->in_tick = false;
+		p->alive_ns = now;
 		pthread_mutex_unlock(&g->lock);
 		if (missed == 0) {
 			(void)pm_complain_success(&p->overrun_complaint, now,
@@ -454,6 +465,7 @@ static int pollers_layout(struct pm_pollers *g)
 	for (size_t i = 0; i < cfg->n_devices; i++) {
 		const struct pm_device *dev = &cfg->devices[i];
 		struct poller *p = NULL;
+		int64_t step;
 
 		for (size_t j = 0; j < g->n; j++)
 			if (pm_bus_same(g->pollers[j].port, dev->port))
@@ -470,8 +482,13 @@ static int pollers_layout(struct pm_pollers *g)
 		p->devs[p->n_devs].dev = dev;
 		p->devs[p->n_devs].silent = true;
 		p->n_devs++;
-		p->budget_ns += (int64_t)(dev->timeout * (dev->retries + 2) *
-					  NS_PER_S);
+		step = 2 * (int64_t)(dev->timeout * (dev->retries + 2) *
+				     NS_PER_S);
+		if (pm_net_is_url(dev->port))
+			step += PM_NET_CONNECT_TIMEOUT_NS +
+				PM_NET_SEND_TIMEOUT_NS;
+		if (step > p->step_budget_ns)
+			p->step_budget_ns = step;
 	}
 	return 0;
 }
@@ -527,7 +544,7 @@ int pm_pollers_start(struct pm_pollers **pp, const struct pm_config *cfg,
 	for (size_t i = 0; i < g->n; i++) {
 		struct poller *p = &g->pollers[i];
 
-		p->last_tick_ns = g->first_ns;
+		p->alive_ns = pm_mono_ns();
 		r = -pthread_create(&p->thread, NULL, poller_main, p);
 		if (r < 0) {
 			log_err("cannot start the poller of %s: %s", p->port,
@@ -561,6 +578,27 @@ void pm_pollers_stop(struct pm_pollers *g)
 	pollers_free(g);
 }
 
+/* A poller is stuck when one step of its tick (see step_budget_ns) has
+ * taken 5 s longer than it may: independent of the interval and of how
+ * many modules share the bus, so that a slow bus is never mistaken for a
+ * stuck thread and a stuck thread is found within WatchdogSec. */
+static int64_t stall_limit(const struct poller *p)
+{
+	return p->step_budget_ns + 5 * NS_PER_S;
+}
+
+int64_t pm_pollers_stall_limit(struct pm_pollers *g, const char **port)
+{
+	int64_t max = 0;
+
+	for (size_t i = 0; i < g->n; i++)
+		if (stall_limit(&g->pollers[i]) > max) {
+			max = stall_limit(&g->pollers[i]);
+			*port = g->pollers[i].port;
+		}
+	return max;
+}
+
 void pm_pollers_health(struct pm_pollers *g, int64_t now_ns,
 		       struct pm_pollers_health *h)
 {
@@ -568,12 +606,10 @@ void pm_pollers_health(struct pm_pollers *g, int64_t now_ns,
 	pthread_mutex_lock(&g->lock);
 	for (size_t i = 0; i < g->n; i++) {
 		const struct poller *p = &g->pollers[i];
-		int64_t limit = 2 * g->interval_ns + p->budget_ns + 5 * NS_PER_S;
-
 		h->ports_down += p->port_down;
 		h->ticks += p->ticks;
 		h->missed_ticks += p->missed;
-		if (now_ns - p->last_tick_ns > limit)
+		if (p->in_tick && now_ns - p->alive_ns > stall_limit(p))
 			h->all_recent = false;
 		for (size_t j = 0; j < p->n_devs; j++) {
 			h->modules++;

@@ -23,7 +23,7 @@ struct pm_pollers_health {
 	size_t modules_up;
 	uint64_t ticks;		/* completed, all pollers */
 	uint64_t missed_ticks;	/* skipped after overruns, all pollers */
-	bool all_recent;	/* every poller completed a tick lately */
+	bool all_recent;	/* no poller stuck inside a step of its tick */
 };
 
 /* Starts one thread per port of 'cfg', feeding 'sinks', after adding each
@@ -42,6 +42,10 @@ void pm_pollers_stop(struct pm_pollers *p);
 
 void pm_pollers_health(struct pm_pollers *p, int64_t now_ns,
 		       struct pm_pollers_health *h);
+/* How long a poller may go without finishing a step of its tick (opening
+ * its port, one module's read) before it counts as stuck: the largest over
+ * the ports, whose name goes to *port. */
+int64_t pm_pollers_stall_limit(struct pm_pollers *p, const char **port);
 
 /* The deadline after 'deadline_ns' that is still ahead of 'now_ns':
  * deadline + interval, or later when the tick overran, in which case the

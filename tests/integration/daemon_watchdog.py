@@ -19,9 +19,11 @@ from fakehttp import FakeInflux
 from sim import Sim
 
 # WatchdogSec: systemd restarts the daemon this long after its last ping.
-# A poller counts as stuck 2 intervals + its timeouts + 5 s after its last
-# tick (poller.c), the writer WatchdogSec/2 after its last loop (notify.c):
-# both well inside 8 s with the config below.
+# A poller counts as stuck when one step of its tick (one module's read and
+# its firmware read, with every retry: 2 x timeout x (retries + 2)) has
+# taken 5 s longer than that (poller.c), whatever the interval and however
+# many modules share its bus; the writer WatchdogSec/2 after its last loop
+# (notify.c): both well inside 8 s with the config below.
 WATCHDOG_SEC = 8.0
 INTERVAL = 0.25
 TIMEOUT = 0.1
@@ -38,11 +40,15 @@ def monotonic_in(line):
 
 
 class Watchdog(unittest.TestCase):
-    def hang_and_recover(self, thread, stuck_name, influx=None, after_recovery=None):
-        sim = Sim(self, [{"baud": 19200, "modules": [1]}]).start()
+    def hang_and_recover(self, thread, stuck_name, influx=None, after_recovery=None,
+                         modules=(1,), retries=None):
+        sim = Sim(self, [{"baud": 115200, "modules": list(modules)}]).start()
         hang = os.path.join(common.tmpdir(self, "pm-hang-"), "hang")
         cfg = daemonlib.daemon_config(self, sim, interval=INTERVAL, timeout=TIMEOUT,
                                       influx=influx)
+        if retries is not None:
+            daemonlib.rewrite_config(cfg, lambda c: [dev.update(retries=retries)
+                                                     for dev in c["devices"]])
         d = daemonlib.Daemon(self, cfg, watchdog_usec=int(WATCHDOG_SEC * 1e6),
                              env={"PM_TEST_HANG": "%s:%s" % (thread, hang)}).start()
         # steady first: pings every WatchdogSec/2
@@ -93,7 +99,45 @@ class Watchdog(unittest.TestCase):
         self.assertLess(resume_after, SAMPLE_SEC + 1.0)
 
     def test_poller_hangs(self):
-        self.hang_and_recover("poller", "poller")
+        # 16 modules with 3 retries on its bus: a rule of "2 intervals +
+        # every module's timeouts" (13.5 s here) would ping for more than
+        # WatchdogSec after the hang; one read's (6 s) does not
+        self.hang_and_recover("poller", "poller", modules=range(1, 17), retries=3)
+
+    def test_slow_bus_is_not_stuck(self):
+        """15 of 16 modules silent: a tick takes longer than WatchdogSec,
+        but every read ends within its timeout, so the pings go on."""
+        sim = Sim(self, [{"baud": 115200, "modules": list(range(1, 17))}]).start()
+        for addr in range(2, 17):
+            sim.fault(0, addr, "noanswer")
+        cfg = daemonlib.daemon_config(self, sim, interval=1.0, timeout=0.6)
+        d = daemonlib.Daemon(self, cfg, watchdog_usec=int(WATCHDOG_SEC * 1e6)).start()
+        start = time.monotonic()
+        # a whole tick of 15 silent modules: 9 s of timeouts
+        d.wait_stderr(r"reading its modules took [0-9]+ ms, longer than the interval",
+                      timeout=3 * WATCHDOG_SEC)
+        while time.monotonic() < start + 12:
+            time.sleep(0.2)
+        pings = sorted(t for t, m in d.notify.all("WATCHDOG") if t >= start)
+        gaps = [b - a for a, b in zip([start] + pings, pings + [time.monotonic()])]
+        self.assertEqual(d.stop(), 0)
+        self.assertNotIn("makes no progress", d.stderr())
+        self.assertLess(max(gaps), WATCHDOG_SEC / 2 + SAMPLE_SEC + 0.5,
+                        "pings at %s" % ["%.1f" % (t - start) for t in pings])
+
+    def test_warns_when_a_read_may_outlast_watchdogsec(self):
+        sim = Sim(self, [{"baud": 115200, "modules": [1]}]).start()
+        cfg = daemonlib.daemon_config(self, sim, interval=1.0, timeout=1.5)
+        d = daemonlib.Daemon(self, cfg, watchdog_usec=int(WATCHDOG_SEC * 1e6)).start()
+        # 2 x 1.5 s x (2 retries + 2) + 5 s
+        d.wait_stderr(r"watchdog: a read on %s may take up to 17 s .* WatchdogSec is 8 s"
+                      % re.escape(sim.path(0)), timeout=10)
+        self.assertEqual(d.stop(), 0)
+        # the same module with the unit's WatchdogSec=30: no warning
+        d = daemonlib.Daemon(self, cfg, watchdog_usec=30 * 1000000).start()
+        d.notify.wait("READY", "1", timeout=10)
+        self.assertEqual(d.stop(), 0)
+        self.assertNotIn("watchdog: a read on", d.stderr())
 
     def test_writer_hangs(self):
         fake = FakeInflux(self)

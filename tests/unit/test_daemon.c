@@ -9,7 +9,9 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <cmocka.h>
@@ -373,6 +375,10 @@ static void sinkset_status_skips_a_silent_sink(void **unused)
 	pm_buf_free(&b);
 }
 
+/* The hang point's file (PM_TEST_HANG=poller:FILE, set in main() before
+ * any poller runs; the poller hangs at the start of a tick while it exists). */
+static char hang_file[64];
+
 static void health_notices_a_stuck_poller(void **unused)
 {
 	struct pm_input in = { .channel = 0, .ratio = 0.01, .name = (char *)"a" };
@@ -383,14 +389,34 @@ static void health_notices_a_stuck_poller(void **unused)
 	struct pm_sinkset set = { .cfg = &cfg };
 	struct pm_pollers *p = NULL;
 	struct pm_pollers_health h;
+	const struct timespec tick = { 1, 200 * MS };
+	const char *port = NULL;
+	int fd;
 
 	(void)unused;
 	assert_int_equal(pm_pollers_start(&p, &cfg, &set, NULL, NULL), 0);
-	/* limit: 2 intervals + 2 x timeout + 5 s */
+	/* one step: 2 x 0.5 s x (0 retries + 2); stuck 5 s after that */
+	assert_true(pm_pollers_stall_limit(p, &port) == 7 * SEC);
+	assert_string_equal(port, "/nonexistent/x");
+	/* waiting for its tick, however long, is not being stuck */
+	pm_pollers_health(p, pm_mono_ns() + 60 * SEC, &h);
+	assert_true(h.all_recent);
+
+	fd = open(hang_file, O_WRONLY | O_CREAT | O_EXCL, 0600);
+	assert_true(fd >= 0);
+	close(fd);
+	(void)nanosleep(&tick, NULL);	/* inside a tick now, hung */
 	pm_pollers_health(p, pm_mono_ns(), &h);
 	assert_true(h.all_recent);
-	pm_pollers_health(p, pm_mono_ns() + 10 * SEC, &h);
+	pm_pollers_health(p, pm_mono_ns() + 6 * SEC, &h);
+	assert_true(h.all_recent);
+	pm_pollers_health(p, pm_mono_ns() + 7 * SEC, &h);
 	assert_false(h.all_recent);
+
+	assert_int_equal(unlink(hang_file), 0);
+	(void)nanosleep(&tick, NULL);	/* the tick ends, and with it the hang */
+	pm_pollers_health(p, pm_mono_ns() + 7 * SEC, &h);
+	assert_true(h.all_recent);
 	pm_pollers_stop(p);
 }
 
@@ -411,6 +437,20 @@ int main(void)
 		cmocka_unit_test(sinkset_status_skips_a_silent_sink),
 	};
 
+	int r;
+
+	(void)snprintf(hang_file, sizeof(hang_file), "/tmp/pm-test-hang.%ld",
+		       (long)getpid());
+	(void)unlink(hang_file);
+	{
+		char v[sizeof(hang_file) + 16];
+
+		(void)snprintf(v, sizeof(v), "poller:%s", hang_file);
+		if (setenv("PM_TEST_HANG", v, 1) < 0)
+			return 1;
+	}
 	pm_log_set_level(LOG_ERR);	/* the failures are expected */
-	return cmocka_run_group_tests(tests, NULL, NULL);
+	r = cmocka_run_group_tests(tests, NULL, NULL);
+	(void)unlink(hang_file);
+	return r;
 }
