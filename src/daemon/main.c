@@ -342,8 +342,14 @@ int main(int argc, char **argv)
 	}
 
 	/* One malloc arena: the pollers allocate a few hundred bytes per read,
-	 * not worth an arena (and its resident pages) per thread. */
+	 * not worth an arena (and its resident pages) per thread. Blocks of
+	 * 128 KiB and more (batches replayed after an outage, their gzip
+	 * output) get pages of their own, given back when freed: glibc would
+	 * otherwise raise that threshold after the first such free and keep
+	 * them in the heap, which only grows with them. */
 	(void)mallopt(M_ARENA_MAX, 1);
+	(void)mallopt(M_MMAP_THRESHOLD, 128 * 1024);
+	(void)mallopt(M_TRIM_THRESHOLD, 256 * 1024);
 
 	/* Before any thread exists: every thread inherits this mask, so the
 	 * signals only ever reach sigtimedwait() below. */

@@ -5,6 +5,7 @@
  * every point lost counted once, under its cause, and logged. */
 #include <errno.h>
 #include <inttypes.h>
+#include <malloc.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdatomic.h>
@@ -115,6 +116,13 @@ struct influx_sink {
 	bool probe_said_ok;
 	bool probe_distrusted;
 	int64_t probe_at;
+	/* a backlog (failures, the spool, memory) since the buffers it grew
+	 * were last given back */
+	bool backlog_seen;
+	/* the batch replay_one() is sending, and whether all of it failed */
+	const char *replay_text;
+	size_t replay_len;
+	bool replay_untouched;
 	struct pm_complaint complaint;	/* when a failure is worth a line */
 	int64_t reject_logged;
 	uint64_t reject_unlogged;	/* points refused since, not logged */
@@ -273,6 +281,7 @@ static void mark_failure(struct influx_sink *s, int cls, const char *what,
 	long delay;
 
 	s->failures++;
+	s->backlog_seen = true;
 	/* the probe said it was back and it is not: the probe cannot tell
 	 * for this database, back off as before until a write goes through */
 	if (s->probe_said_ok)
@@ -407,6 +416,12 @@ static int abort_cb(void *arg)
 static void keep(struct influx_sink *s, const char *text, size_t len,
 		 size_t lines)
 {
+	/* a batch read back from the spool that went nowhere stays there:
+	 * no copy (it may be 1 MiB, once per retry all through an outage) */
+	if (text == s->replay_text && len == s->replay_len) {
+		s->replay_untouched = true;
+		return;
+	}
 	if (pm_buf_add(&s->leftover, text, len) == 0) {
 		s->leftover_n += lines;
 		return;
@@ -666,12 +681,20 @@ static bool replay_one(struct influx_sink *s)
 		s->retry_at = pm_mono_ns() + (int64_t)s->tune.backoff_max_ms * MS;
 		return false;
 	}
+	s->backlog_seen = true;
+	s->replay_text = b.text;
+	s->replay_len = b.len;
+	s->replay_untouched = false;
 	deliver(s, b.text, b.len, true);
-	if (s->leftover.len == b.len) {
-		/* nothing went through: it stays where it is */
+	s->replay_text = NULL;
+	if (!s->replay_untouched && s->leftover.len == b.len) {
+		/* its halves both failed: as untouched */
 		pm_buf_reset(&s->leftover);
 		s->leftover_n = 0;
-	} else {
+		s->replay_untouched = true;
+	}
+	if (!s->replay_untouched) {
+		/* some or all of it went through (or was refused for good) */
 		spool_leftover(s);	/* the parts still to send, at the end */
 		r = pm_spool_commit_oldest(s->spool, &b);
 		/* once, not at every batch replayed */
@@ -840,6 +863,21 @@ static bool spool_pending(struct influx_sink *s)
 	return sst.records > 0;
 }
 
+/* After a backlog is cleared: the buffers it grew (a replayed batch held
+ * again, gzip's output) go back, and so does the heap's free space (to the
+ * system, malloc_trim), so that an outage costs memory only while it lasts. */
+static void release_backlog_memory(struct influx_sink *s)
+{
+	if (!s->backlog_seen || s->failures > 0 || s->leftover.len > 0 ||
+	    s->held.len > 0 || spool_pending(s))
+		return;
+	s->backlog_seen = false;
+	pm_buf_free(&s->leftover);
+	pm_buf_free(&s->held);
+	pm_influx_client_trim(s->client);
+	(void)malloc_trim(0);
+}
+
 static bool should_stop(struct influx_sink *s)
 {
 	bool stop;
@@ -989,6 +1027,7 @@ static void *writer_main(void *arg)
 		if (spool_work)
 			(void)replay_one(s);
 		note_drops(s);
+		release_backlog_memory(s);
 	}
 	writer_finish(s);
 	return NULL;

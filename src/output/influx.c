@@ -486,6 +486,16 @@ fail:
 	return r;
 }
 
+void pm_influx_client_trim(struct pm_influx_client *c)
+{
+	if (!c)
+		return;
+	free(c->gz);
+	c->gz = NULL;
+	c->gz_alloc = 0;
+	pm_buf_free(&c->answer);
+}
+
 void pm_influx_client_free(struct pm_influx_client *c)
 {
 	if (!c)
@@ -591,18 +601,49 @@ static const char *curl_error_hint(CURLcode e)
 	return "";
 }
 
-int pm_influx_write(struct pm_influx_client *c, const char *body, size_t len,
-		    struct pm_influx_result *res)
+static void result_clear(struct pm_influx_result *res)
 {
-	long long gz_len;
-	long status = 0, connect_ms;
-	CURLcode e;
-
 	res->status = 0;
 	res->retry_after_ms = -1;
 	res->message[0] = '\0';
 	res->partial = false;
 	res->refused = 0;
+}
+
+/* Runs the request set up on c->curl ('e': how that went) within the
+ * timeouts: 0 with res->status, or -errno with res->message saying why. */
+static int perform(struct pm_influx_client *c, CURLcode e, long timeout_ms,
+		   long connect_ms, struct pm_influx_result *res)
+{
+	long status = 0;
+
+	if (e == CURLE_OK)
+		e = curl_easy_setopt(c->curl, CURLOPT_TIMEOUT_MS, timeout_ms);
+	if (e == CURLE_OK)
+		e = curl_easy_setopt(c->curl, CURLOPT_CONNECTTIMEOUT_MS,
+				     connect_ms);
+	if (e == CURLE_OK)
+		e = curl_easy_perform(c->curl);
+	if (e != CURLE_OK) {
+		(void)snprintf(res->message, sizeof(res->message), "%s%s",
+			       c->errbuf[0] ? c->errbuf : curl_easy_strerror(e),
+			       curl_error_hint(e));
+		return curl_error_code(e);
+	}
+	(void)curl_easy_getinfo(c->curl, CURLINFO_RESPONSE_CODE, &status);
+	res->status = status;
+	return 0;
+}
+
+int pm_influx_write(struct pm_influx_client *c, const char *body, size_t len,
+		    struct pm_influx_result *res)
+{
+	long long gz_len;
+	long status, connect_ms;
+	CURLcode e;
+	int r;
+
+	result_clear(res);
 	gz_len = gzip_body(c, body, len);
 	if (gz_len < 0)
 		return (int)gz_len;
@@ -622,21 +663,10 @@ int pm_influx_write(struct pm_influx_client *c, const char *body, size_t len,
 	if (e == CURLE_OK)
 		e = curl_easy_setopt(c->curl, CURLOPT_POSTFIELDSIZE_LARGE,
 				     (curl_off_t)gz_len);
-	if (e == CURLE_OK)
-		e = curl_easy_setopt(c->curl, CURLOPT_TIMEOUT_MS, c->timeout_ms);
-	if (e == CURLE_OK)
-		e = curl_easy_setopt(c->curl, CURLOPT_CONNECTTIMEOUT_MS,
-				     connect_ms);
-	if (e == CURLE_OK)
-		e = curl_easy_perform(c->curl);
-	if (e != CURLE_OK) {
-		(void)snprintf(res->message, sizeof(res->message), "%s%s",
-			       c->errbuf[0] ? c->errbuf : curl_easy_strerror(e),
-			       curl_error_hint(e));
-		return curl_error_code(e);
-	}
-	(void)curl_easy_getinfo(c->curl, CURLINFO_RESPONSE_CODE, &status);
-	res->status = status;
+	r = perform(c, e, c->timeout_ms, connect_ms, res);
+	if (r < 0)
+		return r;
+	status = res->status;
 	res->retry_after_ms = c->retry_after_ms;
 	if (status < 200 || status > 299) {
 		pm_influx_error_text(c->answer.data, c->answer.len,
@@ -654,14 +684,9 @@ int pm_influx_write(struct pm_influx_client *c, const char *body, size_t len,
 int pm_influx_ping(struct pm_influx_client *c, long timeout_ms,
 		   struct pm_influx_result *res)
 {
-	long status = 0;
 	CURLcode e;
 
-	res->status = 0;
-	res->retry_after_ms = -1;
-	res->message[0] = '\0';
-	res->partial = false;
-	res->refused = 0;
+	result_clear(res);
 	if (timeout_ms <= 0 || timeout_ms > c->timeout_ms)
 		timeout_ms = c->timeout_ms;
 	pm_buf_reset(&c->answer);
@@ -669,22 +694,7 @@ int pm_influx_ping(struct pm_influx_client *c, long timeout_ms,
 	e = curl_easy_setopt(c->curl, CURLOPT_URL, c->ping_url);
 	if (e == CURLE_OK)
 		e = curl_easy_setopt(c->curl, CURLOPT_HTTPGET, 1L);
-	if (e == CURLE_OK)
-		e = curl_easy_setopt(c->curl, CURLOPT_TIMEOUT_MS, timeout_ms);
-	if (e == CURLE_OK)
-		e = curl_easy_setopt(c->curl, CURLOPT_CONNECTTIMEOUT_MS,
-				     timeout_ms);
-	if (e == CURLE_OK)
-		e = curl_easy_perform(c->curl);
-	if (e != CURLE_OK) {
-		(void)snprintf(res->message, sizeof(res->message), "%s%s",
-			       c->errbuf[0] ? c->errbuf : curl_easy_strerror(e),
-			       curl_error_hint(e));
-		return curl_error_code(e);
-	}
-	(void)curl_easy_getinfo(c->curl, CURLINFO_RESPONSE_CODE, &status);
-	res->status = status;
-	return 0;
+	return perform(c, e, timeout_ms, timeout_ms, res);
 }
 
 int pm_influx_request_headers(const struct pm_influx_client *c, char **out)

@@ -49,6 +49,8 @@ struct pm_influx_result {
 int pm_influx_client_new(struct pm_influx_client **c,
 			 const struct pm_influx *ix);
 void pm_influx_client_free(struct pm_influx_client *c);
+/* Gives back the buffers large batches grew (they grow again on demand). */
+void pm_influx_client_trim(struct pm_influx_client *c);
 
 /* Per-request total timeout in ms (the config's "timeout" by default); the
  * connect timeout is the smaller of it and 5 s. */

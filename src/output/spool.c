@@ -1193,7 +1193,7 @@ int pm_spool_peek_oldest(struct pm_spool *sp, size_t max_bytes,
 {
 	unsigned char h[PM_SPOOL_HEADER_SIZE];
 	char *text = NULL;
-	size_t len = 0, lines = 0, records = 0;
+	size_t len = 0, lines = 0, records = 0, alloc = 0;
 	uint64_t off;
 	int fd, r;
 
@@ -1247,13 +1247,22 @@ again:
 		if (intact && records > 0 && (len + rec_len > max_bytes ||
 					      lines + rec_lines > max_lines))
 			break;
-		if (intact) {
-			p = realloc(text, len + rec_len + 1);
+		if (intact && len + rec_len + 1 > alloc) {
+			/* doubling: a few reallocations per batch, not one
+			 * per record (each a copy, and holes in the heap) */
+			size_t n = alloc ? alloc : 64 * 1024;
+
+			while (n < len + rec_len + 1)
+				n *= 2;
+			p = realloc(text, n);
 			if (!p) {
 				r = -ENOMEM;
 				goto fail;
 			}
 			text = p;
+			alloc = n;
+		}
+		if (intact) {
 			r = read_at(fd, text + len, rec_len, off + sizeof(h));
 			if (r < 0 && r != -ENODATA && r != -EIO)
 				goto fail;
@@ -1268,6 +1277,7 @@ again:
 				goto fail;
 			free(text);
 			text = NULL;
+			alloc = 0;
 			goto again;
 		}
 		len += rec_len;
