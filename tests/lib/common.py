@@ -6,6 +6,7 @@ A test whose tool is missing is skipped (exit 77) on a developer's machine,
 but fails when CI=true: CI never skips silently.
 """
 import os
+import random
 import shutil
 import socket
 import subprocess
@@ -30,11 +31,27 @@ def stored(amps):
     return float("%.15g" % amps)
 
 
+# Servers' ports come from below the kernel's ephemeral range (32768 and
+# up, /proc/sys/net/ipv4/ip_local_port_range): a port the kernel handed out
+# there may be taken by any client's connection (the daemon's to a database
+# of another test running in parallel) before the server binds it, or
+# while it is stopped for an outage.
+PORT_RANGE = (20000, 32000)
+
+
 def free_port():
-    """A TCP port on 127.0.0.1 that nobody listens on right now."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    """A TCP port on 127.0.0.1 that nobody listens on right now, outside
+    the ephemeral range."""
+    rng = random.Random()
+    for _ in range(200):
+        port = rng.randrange(*PORT_RANGE)
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
+    raise AssertionError("no free port in %d-%d" % PORT_RANGE)
 
 
 def tmpdir(testcase, prefix="pm-"):

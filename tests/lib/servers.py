@@ -301,8 +301,19 @@ class Victoria(_Server):
         common.require_tool("victoria-metrics")
         super().__init__(testcase)
         self.extra_args = list(extra_args)
+        # rows accepted by earlier runs of this server: its counter
+        # vm_rows_inserted_total starts again at 0 with every start
+        self.rows_before = 0
         if start:
             self.start()
+
+    def stop(self, kill=False):
+        """As _Server.stop(), remembering how many rows this run accepted
+        (a SIGKILL may lose some of them: settle() would then wait in vain,
+        so a killed run adds nothing)."""
+        if self.running() and not kill:
+            self.rows_before += self.metric('vm_rows_inserted_total{type="influx"}')
+        super().stop(kill=kill)
 
     def _argv(self):
         return [common.require_tool("victoria-metrics"),
@@ -341,11 +352,12 @@ class Victoria(_Server):
 
     def settle(self, timeout=30.0):
         """Waits until every row VM has accepted (vm_rows_inserted_total,
-        influx) is visible to exports: VM answers a write before the rows
-        are searchable, and /internal/force_flush does not wait for them.
-        Returns the number of rows."""
+        influx, over every run of the server) is visible to exports: VM
+        answers a write before the rows are searchable, and
+        /internal/force_flush does not wait for them. Returns the number of
+        rows."""
         def caught_up():
-            inserted = self.metric('vm_rows_inserted_total{type="influx"}')
+            inserted = self.rows_before + self.metric('vm_rows_inserted_total{type="influx"}')
             seen = sum(len(s["timestamps"]) for s in self.export('{__name__=~".+"}'))
             return (True, seen) if seen >= inserted else None
         return common.wait_for(caught_up, timeout=timeout, interval=0.1,
