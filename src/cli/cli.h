@@ -91,5 +91,8 @@ void cli_warn_failed_devices(const struct pm_config *cfg,
 /* Writes 'out' to stdout and flushes it: 0, or 1 (the exit status) after
  * saying why it failed. */
 int cli_print_buf(const struct pm_buf *out);
+/* The argument of -d/--device ID into *id (cli_parse_device_id): 0, or
+ * -EINVAL after saying it is invalid. */
+int cli_device_option(const char *arg, int *id);
 
 #endif

@@ -122,10 +122,8 @@ int cmd_info(int argc, char **argv)
 			path = optarg;
 			break;
 		case 'd':
-			if (cli_parse_device_id(optarg, &device_id) < 0) {
-				log_err("invalid device id '%s'", optarg);
+			if (cli_device_option(optarg, &device_id) < 0)
 				return 2;
-			}
 			break;
 		case 'h':
 			info_usage(stdout);

@@ -72,10 +72,8 @@ int cmd_read(int argc, char **argv)
 			}
 			break;
 		case 'd':
-			if (cli_parse_device_id(optarg, &device_id) < 0) {
-				log_err("invalid device id '%s'", optarg);
+			if (cli_device_option(optarg, &device_id) < 0)
 				return 2;
-			}
 			break;
 		case 'h':
 			read_usage(stdout);

@@ -48,6 +48,26 @@ static void zabbix_usage(FILE *f)
 		PM_DEFAULT_CONFIG);
 }
 
+/* The members after an object's first: ", \"<name>\": " and the value in
+ * one call, so that no name goes without its value. */
+
+/* 'v' rounded to 'ndigits' (as the circuits' JSON of powermeter read; < 0:
+ * as it is), or null when not known (NaN). */
+static int add_number(struct pm_buf *b, const char *name, double v,
+		      int ndigits)
+{
+	int r = pm_buf_printf(b, ", \"%s\": ", name);
+
+	return r ? r : pm_json_number(b, ndigits < 0 ? v : pm_round(v, ndigits));
+}
+
+static int add_string(struct pm_buf *b, const char *name, const char *s)
+{
+	int r = pm_buf_printf(b, ", \"%s\": ", name);
+
+	return r ? r : pm_json_string(b, s);
+}
+
 /* The tags a circuit's points carry besides phase: the file's and its own. */
 static bool is_user_tag(const struct pm_tag *t)
 {
@@ -78,14 +98,38 @@ static int tag_macros(struct pm_buf *b, const struct pm_input *in)
 	return r;
 }
 
-/* {#KEY} is "<device id>.<input letter>": it stays with the circuit when
- * devices or inputs are added to the config, unlike {#ID}. */
-static int discovery_format(const struct pm_config *cfg, struct pm_buf *b)
+/* The start of an LLD row, on a line of its own: row *n (counted), its
+ * first member next. */
+static int lld_row(struct pm_buf *b, size_t *n)
+{
+	return pm_buf_adds(b, (*n)++ ? ",\n    {" : "\n    {");
+}
+
+/* Zabbix LLD JSON: "[", the rows that 'rows' writes (each begun with
+ * lld_row()), "]". Both discoveries are one such array, of inputs or of
+ * feed phases. */
+static int lld_format(const struct pm_config *cfg, struct pm_buf *b,
+		      int (*rows)(const struct pm_config *cfg,
+				  struct pm_buf *b, size_t *n))
 {
 	size_t n = 0;
 	int r;
 
 	r = pm_buf_adds(b, "[");
+	if (!r)
+		r = rows(cfg, b, &n);
+	if (!r)
+		r = pm_buf_adds(b, n ? "\n]\n" : "]\n");
+	return r;
+}
+
+/* {#KEY} is "<device id>.<input letter>": it stays with the circuit when
+ * devices or inputs are added to the config, unlike {#ID}. */
+static int discovery_rows(const struct pm_config *cfg, struct pm_buf *b,
+			  size_t *n)
+{
+	int r = 0;
+
 	for (size_t d = 0; d < cfg->n_devices && !r; d++) {
 		const struct pm_device *dev = &cfg->devices[d];
 
@@ -93,30 +137,32 @@ static int discovery_format(const struct pm_config *cfg, struct pm_buf *b)
 			const struct pm_input *in = &dev->inputs[i];
 			char letter = pm_channel_letter(in->channel);
 
-			r = pm_buf_printf(b, "%s\n    {\"{#ID}\": %d, "
-					  "\"{#DEVICE_ID}\": %d, \"{#INPUT}\": "
-					  "\"%c\", \"{#NAME}\": ", n++ ? "," : "",
-					  in->id, dev->id, letter);
+			r = lld_row(b, n);
 			if (!r)
-				r = pm_json_string(b, in->name ? in->name : "");
+				r = pm_buf_printf(b, "\"{#ID}\": %d, "
+						  "\"{#DEVICE_ID}\": %d, "
+						  "\"{#INPUT}\": \"%c\"", in->id,
+						  dev->id, letter);
 			if (!r)
-				r = pm_buf_printf(b, ", \"{#KEY}\": \"%d.%c\", "
-						  "\"{#PORT}\": ", dev->id, letter);
+				r = add_string(b, "{#NAME}",
+					       in->name ? in->name : "");
 			if (!r)
-				r = pm_json_string(b, dev->port);
+				r = pm_buf_printf(b, ", \"{#KEY}\": \"%d.%c\"",
+						  dev->id, letter);
 			if (!r)
-				r = pm_buf_printf(b, ", \"{#ADDRESS}\": %d, "
-						  "\"{#PHASE}\": ", dev->address);
+				r = add_string(b, "{#PORT}", dev->port);
 			if (!r)
-				r = pm_json_string(b, in->phase ? in->phase : "");
+				r = pm_buf_printf(b, ", \"{#ADDRESS}\": %d",
+						  dev->address);
+			if (!r)
+				r = add_string(b, "{#PHASE}",
+					       in->phase ? in->phase : "");
 			if (!r)
 				r = tag_macros(b, in);
 			if (!r)
 				r = pm_buf_adds(b, "}");
 		}
 	}
-	if (!r)
-		r = pm_buf_adds(b, n ? "\n]\n" : "]\n");
 	return r;
 }
 
@@ -124,38 +170,35 @@ static int discovery_format(const struct pm_config *cfg, struct pm_buf *b)
  * = { } $, config/feeds.c, so they fit JSONPath literals and quoted item
  * key parameters), {#PHASE}, {#CAPACITY} in A, {#PARTNER} ("" when
  * none). */
-static int feeds_discovery_format(const struct pm_config *cfg, struct pm_buf *b)
+static int feeds_discovery_rows(const struct pm_config *cfg, struct pm_buf *b,
+				size_t *n)
 {
-	size_t n = 0;
-	int r;
+	int r = 0;
 
-	r = pm_buf_adds(b, "[");
 	for (size_t f = 0; f < cfg->n_feeds && !r; f++) {
 		const struct pm_feed *feed = &cfg->feeds[f];
 
 		for (unsigned p = 0; p < feed->n_phases && p < PM_PHASES && !r;
 		     p++) {
-			r = pm_buf_adds(b, n++ ? ",\n    {\"{#FEED}\": "
-					       : "\n    {\"{#FEED}\": ");
+			r = lld_row(b, n);
+			if (!r)
+				r = pm_buf_adds(b, "\"{#FEED}\": ");
 			if (!r)
 				r = pm_json_string(b, feed->name);
 			if (!r)
-				r = pm_buf_printf(b, ", \"{#PHASE}\": \"%s\", "
-						  "\"{#CAPACITY}\": ",
+				r = pm_buf_printf(b, ", \"{#PHASE}\": \"%s\"",
 						  pm_phase_names[feed->phases[p]]);
 			if (!r)
-				r = pm_json_number(b, feed->capacity);
+				r = add_number(b, "{#CAPACITY}", feed->capacity,
+					       -1);
 			if (!r)
-				r = pm_buf_adds(b, ", \"{#PARTNER}\": ");
-			if (!r)
-				r = pm_json_string(b, feed->redundant_with
-						   ? feed->redundant_with : "");
+				r = add_string(b, "{#PARTNER}",
+					       feed->redundant_with
+					       ? feed->redundant_with : "");
 			if (!r)
 				r = pm_buf_adds(b, "}");
 		}
 	}
-	if (!r)
-		r = pm_buf_adds(b, n ? "\n]\n" : "]\n");
 	return r;
 }
 
@@ -167,9 +210,6 @@ static int add_seconds(struct pm_buf *b, int64_t ms)
 	return pm_buf_adds(b, num);
 }
 
-/* One module's health. Without a fresh snapshot nothing is known to be
- * up: "up" is 0 and "error" says why, while "age" keeps growing from the
- * last success the daemon recorded (-1: none known). */
 /* What the daemon's alarms say, for Zabbix: the severity of the active
  * alarm of 'kind' on 'subject' (0 when none is active), or null while the
  * daemon's judgement is not known (no fresh snapshot with alarms), so
@@ -194,6 +234,16 @@ static int add_severity(struct pm_buf *b, const struct judgement *j,
 	return pm_buf_printf(b, "%d", a ? (int)a->severity : 0);
 }
 
+/* The end of one of status's arrays, of 'n' rows: on a line of its own
+ * after rows, as each row is. */
+static int status_array_end(struct pm_buf *b, size_t n)
+{
+	return pm_buf_adds(b, n ? "\n    ]" : "]");
+}
+
+/* One module's health. Without a fresh snapshot nothing is known to be
+ * up: "up" is 0 and "error" says why, while "age" keeps growing from the
+ * last success the daemon recorded (-1: none known). */
 static int status_device(struct pm_buf *b, const struct pm_device *dev,
 			 const struct pm_snapshot_device *sd, bool fresh,
 			 const char *why_not, int64_t now_ms,
@@ -246,14 +296,27 @@ static int status_device(struct pm_buf *b, const struct pm_device *dev,
 	return r;
 }
 
-/* A number, or null while not known. */
-static int add_known(struct pm_buf *b, bool known, double v)
+/* {"key": "1.a", "severity": {"circuit_load": 0, "load_lost": 0}}: one
+ * circuit, keyed as in discovery. */
+static int status_circuit(struct pm_buf *b, const struct pm_device *dev,
+			  const struct pm_input *in, const struct judgement *j)
 {
-	return pm_json_number(b, known ? v : NAN);
+	int r;
+
+	r = pm_buf_printf(b, "        {\"key\": \"%d.%c\", \"severity\": {",
+			  dev->id, pm_channel_letter(in->channel));
+	if (!r)
+		r = add_severity(b, j, "circuit_load", PM_ALARM_CIRCUIT_LOAD,
+				 in->subject, true);
+	if (!r)
+		r = add_severity(b, j, "load_lost", PM_ALARM_LOAD_LOST,
+				 in->subject, false);
+	if (!r)
+		r = pm_buf_adds(b, "}}");
+	return r;
 }
 
-/* {"key": "1.a", "severity": {"circuit_load": 0, "load_lost": 0}} for
- * every circuit, keyed as in discovery. */
+/* Every circuit, in config order. */
 static int status_circuits(struct pm_buf *b, const struct pm_config *cfg,
 			   const struct judgement *j)
 {
@@ -265,31 +328,34 @@ static int status_circuits(struct pm_buf *b, const struct pm_config *cfg,
 		const struct pm_device *dev = &cfg->devices[d];
 
 		for (size_t i = 0; i < dev->n_inputs && !r; i++) {
-			const struct pm_input *in = &dev->inputs[i];
-
-			r = pm_buf_printf(b, "%s\n        {\"key\": \"%d.%c\", "
-					  "\"severity\": {", n++ ? "," : "",
-					  dev->id, pm_channel_letter(in->channel));
+			r = pm_buf_adds(b, n++ ? ",\n" : "\n");
 			if (!r)
-				r = add_severity(b, j, "circuit_load",
-						 PM_ALARM_CIRCUIT_LOAD,
-						 in->subject, true);
-			if (!r)
-				r = add_severity(b, j, "load_lost",
-						 PM_ALARM_LOAD_LOST, in->subject,
-						 false);
-			if (!r)
-				r = pm_buf_adds(b, "}}");
+				r = status_circuit(b, dev, &dev->inputs[i], j);
 		}
 	}
 	if (!r)
-		r = pm_buf_adds(b, n ? "\n    ]" : "]");
+		r = status_array_end(b, n);
 	return r;
 }
 
-/* The subject of the redundancy alarm of feed 'f''s phase 'p': the pair
- * is judged once, named from its first feed in the config (daemon/
- * watch.c). NULL without a partner that has the phase. */
+/* The start of a row of "feeds" or of "feed_phases": which feed (and
+ * which of its phases, unless 'phase' is NULL) and its capacity. */
+static int feed_row(struct pm_buf *b, bool first, const struct pm_feed *feed,
+		    const char *phase)
+{
+	int r;
+
+	r = pm_buf_adds(b, first ? "\n        {\"feed\": "
+			       : ",\n        {\"feed\": ");
+	if (!r)
+		r = pm_json_string(b, feed->name);
+	if (!r && phase)
+		r = pm_buf_printf(b, ", \"phase\": \"%s\"", phase);
+	if (!r)
+		r = add_number(b, "capacity", feed->capacity, -1);
+	return r;
+}
+
 /* "feeds" (one row per feed: totals, imbalance, neutral) and
  * "feed_phases" (one per phase: current, power, load against capacity),
  * each with the daemon's severities. Figures are null unless 'fig' (the
@@ -308,19 +374,10 @@ static int status_feeds(struct pm_buf *b, const struct pm_config *cfg,
 		const struct pm_snapshot_feed *fig = figs ? &figs[f] : NULL;
 		bool known = fig && fig->known;
 
-		r = pm_buf_adds(b, f ? ",\n        {\"feed\": "
-				     : "\n        {\"feed\": ");
+		r = feed_row(b, f == 0, feed, NULL);
 		if (!r)
-			r = pm_json_string(b, feed->name);
-		if (!r)
-			r = pm_buf_adds(b, ", \"capacity\": ");
-		if (!r)
-			r = pm_json_number(b, feed->capacity);
-		if (!r)
-			r = pm_buf_adds(b, ", \"partner\": ");
-		if (!r)
-			r = pm_json_string(b, feed->redundant_with
-					   ? feed->redundant_with : "");
+			r = add_string(b, "partner", feed->redundant_with
+						     ? feed->redundant_with : "");
 		if (!r)
 			r = known ? pm_buf_printf(b, ", \"complete\": %d, "
 						  "\"missing\": %u",
@@ -329,25 +386,19 @@ static int status_feeds(struct pm_buf *b, const struct pm_config *cfg,
 				  : pm_buf_adds(b, ", \"complete\": null, "
 						"\"missing\": null");
 		if (!r)
-			r = pm_buf_adds(b, ", \"current\": ");
+			r = add_number(b, "current",
+				       known ? fig->current : NAN, -1);
 		if (!r)
-			r = add_known(b, known, known ? fig->current : NAN);
+			r = add_number(b, "power", known ? fig->power : NAN, -1);
 		if (!r)
-			r = pm_buf_adds(b, ", \"power\": ");
+			r = add_number(b, "imbalance",
+				       known ? fig->imbalance : NAN, -1);
 		if (!r)
-			r = add_known(b, known, known ? fig->power : NAN);
+			r = add_number(b, "neutral",
+				       known ? fig->neutral : NAN, -1);
 		if (!r)
-			r = pm_buf_adds(b, ", \"imbalance\": ");
-		if (!r)
-			r = add_known(b, known, known ? fig->imbalance : NAN);
-		if (!r)
-			r = pm_buf_adds(b, ", \"neutral\": ");
-		if (!r)
-			r = add_known(b, known, known ? fig->neutral : NAN);
-		if (!r)
-			r = pm_buf_adds(b, ", \"redundant_load\": ");
-		if (!r)
-			r = add_known(b, known, known ? fig->redundant_load : NAN);
+			r = add_number(b, "redundant_load",
+				       known ? fig->redundant_load : NAN, -1);
 		if (!r)
 			r = pm_buf_adds(b, ", \"severity\": {");
 		if (!r)
@@ -357,8 +408,9 @@ static int status_feeds(struct pm_buf *b, const struct pm_config *cfg,
 			r = pm_buf_adds(b, "}}");
 	}
 	if (!r)
-		r = pm_buf_adds(b, cfg->n_feeds ? "\n    ],\n    \"feed_phases\": ["
-					       : "],\n    \"feed_phases\": [");
+		r = status_array_end(b, cfg->n_feeds);
+	if (!r)
+		r = pm_buf_adds(b, ",\n    \"feed_phases\": [");
 	for (size_t f = 0; f < cfg->n_feeds && !r; f++) {
 		const struct pm_feed *feed = &cfg->feeds[f];
 		const struct pm_snapshot_feed *fig = figs ? &figs[f] : NULL;
@@ -368,17 +420,9 @@ static int status_feeds(struct pm_buf *b, const struct pm_config *cfg,
 		     p++) {
 			const struct pm_snapshot_feed_phase *ph =
 				known ? &fig->phase[p] : NULL;
-			const char *phase = pm_phase_names[feed->phases[p]];
 
-			r = pm_buf_adds(b, n++ ? ",\n        {\"feed\": "
-					       : "\n        {\"feed\": ");
-			if (!r)
-				r = pm_json_string(b, feed->name);
-			if (!r)
-				r = pm_buf_printf(b, ", \"phase\": \"%s\", "
-						  "\"capacity\": ", phase);
-			if (!r)
-				r = pm_json_number(b, feed->capacity);
+			r = feed_row(b, n++ == 0, feed,
+				     pm_phase_names[feed->phases[p]]);
 			if (!r)
 				r = ph ? pm_buf_printf(b, ", \"inputs\": %u, "
 						       "\"missing\": %u",
@@ -386,21 +430,15 @@ static int status_feeds(struct pm_buf *b, const struct pm_config *cfg,
 				       : pm_buf_adds(b, ", \"inputs\": null, "
 						     "\"missing\": null");
 			if (!r)
-				r = pm_buf_adds(b, ", \"current\": ");
+				r = add_number(b, "current",
+					       ph ? ph->current : NAN, -1);
 			if (!r)
-				r = add_known(b, ph, ph ? ph->current : NAN);
+				r = add_number(b, "power", ph ? ph->power : NAN, -1);
 			if (!r)
-				r = pm_buf_adds(b, ", \"power\": ");
+				r = add_number(b, "load", ph ? ph->load : NAN, -1);
 			if (!r)
-				r = add_known(b, ph, ph ? ph->power : NAN);
-			if (!r)
-				r = pm_buf_adds(b, ", \"load\": ");
-			if (!r)
-				r = add_known(b, ph, ph ? ph->load : NAN);
-			if (!r)
-				r = pm_buf_adds(b, ", \"redundant_load\": ");
-			if (!r)
-				r = add_known(b, ph, ph ? ph->redundant_load : NAN);
+				r = add_number(b, "redundant_load",
+					       ph ? ph->redundant_load : NAN, -1);
 			(void)pm_alarm_subject_phase(subject, sizeof(subject),
 						     feed, p);
 			if (!r)
@@ -420,7 +458,7 @@ static int status_feeds(struct pm_buf *b, const struct pm_config *cfg,
 		}
 	}
 	if (!r)
-		r = pm_buf_adds(b, n ? "\n    ]" : "]");
+		r = status_array_end(b, n);
 	return r;
 }
 
@@ -455,20 +493,16 @@ static int status_alarms(struct pm_buf *b, const struct judgement *j)
 		if (!r)
 			r = pm_json_string(b, a->alarm);
 		if (!r)
-			r = pm_buf_adds(b, ", \"subject\": ");
-		if (!r)
-			r = pm_json_string(b, a->subject);
+			r = add_string(b, "subject", a->subject);
 		if (!r)
 			r = pm_buf_printf(b, ", \"severity\": %d, "
-					  "\"severity_name\": \"%s\", \"value\": ",
+					  "\"severity_name\": \"%s\"",
 					  (int)a->severity,
 					  pm_severity_name(a->severity));
 		if (!r)
-			r = pm_json_number(b, a->value);
+			r = add_number(b, "value", a->value, -1);
 		if (!r)
-			r = pm_buf_adds(b, ", \"threshold\": ");
-		if (!r)
-			r = pm_json_number(b, a->threshold);
+			r = add_number(b, "threshold", a->threshold, -1);
 		if (!r)
 			r = pm_buf_printf(b, ", \"since\": %lld}",
 					  (long long)a->since_ms);
@@ -533,7 +567,7 @@ static int status_format(const struct pm_config *cfg, struct pm_buf *b,
 					  why_not, now_ms, &j);
 	}
 	if (!r)
-		r = pm_buf_adds(b, cfg->n_devices ? "\n    ]" : "]");
+		r = status_array_end(b, cfg->n_devices);
 	if (!r)
 		r = status_circuits(b, cfg, &j);
 	/* figures and severities only of the daemon's feeds, and only
@@ -555,13 +589,6 @@ static int status_format(const struct pm_config *cfg, struct pm_buf *b,
 
 /* ---- circuits ------------------------------------------------------------ */
 
-/* 'v' rounded to 'ndigits' (as the circuits' JSON of powermeter read; < 0:
- * as it is), or null when unknown. */
-static int add_number(struct pm_buf *b, double v, int ndigits)
-{
-	return pm_json_number(b, ndigits < 0 ? v : pm_round(v, ndigits));
-}
-
 /* One circuit: what the config says of it, then its values from 'v' (NULL
  * or failed: every value null). */
 static int circuit_format(struct pm_buf *b, const struct pm_device *dev,
@@ -580,14 +607,11 @@ static int circuit_format(struct pm_buf *b, const struct pm_device *dev,
 	if (!r)
 		r = pm_json_string(b, in->name ? in->name : "");
 	if (!r)
-		r = pm_buf_adds(b, ", \"phase\": ");
+		r = in->phase ? add_string(b, "phase", in->phase)
+			      : pm_buf_adds(b, ", \"phase\": null");
 	if (!r)
-		r = in->phase ? pm_json_string(b, in->phase)
-			      : pm_buf_adds(b, "null");
-	if (!r)
-		r = pm_buf_adds(b, ", \"breaker\": ");
-	if (!r)
-		r = add_number(b, in->breaker > 0 ? in->breaker : NAN, -1);
+		r = add_number(b, "breaker", in->breaker > 0 ? in->breaker : NAN,
+			       -1);
 	if (!r)
 		r = pm_buf_adds(b, ", \"tags\": {");
 	for (size_t t = 0; t < in->n_point_tags && !r; t++) {
@@ -602,29 +626,19 @@ static int circuit_format(struct pm_buf *b, const struct pm_device *dev,
 			r = pm_json_string(b, in->point_tags[t].value);
 	}
 	if (!r)
-		r = pm_buf_adds(b, "}, \"voltage\": ");
+		r = pm_buf_adds(b, "}");
 	if (!r)
-		r = add_number(b, in->voltage, -1);
+		r = add_number(b, "voltage", in->voltage, -1);
 	if (!r)
-		r = pm_buf_adds(b, ", \"power_factor\": ");
+		r = add_number(b, "power_factor", in->power_factor, -1);
 	if (!r)
-		r = add_number(b, in->power_factor, -1);
+		r = add_number(b, "current", ok ? v->current : NAN, 2);
 	if (!r)
-		r = pm_buf_adds(b, ", \"current\": ");
+		r = add_number(b, "power", ok ? v->power : NAN, 1);
 	if (!r)
-		r = add_number(b, ok ? v->current : NAN, 2);
+		r = add_number(b, "energy", ok ? v->energy : NAN, 3);
 	if (!r)
-		r = pm_buf_adds(b, ", \"power\": ");
-	if (!r)
-		r = add_number(b, ok ? v->power : NAN, 1);
-	if (!r)
-		r = pm_buf_adds(b, ", \"energy\": ");
-	if (!r)
-		r = add_number(b, ok ? v->energy : NAN, 3);
-	if (!r)
-		r = pm_buf_adds(b, ", \"charge\": ");
-	if (!r)
-		r = add_number(b, ok ? v->charge : NAN, 4);
+		r = add_number(b, "charge", ok ? v->charge : NAN, 4);
 	if (!r)
 		r = pm_buf_adds(b, "}");
 	return r;
@@ -760,9 +774,9 @@ int cmd_zabbix(int argc, char **argv)
 		goto out;
 	}
 	if (!strcmp(what, "discovery"))
-		err = discovery_format(cfg, &out);
+		err = lld_format(cfg, &out, discovery_rows);
 	else if (!strcmp(what, "feeds"))
-		err = feeds_discovery_format(cfg, &out);
+		err = lld_format(cfg, &out, feeds_discovery_rows);
 	else
 		err = status_format(cfg, &out, pm_now_ms());
 	if (err) {

@@ -1,5 +1,5 @@
-/* shared.c — what several subcommands do alike: load the config, report the
- * devices that failed, write the output. */
+/* shared.c — what several subcommands do alike: load the config, take a
+ * device id (-d), report the devices that failed, write the output. */
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -61,6 +61,15 @@ int cli_print_buf(const struct pm_buf *out)
 	    fflush(stdout) != 0) {
 		log_err("writing the output: %s", strerror(errno));
 		return 1;
+	}
+	return 0;
+}
+
+int cli_device_option(const char *arg, int *id)
+{
+	if (cli_parse_device_id(arg, id) < 0) {
+		log_err("invalid device id '%s'", arg);
+		return -EINVAL;
 	}
 	return 0;
 }

@@ -26,7 +26,6 @@ Nagle on its own sends), to tell the broker's hop from the daemon's.
     tests/bench/mqtt_latency.py BUILD [--seconds 60] [--qos 1,0]
         [--broker-nodelay] [--buses 1] [--per-bus 4] [--baud 115200]
 """
-import argparse
 import bisect
 import os
 import statistics
@@ -34,30 +33,22 @@ import sys
 import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-
-
-def parse_args():
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("build", nargs="?", default=os.environ.get(
-        "PM_BUILD_DIR", os.path.join(HERE, "..", "..", "build")))
-    ap.add_argument("--seconds", type=float, default=60)
-    ap.add_argument("--qos", default="1,0", help="QoS levels to run, e.g. 1,0")
-    ap.add_argument("--buses", type=int, default=1)
-    ap.add_argument("--per-bus", type=int, default=4)
-    ap.add_argument("--baud", type=int, default=115200)
-    ap.add_argument("--broker-nodelay", action="store_true",
-                    help="mosquitto with set_tcp_nodelay true (its sends without Nagle)")
-    return ap.parse_args()
-
-
-ARGS = parse_args()
-os.environ["PM_BUILD_DIR"] = os.path.abspath(ARGS.build)   # before common.py reads it
 sys.path.insert(0, HERE)
 
 import mqttbench as mb  # noqa: E402
-import common  # noqa: E402
+
+
+def parse_args():
+    ap = mb.arg_parser(__doc__, seconds=60, buses=1)
+    ap.add_argument("--broker-nodelay", action="store_true",
+                    help="mosquitto with set_tcp_nodelay true (its sends without Nagle)")
+    return mb.parse_args(ap)
+
+
+ARGS = parse_args()
+
+import common  # noqa: E402   (after the arguments: it reads PM_BUILD_DIR)
 import daemonlib  # noqa: E402
-from sim import Sim  # noqa: E402
 
 GOAL_P99_MS = 20.0
 MATCH_MS = 100
@@ -67,22 +58,13 @@ def run(qos, nodelay, args):
     """One QoS and broker setting: returns a dict of figures."""
     ctx = common.BenchContext()
     try:
-        sim = Sim(ctx, mb.sim_buses(args.buses, args.per_bus, args.baud)).start()
-        broker = mb.Broker(ctx, nodelay=nodelay).start()
-        sub = mb.Subscriber(ctx, broker, mb.STATE_TOPICS, qos=qos).start()
-        cfg = mb.mqtt_config(ctx, sim, broker.url, qos=qos, interval=1.0)
-        d = daemonlib.Daemon(ctx, cfg).start()
-        common.wait_for(lambda: sub.count() > 0, 20, interval=0.1, what="a first state message")
+        sim, _, sub, d = mb.publishing(ctx, args, qos, 1.0, nodelay=nodelay)
         time.sleep(1.5)                 # past the connection's first burst
         a_ms = time.time() * 1000
         time.sleep(args.seconds)
         b_ms = time.time() * 1000
         time.sleep(1.0)                 # the last reads' states on their way
-        status = d.stop()
-        if status != 0:
-            raise AssertionError("powermeterd exited with %s:\n%s" % (status, d.stderr()))
-        sub.stop()
-        msgs = sub.messages()
+        msgs = mb.stop_publishing(d, sub)
         reads = daemonlib.ok_reads(sim, since_ms=a_ms, until_ms=b_ms)
     finally:
         ctx.close()

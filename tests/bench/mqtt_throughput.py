@@ -26,36 +26,27 @@ and --per-bus (e.g. 16 x 8: ~20000 states a second) it goes higher.
     tests/bench/mqtt_throughput.py BUILD [--seconds 30] [--qos 1,0]
         [--buses 8] [--per-bus 4] [--baud 115200] [--interval 0.1]
 """
-import argparse
 import os
 import re
 import sys
 import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-
-
-def parse_args():
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("build", nargs="?", default=os.environ.get(
-        "PM_BUILD_DIR", os.path.join(HERE, "..", "..", "build")))
-    ap.add_argument("--seconds", type=float, default=30)
-    ap.add_argument("--qos", default="1,0", help="QoS levels to run, e.g. 1,0")
-    ap.add_argument("--buses", type=int, default=8)
-    ap.add_argument("--per-bus", type=int, default=4)
-    ap.add_argument("--baud", type=int, default=115200)
-    ap.add_argument("--interval", type=float, default=0.1)
-    return ap.parse_args()
-
-
-ARGS = parse_args()
-os.environ["PM_BUILD_DIR"] = os.path.abspath(ARGS.build)   # before common.py reads it
 sys.path.insert(0, HERE)
 
 import mqttbench as mb  # noqa: E402
-import common  # noqa: E402
+
+
+def parse_args():
+    ap = mb.arg_parser(__doc__, seconds=30, buses=8)
+    ap.add_argument("--interval", type=float, default=0.1)
+    return mb.parse_args(ap)
+
+
+ARGS = parse_args()
+
+import common  # noqa: E402   (after the arguments: it reads PM_BUILD_DIR)
 import daemonlib  # noqa: E402
-from sim import Sim  # noqa: E402
 
 GOAL_DELIVERED = 0.99
 STATUS_RE = re.compile(r"mqtt connected, (\d+) messages")
@@ -75,12 +66,7 @@ def published(d, after, before):
 def run(qos, args):
     ctx = common.BenchContext()
     try:
-        sim = Sim(ctx, mb.sim_buses(args.buses, args.per_bus, args.baud)).start()
-        broker = mb.Broker(ctx).start()
-        sub = mb.Subscriber(ctx, broker, mb.STATE_TOPICS, qos=qos).start()
-        cfg = mb.mqtt_config(ctx, sim, broker.url, qos=qos, interval=args.interval)
-        d = daemonlib.Daemon(ctx, cfg).start()
-        common.wait_for(lambda: sub.count() > 0, 20, interval=0.1, what="a first state message")
+        sim, broker, sub, d = mb.publishing(ctx, args, qos, args.interval)
         time.sleep(2.0)                 # past the first ticks
         pid = d.pid
         tid = mb.thread_id(pid, "mqtt")
@@ -91,11 +77,7 @@ def run(qos, args):
         b, b_mono = time.time(), time.monotonic()
         time.sleep(1.0)                 # the window's last states on their way
         pub = published(d, a_mono, b_mono)
-        status = d.stop()
-        if status != 0:
-            raise AssertionError("powermeterd exited with %s:\n%s" % (status, d.stderr()))
-        sub.stop()
-        msgs = sub.messages()
+        msgs = mb.stop_publishing(d, sub)
         reads = daemonlib.ok_reads(sim, since_ms=a * 1000, until_ms=b * 1000)
         broker_log = open(broker.log, errors="replace").read()
     finally:

@@ -3,14 +3,17 @@ mqtt_broker_away.py): Debian's mosquitto started on a loopback port with
 its own temporary directory, a mosquitto_sub that stamps every message as
 it arrives (-F '%U %t %p': its own receive time, Unix seconds with
 nanoseconds, so no pipe or Python latency is measured), a daemon config
-with an "mqtt" section, and readings of /proc. Standard library only;
-everything started here is stopped by the BenchContext's cleanups.
+with an "mqtt" section, the arguments and the set-up the benchmarks have
+in common, and readings of /proc. Standard library only; everything
+started here is stopped by the BenchContext's cleanups.
 
+    ARGS = parse_args(arg_parser(__doc__, 60, 1))  # then: import common
     broker = Broker(ctx).start()                 # mqtt://127.0.0.1:PORT
     sub = Subscriber(ctx, broker, "powermeter/+/+/state", qos=1).start()
     cfg = mqtt_config(ctx, sim, broker.url, qos=1, interval=1.0)
     ... sub.messages()                           # [Message], in arrival order
 """
+import argparse
 import calendar
 import os
 import shutil
@@ -24,8 +27,9 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "lib"))
 sys.path.insert(0, os.path.join(HERE, "..", "integration"))
 
-import common  # noqa: E402
-import daemonlib  # noqa: E402
+# common and daemonlib are imported where they are used: a benchmark imports
+# this module to parse its arguments, and common.py takes the build
+# directory from PM_BUILD_DIR once, when it is first imported.
 
 MOSQUITTO = "/usr/sbin/mosquitto"
 MOSQUITTO_SUB = "/usr/bin/mosquitto_sub"
@@ -34,6 +38,28 @@ LETTERS = "abcdefghijklmnop"
 STATE_TOPICS = "powermeter/+/+/state"
 PROBE_TOPIC = "pm-bench/probe"
 
+
+def arg_parser(doc, seconds, buses):
+    """The arguments of mqtt_latency.py and mqtt_throughput.py: the build
+    directory, --seconds (default 'seconds'), --qos, --buses (default
+    'buses'), --per-bus, --baud; each adds its own, then parse_args()."""
+    ap = argparse.ArgumentParser(description=doc.split("\n\n")[0])
+    ap.add_argument("build", nargs="?", default=os.environ.get(
+        "PM_BUILD_DIR", os.path.join(HERE, "..", "..", "build")))
+    ap.add_argument("--seconds", type=float, default=seconds)
+    ap.add_argument("--qos", default="1,0", help="QoS levels to run, e.g. 1,0")
+    ap.add_argument("--buses", type=int, default=buses)
+    ap.add_argument("--per-bus", type=int, default=4)
+    ap.add_argument("--baud", type=int, default=115200)
+    return ap
+
+
+def parse_args(ap):
+    """The command line, its build directory exported as PM_BUILD_DIR:
+    import common after this, not before (it reads it once)."""
+    args = ap.parse_args()
+    os.environ["PM_BUILD_DIR"] = os.path.abspath(args.build)
+    return args
 
 
 def _terminate(proc):
@@ -48,6 +74,7 @@ def _terminate(proc):
         proc.wait()
 
 def require_tools():
+    import common
     for tool in (MOSQUITTO, MOSQUITTO_SUB, MOSQUITTO_PUB, common.POWERMETERD,
                  common.HDHK_SIM):
         if not os.access(tool, os.X_OK):
@@ -70,6 +97,7 @@ class Broker:
     loss the benchmark would blame on the daemon."""
 
     def __init__(self, ctx, port=None, nodelay=False):
+        import common
         self.ctx = ctx
         self.port = port or common.free_port()
         self.dir = tempfile.mkdtemp(prefix="pm-bench-mosq-")
@@ -222,6 +250,7 @@ def mqtt_config(ctx, sim, url, qos=1, interval=1.0, timeout=0.3, ledger=False, e
     """daemonlib's config (one device per simulated module, id bus*100+addr,
     all 16 inputs) with mqtt → url. The ledger is off unless asked: its
     SQLite writes at the 15-minute boundaries are not what is measured."""
+    import daemonlib
     x = {"mqtt": {"url": url, "qos": qos, "client_id": "pm-bench-%d" % os.getpid()}}
     if not ledger:
         x["ledger"] = False
@@ -232,6 +261,33 @@ def mqtt_config(ctx, sim, url, qos=1, interval=1.0, timeout=0.3, ledger=False, e
 
 def sim_buses(n_buses, per_bus, baud):
     return [{"baud": baud, "modules": list(range(1, per_bus + 1))} for _ in range(n_buses)]
+
+
+def publishing(ctx, args, qos, interval, nodelay=False):
+    """The simulator with args' buses, a broker, a subscriber to the states
+    at 'qos' and powermeterd polling every 'interval' s and publishing to
+    the broker, once the first state reached the subscriber: (sim, broker,
+    sub, daemon)."""
+    import common
+    import daemonlib
+    from sim import Sim
+    sim = Sim(ctx, sim_buses(args.buses, args.per_bus, args.baud)).start()
+    broker = Broker(ctx, nodelay=nodelay).start()
+    sub = Subscriber(ctx, broker, STATE_TOPICS, qos=qos).start()
+    cfg = mqtt_config(ctx, sim, broker.url, qos=qos, interval=interval)
+    d = daemonlib.Daemon(ctx, cfg).start()
+    common.wait_for(lambda: sub.count() > 0, 20, interval=0.1, what="a first state message")
+    return sim, broker, sub, d
+
+
+def stop_publishing(d, sub):
+    """Stops the daemon, which must exit with 0, then the subscriber:
+    every message it received."""
+    status = d.stop()
+    if status != 0:
+        raise AssertionError("powermeterd exited with %s:\n%s" % (status, d.stderr()))
+    sub.stop()
+    return sub.messages()
 
 
 # ---- /proc -------------------------------------------------------------

@@ -95,15 +95,24 @@ static void test_url_v1(void **state)
 	assert_int_equal(pm_influx_write_url(&ix, &url), -EINVAL);
 }
 
-static void test_headers_v2(void **state)
+/* The headers a client of 'ix' sends with each request, to free(). */
+static char *headers_of(struct pm_influx ix)
 {
-	struct pm_influx ix = v2();
 	struct pm_influx_client *c;
 	char *h;
 
-	(void)state;
 	assert_int_equal(pm_influx_client_new(&c, &ix), 0);
 	assert_int_equal(pm_influx_request_headers(c, &h), 0);
+	pm_influx_client_free(c);
+	return h;
+}
+
+static void test_headers_v2(void **state)
+{
+	char *h;
+
+	(void)state;
+	h = headers_of(v2());
 	assert_non_null(strstr(h, "Authorization: Token s3cr3t-t0ken==\n"));
 	assert_non_null(strstr(h, "Content-Encoding: gzip\n"));
 	assert_non_null(strstr(h, "Expect:\n"));	/* no 100-continue */
@@ -111,31 +120,25 @@ static void test_headers_v2(void **state)
 	assert_ptr_equal(strstr(h, "s3cr3t"), strstr(h, "Token ") + 6);
 	assert_null(strstr(strstr(h, "s3cr3t") + 1, "s3cr3t"));
 	free(h);
-	pm_influx_client_free(c);
 }
 
 static void test_headers_v1_no_secret(void **state)
 {
 	struct pm_influx ix = v1();
-	struct pm_influx_client *c;
 	char *h;
 
 	(void)state;
-	assert_int_equal(pm_influx_client_new(&c, &ix), 0);
-	assert_int_equal(pm_influx_request_headers(c, &h), 0);
+	h = headers_of(ix);
 	/* basic auth is made by curl per request, never stored as text */
 	assert_null(strstr(h, "Authorization"));
 	assert_null(strstr(h, "pa:ss"));
 	free(h);
-	pm_influx_client_free(c);
 	/* v1 ignores a token, v2 ignores a password */
 	ix = v2();
 	ix.password = "pw-v2";
-	assert_int_equal(pm_influx_client_new(&c, &ix), 0);
-	assert_int_equal(pm_influx_request_headers(c, &h), 0);
+	h = headers_of(ix);
 	assert_null(strstr(h, "pw-v2"));
 	free(h);
-	pm_influx_client_free(c);
 }
 
 static void test_client_new_invalid(void **state)
@@ -367,23 +370,45 @@ static char *gunzip(const unsigned char *in, size_t len)
 	return out;
 }
 
+/* A client of 'ix' for whatever listens on loopback port 'port' (the
+ * client copies what it needs of 'ix', the URL too). */
+static struct pm_influx_client *client_for(struct pm_influx ix, int port)
+{
+	struct pm_influx_client *c;
+	char url[64];
+
+	snprintf(url, sizeof(url), "http://127.0.0.1:%d", port);
+	ix.url = url;
+	assert_int_equal(pm_influx_client_new(&c, &ix), 0);
+	return c;
+}
+
+/* One write of 'body' by a client of 'ix' to a one-shot server that gives
+ * 'answer': what the server received in *s, what the client made of the
+ * answer in *res. */
+static void write_once(struct server *s, struct pm_influx ix,
+		       const char *answer, const char *body,
+		       struct pm_influx_result *res)
+{
+	struct pm_influx_client *c;
+
+	server_start(s, answer);
+	c = client_for(ix, s->port);
+	assert_int_equal(pm_influx_write(c, body, strlen(body), res), 0);
+	server_join(s);
+	pm_influx_client_free(c);
+}
+
 static void test_write_v2_request(void **state)
 {
 	static const char body[] = "m,t=a v=1 1700000000000\nm,t=b v=2 1700000000000\n";
 	struct pm_influx_result res;
-	struct pm_influx_client *c;
-	struct pm_influx ix = v2();
 	struct server s;
-	char url[64];
 	char *plain;
 
 	(void)state;
-	server_start(&s, "HTTP/1.1 204 No Content\r\nContent-Length: 0\r\n\r\n");
-	snprintf(url, sizeof(url), "http://127.0.0.1:%d", s.port);
-	ix.url = url;
-	assert_int_equal(pm_influx_client_new(&c, &ix), 0);
-	assert_int_equal(pm_influx_write(c, body, strlen(body), &res), 0);
-	server_join(&s);
+	write_once(&s, v2(), "HTTP/1.1 204 No Content\r\nContent-Length: 0\r\n\r\n",
+		   body, &res);
 	assert_int_equal(res.status, 204);
 	assert_int_equal(res.retry_after_ms, -1);
 	assert_non_null(strstr(s.request, "POST /api/v2/write?org=my%20org%26co"
@@ -394,24 +419,16 @@ static void test_write_v2_request(void **state)
 	plain = gunzip(s.body, s.body_len);
 	assert_string_equal(plain, body);
 	free(plain);
-	pm_influx_client_free(c);
 }
 
 static void test_write_v1_basic_auth(void **state)
 {
 	struct pm_influx_result res;
-	struct pm_influx_client *c;
-	struct pm_influx ix = v1();
 	struct server s;
-	char url[64];
 
 	(void)state;
-	server_start(&s, "HTTP/1.1 204 No Content\r\nContent-Length: 0\r\n\r\n");
-	snprintf(url, sizeof(url), "http://127.0.0.1:%d", s.port);
-	ix.url = url;
-	assert_int_equal(pm_influx_client_new(&c, &ix), 0);
-	assert_int_equal(pm_influx_write(c, "m v=1 1\n", 8, &res), 0);
-	server_join(&s);
+	write_once(&s, v1(), "HTTP/1.1 204 No Content\r\nContent-Length: 0\r\n\r\n",
+		   "m v=1 1\n", &res);
 	assert_int_equal(res.status, 204);
 	assert_non_null(strstr(s.request, "POST /write?db=power%20meter&rp=one%20week"
 			       "&precision=ms HTTP/1.1\r\n"));
@@ -419,31 +436,21 @@ static void test_write_v1_basic_auth(void **state)
 	assert_non_null(strstr(s.request,
 			       "Authorization: Basic d3JpdGVyOnBhOnNzQHdvcmQ=\r\n"));
 	assert_null(strstr(s.request, "pa:ss"));
-	pm_influx_client_free(c);
 }
 
 static void test_write_answer_parsed(void **state)
 {
 	struct pm_influx_result res;
-	struct pm_influx_client *c;
-	struct pm_influx ix = v2();
 	struct server s;
-	char url[64];
 
 	(void)state;
-	server_start(&s, "HTTP/1.1 503 Service Unavailable\r\n"
-		     "Retry-After: 7\r\nContent-Type: application/json\r\n"
-		     "Content-Length: 26\r\nConnection: close\r\n\r\n"
-		     "{\"error\":\"shutting down\"}\n");
-	snprintf(url, sizeof(url), "http://127.0.0.1:%d", s.port);
-	ix.url = url;
-	assert_int_equal(pm_influx_client_new(&c, &ix), 0);
-	assert_int_equal(pm_influx_write(c, "m v=1 1\n", 8, &res), 0);
-	server_join(&s);
+	write_once(&s, v2(), "HTTP/1.1 503 Service Unavailable\r\n"
+		   "Retry-After: 7\r\nContent-Type: application/json\r\n"
+		   "Content-Length: 26\r\nConnection: close\r\n\r\n"
+		   "{\"error\":\"shutting down\"}\n", "m v=1 1\n", &res);
 	assert_int_equal(res.status, 503);
 	assert_int_equal(res.retry_after_ms, 7000);
 	assert_string_equal(res.message, "shutting down");
-	pm_influx_client_free(c);
 }
 
 /* A partial write through the client: flagged, and every line the answer
@@ -452,10 +459,8 @@ static void test_write_partial_answer(void **state)
 {
 	static char answer[16384];
 	struct pm_influx_result res;
-	struct pm_influx_client *c;
-	struct pm_influx ix = v1();
 	struct server s;
-	char url[64], body[8192];
+	char body[8192];
 	size_t n = 0;
 
 	(void)state;
@@ -467,17 +472,11 @@ static void test_write_partial_answer(void **state)
 		 "Content-Type: application/json\r\nContent-Length: %zu\r\n"
 		 "Connection: close\r\n\r\n{\"error\":\"partial write: %s "
 		 "dropped=0\"}\n", n + 38, body);
-	server_start(&s, answer);
-	snprintf(url, sizeof(url), "http://127.0.0.1:%d", s.port);
-	ix.url = url;
-	assert_int_equal(pm_influx_client_new(&c, &ix), 0);
-	assert_int_equal(pm_influx_write(c, "m v=1 1\n", 8, &res), 0);
-	server_join(&s);
+	write_once(&s, v1(), answer, "m v=1 1\n", &res);
 	assert_int_equal(res.status, 400);
 	assert_true(res.partial);
 	assert_int_equal(res.refused, 100);
 	assert_non_null(strstr(res.message, "partial write: unable to parse"));
-	pm_influx_client_free(c);
 }
 
 /* Two one-shot answers in turn, the request line of each kept. */
@@ -534,9 +533,7 @@ static void test_ping_then_write(void **state)
 
 	/* nobody there: refused, quickly */
 	fd = loopback_socket(-1, &port);
-	snprintf(url, sizeof(url), "http://127.0.0.1:%d", port);
-	ix.url = url;
-	assert_int_equal(pm_influx_client_new(&c, &ix), 0);
+	c = client_for(ix, port);
 	assert_int_equal(pm_influx_ping(c, 1000, &res), -ECONNREFUSED);
 	assert_int_equal(res.status, 0);
 	pm_influx_client_free(c);
@@ -547,16 +544,12 @@ static void test_write_connection_refused(void **state)
 {
 	struct pm_influx_result res;
 	struct pm_influx_client *c;
-	struct pm_influx ix = v2();
-	char url[64];
 	int fd, port;
 
 	(void)state;
 	/* bound but not listening: the connection is refused */
 	fd = loopback_socket(-1, &port);
-	snprintf(url, sizeof(url), "http://127.0.0.1:%d", port);
-	ix.url = url;
-	assert_int_equal(pm_influx_client_new(&c, &ix), 0);
+	c = client_for(v2(), port);
 	assert_int_equal(pm_influx_write(c, "m v=1 1\n", 8, &res),
 			 -ECONNREFUSED);
 	assert_int_equal(res.status, 0);
@@ -576,18 +569,14 @@ static void test_write_abort(void **state)
 {
 	struct pm_influx_result res;
 	struct pm_influx_client *c;
-	struct pm_influx ix = v2();
 	int64_t t0;
-	char url[64];
 	int fd, port;
 
 	(void)state;
 	/* the kernel accepts the connection, nobody ever answers: only the
 	 * abort ends this before the 5 s timeout */
 	fd = loopback_socket(4, &port);
-	snprintf(url, sizeof(url), "http://127.0.0.1:%d", port);
-	ix.url = url;
-	assert_int_equal(pm_influx_client_new(&c, &ix), 0);
+	c = client_for(v2(), port);
 	pm_influx_client_set_abort(c, abort_now, NULL);
 	t0 = pm_mono_ns();
 	assert_int_equal(pm_influx_write(c, "m v=1 1\n", 8, &res), -ECANCELED);
@@ -600,16 +589,12 @@ static void test_write_timeout(void **state)
 {
 	struct pm_influx_result res;
 	struct pm_influx_client *c;
-	struct pm_influx ix = v2();
 	int64_t t0, took;
-	char url[64];
 	int fd, port;
 
 	(void)state;
 	fd = loopback_socket(4, &port);
-	snprintf(url, sizeof(url), "http://127.0.0.1:%d", port);
-	ix.url = url;
-	assert_int_equal(pm_influx_client_new(&c, &ix), 0);
+	c = client_for(v2(), port);
 	pm_influx_client_set_timeout(c, 300);
 	t0 = pm_mono_ns();
 	assert_int_equal(pm_influx_write(c, "m v=1 1\n", 8, &res), -ETIMEDOUT);

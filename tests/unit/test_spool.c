@@ -154,6 +154,85 @@ static void last_segment(const char *dir, char *path, size_t size)
 	snprintf(path, size, "%s/%s", dir, best);
 }
 
+/* A spool in 'dir' holding records 0..n-1 of 'lines' lines each, closed
+ * again: what the daemon leaves when it stops, for a test to damage. */
+static void write_records(const char *dir, unsigned n, size_t lines)
+{
+	struct pm_spool *sp;
+
+	assert_int_equal(pm_spool_open(&sp, dir, SMALL, 0), 0);
+	for (unsigned i = 0; i < n; i++)
+		append(sp, i, lines);
+	pm_spool_close(sp);
+}
+
+/* Opens the spool in 'dir' again, as the daemon does when it starts, and
+ * takes its stats: what the open found. */
+static void reopen(struct pm_spool **sp, const char *dir,
+		   struct pm_spool_stats *st)
+{
+	assert_int_equal(pm_spool_open(sp, dir, SMALL, 0), 0);
+	pm_spool_stats(*sp, st);
+}
+
+/* Where record 'n' of a segment written by append(sp, i, lines) for i =
+ * 0, 1, ... starts. */
+static off_t record_offset(unsigned n, size_t lines)
+{
+	off_t off = 0;
+
+	for (unsigned i = 0; i < n; i++) {
+		size_t len;
+
+		free(record_text(i, lines, &len));
+		off += (off_t)(PM_SPOOL_HEADER_SIZE + len);
+	}
+	return off;
+}
+
+static void overwrite(const char *path, off_t off, const void *data, size_t len)
+{
+	int fd = open(path, O_RDWR);
+
+	assert_true(fd >= 0);
+	assert_int_equal(pwrite(fd, data, len, off), (ssize_t)len);
+	close(fd);
+}
+
+/* Adds 'len' bytes at the end of the file at 'path': what a crash in the
+ * middle of an append leaves. */
+static void append_bytes(const char *path, const void *data, size_t len)
+{
+	int fd = open(path, O_WRONLY | O_APPEND);
+
+	assert_true(fd >= 0);
+	assert_int_equal(write(fd, data, len), (ssize_t)len);
+	close(fd);
+}
+
+/* Takes the last 'n' bytes off the file at 'path'. */
+static void cut_end(const char *path, off_t n)
+{
+	struct stat sb;
+
+	assert_int_equal(stat(path, &sb), 0);
+	assert_int_equal(truncate(path, sb.st_size - n), 0);
+}
+
+/* Peeks as much as merges, checks that it is 'records' records (0: any
+ * number) from record 'first' on, and commits it. */
+static void commit_merged(struct pm_spool *sp, size_t records, unsigned first)
+{
+	struct pm_spool_batch b;
+
+	assert_int_equal(pm_spool_peek_oldest(sp, 1 << 20, 1 << 20, &b), 0);
+	if (records)
+		assert_int_equal(b.records, records);
+	assert_int_equal(first_record(&b), first);
+	assert_int_equal(pm_spool_commit_oldest(sp, &b), 0);
+	pm_spool_batch_free(&b);
+}
+
 static void test_order_across_segments(void **state)
 {
 	const char *dir = *state;
@@ -231,8 +310,7 @@ static void test_reopen_keeps_position(void **state)
 	expect_next(sp, 5, 40, 0);	/* sent, no answer yet: not committed */
 	pm_spool_close(sp);
 
-	assert_int_equal(pm_spool_open(&sp, dir, SMALL, 0), 0);
-	pm_spool_stats(sp, &st);
+	reopen(&sp, dir, &st);
 	assert_int_equal(st.records, 7);
 	assert_int_equal(st.lines, 280);
 	assert_int_equal(st.torn_records, 0);
@@ -258,19 +336,13 @@ static void test_torn_last_record(void **state)
 	struct pm_spool_stats st;
 	struct pm_spool *sp;
 	char path[512];
-	struct stat sb;
 
-	assert_int_equal(pm_spool_open(&sp, dir, SMALL, 0), 0);
-	for (unsigned i = 0; i < 3; i++)
-		append(sp, i, 5);
-	pm_spool_close(sp);
+	write_records(dir, 3, 5);
 	/* the crash came in the middle of writing record 2's payload */
 	last_segment(dir, path, sizeof(path));
-	assert_int_equal(stat(path, &sb), 0);
-	assert_int_equal(truncate(path, sb.st_size - 7), 0);
+	cut_end(path, 7);
 
-	assert_int_equal(pm_spool_open(&sp, dir, SMALL, 0), 0);
-	pm_spool_stats(sp, &st);
+	reopen(&sp, dir, &st);
 	assert_int_equal(st.torn_records, 1);
 	assert_int_equal(st.records, 2);
 	assert_int_equal(st.lines, 10);
@@ -287,20 +359,13 @@ static void test_torn_header(void **state)
 	struct pm_spool_stats st;
 	struct pm_spool *sp;
 	char path[512];
-	int fd;
 
-	assert_int_equal(pm_spool_open(&sp, dir, SMALL, 0), 0);
-	append(sp, 0, 5);
-	pm_spool_close(sp);
+	write_records(dir, 1, 5);
 	/* only 5 bytes of the next header made it */
 	last_segment(dir, path, sizeof(path));
-	fd = open(path, O_WRONLY | O_APPEND);
-	assert_true(fd >= 0);
-	assert_int_equal(write(fd, "PMS1\x10", 5), 5);
-	close(fd);
+	append_bytes(path, "PMS1\x10", 5);
 
-	assert_int_equal(pm_spool_open(&sp, dir, SMALL, 0), 0);
-	pm_spool_stats(sp, &st);
+	reopen(&sp, dir, &st);
 	assert_int_equal(st.torn_records, 1);
 	assert_int_equal(st.records, 1);
 	append(sp, 1, 5);
@@ -313,39 +378,20 @@ static void test_corrupt_record_skipped(void **state)
 {
 	const char *dir = *state;
 	struct pm_spool_stats st;
-	struct pm_spool_batch b;
 	struct pm_spool *sp;
 	char path[512];
-	size_t len;
-	char *t;
-	int fd;
 
-	assert_int_equal(pm_spool_open(&sp, dir, SMALL, 0), 0);
-	for (unsigned i = 0; i < 3; i++)
-		append(sp, i, 4);
-	pm_spool_close(sp);
+	write_records(dir, 3, 4);
 	/* flip a byte in the payload of record 1 (all in one segment) */
-	t = record_text(0, 4, &len);
-	free(t);
 	last_segment(dir, path, sizeof(path));
-	fd = open(path, O_RDWR);
-	assert_true(fd >= 0);
-	assert_int_equal(pwrite(fd, "X", 1,
-				(off_t)(PM_SPOOL_HEADER_SIZE * 2 + len + 3)), 1);
-	close(fd);
+	overwrite(path, record_offset(1, 4) + (off_t)PM_SPOOL_HEADER_SIZE + 3,
+		  "X", 1);
 
 	assert_int_equal(pm_spool_open(&sp, dir, SMALL, 0), 0);
 	/* a merged peek stops before the bad record */
-	assert_int_equal(pm_spool_peek_oldest(sp, 1 << 20, 1 << 20, &b), 0);
-	assert_int_equal(b.records, 1);
-	assert_int_equal(first_record(&b), 0);
-	assert_int_equal(pm_spool_commit_oldest(sp, &b), 0);
-	pm_spool_batch_free(&b);
+	commit_merged(sp, 1, 0);
 	/* the next one skips it, counted */
-	assert_int_equal(pm_spool_peek_oldest(sp, 1 << 20, 1 << 20, &b), 0);
-	assert_int_equal(first_record(&b), 2);
-	assert_int_equal(pm_spool_commit_oldest(sp, &b), 0);
-	pm_spool_batch_free(&b);
+	commit_merged(sp, 0, 2);
 	pm_spool_stats(sp, &st);
 	assert_int_equal(st.corrupt_records, 1);
 	assert_int_equal(st.corrupt_lines, 4);
@@ -360,35 +406,20 @@ static void test_segment_cut_under_us(void **state)
 {
 	const char *dir = *state;
 	struct pm_spool_stats st;
-	struct pm_spool_batch b;
 	struct pm_spool *sp;
 	char path[512];
-	size_t len;
-	char *t;
 
-	assert_int_equal(pm_spool_open(&sp, dir, SMALL, 0), 0);
-	for (unsigned i = 0; i < 3; i++)
-		append(sp, i, 4);
-	pm_spool_close(sp);
+	write_records(dir, 3, 4);
 	assert_int_equal(pm_spool_open(&sp, dir, SMALL, 0), 0);
 	append(sp, 3, 4);	/* a second segment */
 	assert_int_equal(count_files(dir, ".seg"), 2);
 	/* the first segment loses its end, in the middle of record 1 */
-	t = record_text(0, 4, &len);
-	free(t);
 	snprintf(path, sizeof(path), "%s/%016x.seg", dir, 0u);
-	assert_int_equal(truncate(path, (off_t)(PM_SPOOL_HEADER_SIZE * 2 + len + 3)),
-			 0);
+	assert_int_equal(truncate(path, record_offset(1, 4) +
+				  (off_t)PM_SPOOL_HEADER_SIZE + 3), 0);
 
-	assert_int_equal(pm_spool_peek_oldest(sp, 1 << 20, 1 << 20, &b), 0);
-	assert_int_equal(b.records, 1);
-	assert_int_equal(first_record(&b), 0);
-	assert_int_equal(pm_spool_commit_oldest(sp, &b), 0);
-	pm_spool_batch_free(&b);
-	assert_int_equal(pm_spool_peek_oldest(sp, 1 << 20, 1 << 20, &b), 0);
-	assert_int_equal(first_record(&b), 3);
-	assert_int_equal(pm_spool_commit_oldest(sp, &b), 0);
-	pm_spool_batch_free(&b);
+	commit_merged(sp, 1, 0);
+	commit_merged(sp, 0, 3);
 	pm_spool_stats(sp, &st);
 	/* the cut record, then the rest of its segment */
 	assert_int_equal(st.corrupt_records, 2);
@@ -406,10 +437,7 @@ static void test_segment_deleted_under_us(void **state)
 	struct pm_spool *sp;
 	char path[512];
 
-	assert_int_equal(pm_spool_open(&sp, dir, SMALL, 0), 0);
-	append(sp, 0, 3);
-	append(sp, 1, 3);
-	pm_spool_close(sp);
+	write_records(dir, 2, 3);
 	assert_int_equal(pm_spool_open(&sp, dir, SMALL, 0), 0);
 	append(sp, 2, 3);	/* a second segment */
 	snprintf(path, sizeof(path), "%s/%016x.seg", dir, 0u);
@@ -431,18 +459,11 @@ static void test_bad_magic_truncated(void **state)
 	struct pm_spool_stats st;
 	struct pm_spool *sp;
 	char path[512];
-	int fd;
 
-	assert_int_equal(pm_spool_open(&sp, dir, SMALL, 0), 0);
-	append(sp, 0, 2);
-	pm_spool_close(sp);
+	write_records(dir, 1, 2);
 	last_segment(dir, path, sizeof(path));
-	fd = open(path, O_WRONLY | O_APPEND);
-	assert_true(fd >= 0);
-	assert_int_equal(write(fd, "garbage garbage garbage\n", 24), 24);
-	close(fd);
-	assert_int_equal(pm_spool_open(&sp, dir, SMALL, 0), 0);
-	pm_spool_stats(sp, &st);
+	append_bytes(path, "garbage garbage garbage\n", 24);
+	reopen(&sp, dir, &st);
 	assert_int_equal(st.corrupt_records, 1);
 	assert_int_equal(st.records, 1);
 	expect_next(sp, 0, 2, 1);
@@ -571,8 +592,7 @@ static void test_lost_progress_replays_all(void **state)
 	fputs("garbage", f);
 	fclose(f);
 	/* better twice than never: everything not deleted is replayed */
-	assert_int_equal(pm_spool_open(&sp, dir, SMALL, 0), 0);
-	pm_spool_stats(sp, &st);
+	reopen(&sp, dir, &st);
 	assert_int_equal(st.progress_lost, 1);
 	assert_int_equal(st.records, 4);
 	expect_next(sp, 0, 2, 1);
@@ -633,30 +653,6 @@ static void drain(struct pm_spool *sp, unsigned *seen, size_t max, size_t *n,
 	}
 }
 
-/* Where record 'n' of a segment written by append(sp, i, lines) for i =
- * 0, 1, ... starts. */
-static off_t record_offset(unsigned n, size_t lines)
-{
-	off_t off = 0;
-
-	for (unsigned i = 0; i < n; i++) {
-		size_t len;
-
-		free(record_text(i, lines, &len));
-		off += (off_t)(PM_SPOOL_HEADER_SIZE + len);
-	}
-	return off;
-}
-
-static void overwrite(const char *path, off_t off, const void *data, size_t len)
-{
-	int fd = open(path, O_RDWR);
-
-	assert_true(fd >= 0);
-	assert_int_equal(pwrite(fd, data, len, off), (ssize_t)len);
-	close(fd);
-}
-
 /* Item 12: a damaged header in the middle of a segment costs its record
  * only, whether it was damaged before the spool was opened (the magic, or
  * a length reaching past the end) or while it is open. */
@@ -684,8 +680,7 @@ static void test_damaged_header_mid_segment(void **state)
 			overwrite(path, record_offset(2, 4) + 4, bad_len, 4);
 		if (when < 2) {
 			pm_spool_close(sp);
-			assert_int_equal(pm_spool_open(&sp, dir, SMALL, 0), 0);
-			pm_spool_stats(sp, &st);
+			reopen(&sp, dir, &st);
 			assert_int_equal(st.records, 5);
 			assert_int_equal(st.lines, 20);
 			/* not lost until read past */
@@ -704,8 +699,7 @@ static void test_damaged_header_mid_segment(void **state)
 		assert_int_equal(st.records, 0);
 		pm_spool_close(sp);
 		/* counted once: not again after a reopen */
-		assert_int_equal(pm_spool_open(&sp, dir, SMALL, 0), 0);
-		pm_spool_stats(sp, &st);
+		reopen(&sp, dir, &st);
 		assert_int_equal(lost_lines(&st), 0);
 		assert_int_equal(st.records, 0);
 		pm_spool_close(sp);
@@ -720,19 +714,13 @@ static void test_tails_counted(void **state)
 	struct pm_spool_stats st;
 	struct pm_spool *sp;
 	char path[512];
-	struct stat sb;
 
-	assert_int_equal(pm_spool_open(&sp, dir, SMALL, 0), 0);
-	for (unsigned i = 0; i < 4; i++)
-		append(sp, i, 3);
-	pm_spool_close(sp);
+	write_records(dir, 4, 3);
 	last_segment(dir, path, sizeof(path));
 	/* record 2's magic gone, record 3 cut short: nothing whole after 1 */
 	overwrite(path, record_offset(2, 3), "XXXX", 4);
-	assert_int_equal(stat(path, &sb), 0);
-	assert_int_equal(truncate(path, sb.st_size - 5), 0);
-	assert_int_equal(pm_spool_open(&sp, dir, SMALL, 0), 0);
-	pm_spool_stats(sp, &st);
+	cut_end(path, 5);
+	reopen(&sp, dir, &st);
 	assert_int_equal(st.records, 2);
 	assert_int_equal(st.corrupt_records, 1);
 	/* records 2 and 3 as one damaged stretch: 3 + 2 newlines left */
@@ -884,8 +872,7 @@ static void test_deleted_while_closed(void **state)
 		assert_int_equal(unlink(path), 0);
 		snprintf(path, sizeof(path), "%s/%016x.seg", dir, 2u);
 		assert_int_equal(unlink(path), 0);
-		assert_int_equal(pm_spool_open(&sp, dir, SMALL, 0), 0);
-		pm_spool_stats(sp, &st);
+		reopen(&sp, dir, &st);
 		if (!crash) {
 			assert_int_equal(st.deleted_segments, 2);
 			assert_int_equal(st.lines + st.deleted_lines, total);
@@ -976,8 +963,7 @@ static void test_planted_files_not_followed(void **state)
 	snprintf(path, sizeof(path), "%s/%016x.seg", dir, 1u);
 	assert_int_equal(symlink(victim, path), 0);
 	pm_spool_close(sp);
-	assert_int_equal(pm_spool_open(&sp, dir, SMALL, 0), 0);
-	pm_spool_stats(sp, &st);
+	reopen(&sp, dir, &st);
 	assert_int_equal(st.foreign_files, 1);
 	append(sp, 2, 2);	/* a new segment: not number 1 */
 	expect_next(sp, 1, 2, 1);
@@ -1022,17 +1008,14 @@ static void test_foreign_segment_ignored(void **state)
 
 	if (geteuid() != 0)
 		skip();	/* needs chown */
-	assert_int_equal(pm_spool_open(&sp, dir, SMALL, 0), 0);
-	append(sp, 0, 2);
-	pm_spool_close(sp);
+	write_records(dir, 1, 2);
 	/* a copy of a real segment, owned by someone else */
 	snprintf(path, sizeof(path), "%s/%016x.seg", dir, 0u);
 	snprintf(planted, sizeof(planted), "%s/%016x.seg", dir, 5u);
 	assert_int_equal(link(path, planted), 0);
 	assert_int_equal(unlink(path), 0);
 	assert_int_equal(chown(planted, 4321, 4321), 0);
-	assert_int_equal(pm_spool_open(&sp, dir, SMALL, 0), 0);
-	pm_spool_stats(sp, &st);
+	reopen(&sp, dir, &st);
 	assert_int_equal(st.records, 0);
 	assert_int_equal(st.foreign_files, 1);
 	pm_spool_close(sp);
