@@ -9,6 +9,10 @@ PM_BUILD_DEPS="gcc libc6-dev meson ninja-build pkg-config libmodbus-dev libjson-
 PM_TEST_DEPS="python3 python3-yaml influxdb victoria-metrics zabbix-agent2 mbpoll openssl
  systemd util-linux procps man-db binutils sqlite3 tmux mosquitto mosquitto-clients
  prometheus prometheus-node-exporter"
+# The Debian packages' test (tests/package/): building them (debian/control's
+# Build-Depends beyond the above), lintian, and debootstrap for the scratch
+# root they are installed in.
+PM_PACKAGE_DEPS="build-essential dpkg-dev debhelper dh-python lintian debootstrap"
 # The fuzz targets (tests/fuzz/): clang and its libFuzzer runtime.
 PM_FUZZ_DEPS="clang-14 libclang-rt-14-dev"
 PM_FUZZ_CC=clang-14
