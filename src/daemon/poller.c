@@ -606,6 +606,7 @@ void pm_pollers_health(struct pm_pollers *g, int64_t now_ns,
 	pthread_mutex_lock(&g->lock);
 	for (size_t i = 0; i < g->n; i++) {
 		const struct poller *p = &g->pollers[i];
+
 		h->ports_down += p->port_down;
 		h->ticks += p->ticks;
 		h->missed_ticks += p->missed;

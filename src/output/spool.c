@@ -1098,11 +1098,13 @@ int pm_spool_append(struct pm_spool *sp, const char *text, size_t len,
 		errno = ENOSPC;	/* short write: the disk is full */
 	if (n < 0 || (uint64_t)n != need ||
 	    (!(sp->flags & PM_SPOOL_NOSYNC) && fdatasync(sp->append_fd) < 0)) {
+		int t;
+
 		r = -errno;
 		/* leave no half record behind; if even that fails, the
 		 * reader finds a torn record there, skips and counts it */
-		if (ftruncate(sp->append_fd, (off_t)last->size) < 0)
-			return r;
+		t = ftruncate(sp->append_fd, (off_t)last->size);
+		(void)t;
 		return r;
 	}
 	last->size += need;
