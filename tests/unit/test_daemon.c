@@ -379,6 +379,33 @@ static void sinkset_status_skips_a_silent_sink(void **unused)
  * any poller runs; the poller hangs at the start of a tick while it exists). */
 static char hang_file[64];
 
+/* The poller's state, under the group's lock (poller.c is included). */
+static void poller_state(struct pm_pollers *g, uint64_t *ticks, bool *in_tick,
+			 int64_t *alive_ns)
+{
+	pthread_mutex_lock(&g->lock);
+	*ticks = g->pollers[0].ticks;
+	*in_tick = g->pollers[0].in_tick;
+	*alive_ns = g->pollers[0].alive_ns;
+	pthread_mutex_unlock(&g->lock);
+}
+
+/* Returns just after the poller finished a tick: the next is an interval
+ * (1 s) away. */
+static void after_a_tick(struct pm_pollers *g)
+{
+	const struct timespec poll = { 0, 5 * MS };
+	uint64_t t0, t;
+	bool in_tick;
+	int64_t alive;
+
+	poller_state(g, &t0, &in_tick, &alive);
+	do {
+		(void)nanosleep(&poll, NULL);
+		poller_state(g, &t, &in_tick, &alive);
+	} while (t == t0);
+}
+
 static void health_notices_a_stuck_poller(void **unused)
 {
 	struct pm_input in = { .channel = 0, .ratio = 0.01, .name = (char *)"a" };
@@ -389,8 +416,11 @@ static void health_notices_a_stuck_poller(void **unused)
 	struct pm_sinkset set = { .cfg = &cfg };
 	struct pm_pollers *p = NULL;
 	struct pm_pollers_health h;
-	const struct timespec tick = { 1, 200 * MS };
+	const struct timespec poll = { 0, 5 * MS };
 	const char *port = NULL;
+	uint64_t ticks;
+	bool in_tick = false;
+	int64_t alive;
 	int fd;
 
 	(void)unused;
@@ -399,23 +429,27 @@ static void health_notices_a_stuck_poller(void **unused)
 	assert_true(pm_pollers_stall_limit(p, &port) == 7 * SEC);
 	assert_string_equal(port, "/nonexistent/x");
 	/* waiting for its tick, however long, is not being stuck */
+	after_a_tick(p);
 	pm_pollers_health(p, pm_mono_ns() + 60 * SEC, &h);
 	assert_true(h.all_recent);
 
+	/* hung at the start of its next tick: stuck 7 s after it began */
 	fd = open(hang_file, O_WRONLY | O_CREAT | O_EXCL, 0600);
 	assert_true(fd >= 0);
 	close(fd);
-	(void)nanosleep(&tick, NULL);	/* inside a tick now, hung */
-	pm_pollers_health(p, pm_mono_ns(), &h);
+	while (!in_tick) {
+		(void)nanosleep(&poll, NULL);
+		poller_state(p, &ticks, &in_tick, &alive);
+	}
+	pm_pollers_health(p, alive + 7 * SEC, &h);
 	assert_true(h.all_recent);
-	pm_pollers_health(p, pm_mono_ns() + 6 * SEC, &h);
-	assert_true(h.all_recent);
-	pm_pollers_health(p, pm_mono_ns() + 7 * SEC, &h);
+	pm_pollers_health(p, alive + 7 * SEC + 1, &h);
 	assert_false(h.all_recent);
 
+	/* the hang ends, the tick with it */
 	assert_int_equal(unlink(hang_file), 0);
-	(void)nanosleep(&tick, NULL);	/* the tick ends, and with it the hang */
-	pm_pollers_health(p, pm_mono_ns() + 7 * SEC, &h);
+	after_a_tick(p);
+	pm_pollers_health(p, pm_mono_ns() + 60 * SEC, &h);
 	assert_true(h.all_recent);
 	pm_pollers_stop(p);
 }
