@@ -37,6 +37,9 @@ RATIO = 0.01
 # may be lost (the batch being built: one flush interval; the request in
 # flight: one HTTP timeout; the tick being handed over: one interval).
 KILL_WINDOW = FLUSH + HTTP_TIMEOUT + INTERVAL
+# ... or just after it: the simulator answers a request already on the
+# wire while the signal is being delivered (seen: 2-28 ms after the kill).
+KILL_AFTER = 0.2
 # Memory: after a database outage the backlog is replayed within this
 # (then the writer's buffers are given back), and what an outage may hold
 # on top of the steady level: batches of 1 MiB read back, kept, gzipped.
@@ -96,7 +99,6 @@ class Soak:
         self.broker_down = False
         self.names = {}            # (dev, letter) -> set of names ever configured
         self.toggles = {}          # dev -> [(on, reloading ms, ready ms)]
-        self.mono_off = time.time() - time.monotonic()
         self.reanalyzing = False
         self.stable_settle = True
 
@@ -303,7 +305,10 @@ class Soak:
         try:
             rl = self.d.notify.wait("RELOADING", "1", after=since, timeout=30)[0][0]
             rd = self.d.notify.wait("READY", "1", after=since, timeout=30)[0][0]
-            rl_ms, rd_ms = (rl + self.mono_off) * 1000, (rd + self.mono_off) * 1000
+            # the wall clock may have been stepped since the start (seen:
+            # 4 s in a run): the offset of now, not the start's
+            off = time.time() - time.monotonic()
+            rl_ms, rd_ms = (rl + off) * 1000, (rd + off) * 1000
             self.reloads.append((rl_ms, rd_ms))
         except AssertionError as e:
             self.event("HUP-NO-READY", error=str(e))
@@ -691,7 +696,7 @@ class Soak:
             if not self.stable_settle and final_ms and 0 <= final_ms - t <= 2000:
                 unsettled.append((key, t))
                 continue
-            i = bisect.bisect_left(kills, t)
+            i = bisect.bisect_left(kills, t - KILL_AFTER * 1000)
             if i < len(kills) and kills[i] - t <= KILL_WINDOW * 1000:
                 at_kill.append((key, t))
                 per_kill[kills[i]] = per_kill.get(kills[i], 0) + 1
