@@ -287,10 +287,11 @@ class Package(unittest.TestCase):
         self.assertEqual(r.returncode, 0, r.stdout)
         r = in_root("python3 -c 'import powermeter; print(powermeter.library_version())'")
         self.assertRegex(r.stdout.strip(), r"^\d+\.\d+")
-        self.assertIn("powermeter.json", in_root("zabbix_agentd -V 2>/dev/null; cat "
-                                                  "/etc/zabbix/zabbix_agent2.d/"
-                                                  "userparameter_powermeter.conf").stdout)
-        in_root("hdhk-sim --help >/dev/null 2>&1 || hdhk-sim -h >/dev/null 2>&1 || true")
+        # the agents' keys call the installed CLI (hdhk-sim runs in test 07)
+        for agent in ("zabbix_agent2.d", "zabbix_agentd.conf.d"):
+            with open(root_path("/etc/zabbix/%s/userparameter_powermeter.conf" % agent)) as f:
+                self.assertIn("UserParameter=powermeter.json,/usr/bin/powermeter json",
+                              f.read())
 
     def test_05_remove_keeps_purge_removes(self):
         os.makedirs(root_path("/var/lib/powermeter/spool"), exist_ok=True)
