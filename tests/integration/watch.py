@@ -87,6 +87,10 @@ class Pane:
         testcase.addCleanup(self.close)
         self.run("-f", "/dev/null", "new-session", "-d", "-x", str(WIDTH),
                  "-y", str(HEIGHT), "-s", "w", "/bin/sh")
+        # Keys typed before the shell's first prompt are echoed by the
+        # terminal first, and the prompt then lands on the line where the
+        # command's output starts: type only once the prompt is there.
+        self.wait(lambda s: s.strip() in ("$", "#"), "the shell's prompt")
 
     def run(self, *args):
         p = common.run([self.tmux, "-S", self.sock] + list(args), env=self.env, timeout=10)
