@@ -406,25 +406,42 @@ static void after_a_tick(struct pm_pollers *g)
 	} while (t == t0);
 }
 
+/* The stuck-poller case's poller and what it reads: static, and stopped by
+ * the teardown, so that a failed assertion (which leaves the test at once)
+ * does not leave the thread running on a finished test's stack. */
+static struct pm_input stuck_in = { .channel = 0, .ratio = 0.01, .name = (char *)"a" };
+static struct pm_device stuck_dev = { .id = 1, .port = (char *)"/nonexistent/x",
+				      .address = 1, .line = { 9600, 'N', 8, 1 },
+				      .timeout = 0.5, .n_inputs = 1, .inputs = &stuck_in };
+static struct pm_config stuck_cfg = { .interval = 1, .n_devices = 1, .devices = &stuck_dev };
+static struct pm_sinkset stuck_set = { .cfg = &stuck_cfg };
+static struct pm_pollers *stuck_pollers;
+
+static int stop_stuck_poller(void **unused)
+{
+	(void)unused;
+	(void)unlink(hang_file);
+	if (stuck_pollers)
+		pm_pollers_stop(stuck_pollers);
+	stuck_pollers = NULL;
+	return 0;
+}
+
 static void health_notices_a_stuck_poller(void **unused)
 {
-	struct pm_input in = { .channel = 0, .ratio = 0.01, .name = (char *)"a" };
-	struct pm_device dev = { .id = 1, .port = (char *)"/nonexistent/x",
-				 .address = 1, .line = { 9600, 'N', 8, 1 },
-				 .timeout = 0.5, .n_inputs = 1, .inputs = &in };
-	struct pm_config cfg = { .interval = 1, .n_devices = 1, .devices = &dev };
-	struct pm_sinkset set = { .cfg = &cfg };
-	struct pm_pollers *p = NULL;
 	struct pm_pollers_health h;
 	const struct timespec poll = { 0, 5 * MS };
 	const char *port = NULL;
+	struct pm_pollers *p;
 	uint64_t ticks;
 	bool in_tick = false;
 	int64_t alive;
 	int fd;
 
 	(void)unused;
-	assert_int_equal(pm_pollers_start(&p, &cfg, &set, NULL, NULL), 0);
+	assert_int_equal(pm_pollers_start(&stuck_pollers, &stuck_cfg, &stuck_set,
+					  NULL, NULL), 0);
+	p = stuck_pollers;
 	/* one step: 2 x 0.5 s x (0 retries + 2); stuck 5 s after that */
 	assert_true(pm_pollers_stall_limit(p, &port) == 7 * SEC);
 	assert_string_equal(port, "/nonexistent/x");
@@ -451,7 +468,6 @@ static void health_notices_a_stuck_poller(void **unused)
 	after_a_tick(p);
 	pm_pollers_health(p, pm_mono_ns() + 60 * SEC, &h);
 	assert_true(h.all_recent);
-	pm_pollers_stop(p);
 }
 
 int main(void)
@@ -467,7 +483,8 @@ int main(void)
 		cmocka_unit_test(complain_durations),
 		cmocka_unit_test(pollers_missing_port),
 		cmocka_unit_test(tick_done_once_per_tick_of_all_ports),
-		cmocka_unit_test(health_notices_a_stuck_poller),
+		cmocka_unit_test_teardown(health_notices_a_stuck_poller,
+					  stop_stuck_poller),
 		cmocka_unit_test(sinkset_status_skips_a_silent_sink),
 	};
 
