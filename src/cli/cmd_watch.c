@@ -1459,10 +1459,8 @@ int cmd_watch(int argc, char **argv)
 			}
 			break;
 		case 'd':
-			if (cli_parse_device_id(optarg, &w.device_id) < 0) {
-				log_err("invalid device id '%s'", optarg);
+			if (cli_device_option(optarg, &w.device_id) < 0)
 				return 2;
-			}
 			break;
 		case OPT_ONCE:
 			once = true;
